@@ -1,0 +1,1 @@
+//! Built-in tasks (work in progress by the tasks helper).

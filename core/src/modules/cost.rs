@@ -1,0 +1,365 @@
+use std::fmt;
+use std::sync::Arc;
+
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1};
+
+use crate::error::{CoreError, Result};
+use crate::modules::{Modulation, TransitionBatch};
+
+/// What a cost term may read besides the batch: the goal set by the
+/// configurator and the step of the rollout (0 = first predicted step).
+#[derive(Debug, Clone, Copy)]
+pub struct CostContext<'a> {
+    /// The current goal, if the configurator set one.
+    pub goal: Option<ArrayView1<'a, f32>>,
+    /// Step index within the rollout being evaluated.
+    pub step: usize,
+}
+
+/// An intrinsic cost term IC_i [paper §3.2]: hard-wired, **immutable**
+/// discomfort of a transition. Only `&self` methods exist and the term has
+/// no trainable parameters; the only thing that changes at run time is its
+/// weight `u_i` inside a [`Cost`], set by the configurator.
+pub trait IntrinsicCost: Send + Sync {
+    /// Name of the term (used by modulations to address its weight).
+    fn name(&self) -> &str;
+    /// **Adds** `weight * IC(s, a, s')` of every row of the batch to `out`
+    /// (`[batch]`). `states` is the state before the action, `next_states`
+    /// the predicted (or observed) state after it.
+    fn add_cost(
+        &self,
+        ctx: &CostContext<'_>,
+        weight: f32,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        out: ArrayViewMut1<'_, f32>,
+    );
+    /// The quadratic form of the term, if it has one. Fused planner kernels
+    /// use it to evaluate the cost inside the rollout.
+    fn as_quadratic(&self) -> Option<&QuadraticCost> {
+        None
+    }
+}
+
+/// A trainable critic TC_j [paper §3.2]: predicts the future intrinsic cost
+/// from a state. Planners use the weighted critics as the terminal cost of a
+/// rollout; it is trained from short-term memory.
+pub trait Critic: Send + Sync {
+    /// Name of the critic term.
+    fn name(&self) -> &str;
+    /// **Adds** `weight * V(s)` for every row of `states` to `out`.
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>);
+    /// One training step on a batch of transitions; returns the loss.
+    fn train(&mut self, batch: &TransitionBatch, discount: f32) -> Result<f32>;
+}
+
+/// `IC(s, a, s') = sum_i q_i (s'_i - g_i)^2 + sum_j r_j a_j^2`, with `g` the
+/// goal from the context (zero when no goal is set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuadraticCost {
+    name: String,
+    state_weights: Vec<f32>,
+    action_weights: Vec<f32>,
+}
+
+impl QuadraticCost {
+    /// A quadratic cost with per-dimension weights.
+    pub fn new(name: impl Into<String>, state_weights: Vec<f32>, action_weights: Vec<f32>) -> Self {
+        Self { name: name.into(), state_weights, action_weights }
+    }
+    /// Per-dimension weights `q` on `s' - goal`.
+    pub fn state_weights(&self) -> &[f32] {
+        &self.state_weights
+    }
+    /// Per-dimension weights `r` on the action.
+    pub fn action_weights(&self) -> &[f32] {
+        &self.action_weights
+    }
+}
+
+impl IntrinsicCost for QuadraticCost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn add_cost(
+        &self,
+        ctx: &CostContext<'_>,
+        weight: f32,
+        _states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+    ) {
+        let q = &self.state_weights;
+        let r = &self.action_weights;
+        for ((o, s), a) in out.iter_mut().zip(next_states.rows()).zip(actions.rows()) {
+            let mut c = 0.0f32;
+            for (i, (&si, &qi)) in s.iter().zip(q).enumerate() {
+                if qi != 0.0 {
+                    let g = ctx.goal.map_or(0.0, |g| g.get(i).copied().unwrap_or(0.0));
+                    let d = si - g;
+                    c += qi * d * d;
+                }
+            }
+            for (&aj, &rj) in a.iter().zip(r) {
+                c += rj * aj * aj;
+            }
+            *o += weight * c;
+        }
+    }
+    fn as_quadratic(&self) -> Option<&QuadraticCost> {
+        Some(self)
+    }
+}
+
+/// `||s' - goal||^2` over the first `state_dim` dimensions: the distance of
+/// the predicted state to the configurator's goal.
+pub struct GoalDistance;
+
+impl GoalDistance {
+    /// The squared distance to the goal as a [`QuadraticCost`] named `goal`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(state_dim: usize) -> QuadraticCost {
+        QuadraticCost::new("goal", vec![1.0; state_dim], Vec::new())
+    }
+}
+
+/// `||a||^2`: effort.
+pub struct ActionPenalty;
+
+impl ActionPenalty {
+    /// The squared action norm as a [`QuadraticCost`] named `effort`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(action_dim: usize) -> QuadraticCost {
+        QuadraticCost::new("effort", Vec::new(), vec![1.0; action_dim])
+    }
+}
+
+struct Term {
+    name: String,
+    term: Arc<dyn IntrinsicCost>,
+    weight: f32,
+}
+
+struct CriticTerm {
+    name: String,
+    critic: Box<dyn Critic>,
+    weight: f32,
+}
+
+/// The cost module [paper §3.2]: the energy
+/// `C(s) = sum_i u_i IC_i(s) + sum_j v_j TC_j(s)`.
+///
+/// Intrinsic terms are held behind `Arc<dyn IntrinsicCost>` and never
+/// handed out mutably: only their weights change, through
+/// [`Cost::set_weight`] / [`Cost::apply`] (the configurator's modulation).
+/// Critic terms are trainable and serve as the terminal cost of a rollout.
+#[derive(Default)]
+pub struct Cost {
+    terms: Vec<Term>,
+    critics: Vec<CriticTerm>,
+    goal: Option<Array1<f32>>,
+}
+
+impl fmt::Debug for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cost")
+            .field("intrinsic", &self.terms.iter().map(|t| (&t.name, t.weight)).collect::<Vec<_>>())
+            .field("critics", &self.critics.iter().map(|t| (&t.name, t.weight)).collect::<Vec<_>>())
+            .field("goal", &self.goal)
+            .finish()
+    }
+}
+
+impl Cost {
+    /// An empty cost (energy 0 everywhere).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an intrinsic term under its own name with weight `weight`.
+    /// Returns an error if a term of that name already exists.
+    pub fn add_intrinsic(&mut self, term: Arc<dyn IntrinsicCost>, weight: f32) -> Result<&mut Self> {
+        let name = term.name().to_string();
+        self.add_intrinsic_named(name, term, weight)
+    }
+
+    /// Adds an intrinsic term under `name`.
+    pub fn add_intrinsic_named(&mut self, name: impl Into<String>, term: Arc<dyn IntrinsicCost>, weight: f32) -> Result<&mut Self> {
+        let name = name.into();
+        self.check_new_name(&name)?;
+        check_weight(&name, weight)?;
+        self.terms.push(Term { name, term, weight });
+        Ok(self)
+    }
+
+    /// Adds a trainable critic term (a terminal cost of rollouts).
+    pub fn add_critic(&mut self, critic: Box<dyn Critic>, weight: f32) -> Result<&mut Self> {
+        let name = critic.name().to_string();
+        self.check_new_name(&name)?;
+        check_weight(&name, weight)?;
+        self.critics.push(CriticTerm { name, critic, weight });
+        Ok(self)
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        if self.terms.iter().any(|t| t.name == name) || self.critics.iter().any(|t| t.name == name) {
+            return Err(CoreError::config(format!("cost.{name}"), "a cost term of this name already exists"));
+        }
+        Ok(())
+    }
+
+    /// Names of all terms, intrinsic then critic.
+    pub fn term_names(&self) -> Vec<&str> {
+        self.terms.iter().map(|t| t.name.as_str()).chain(self.critics.iter().map(|t| t.name.as_str())).collect()
+    }
+
+    /// The intrinsic terms with their weights.
+    pub fn intrinsic_terms(&self) -> impl Iterator<Item = (&str, &dyn IntrinsicCost, f32)> {
+        self.terms.iter().map(|t| (t.name.as_str(), t.term.as_ref(), t.weight))
+    }
+
+    /// The weight of a term.
+    pub fn weight(&self, name: &str) -> Option<f32> {
+        self.terms.iter().find(|t| t.name == name).map(|t| t.weight).or_else(|| self.critics.iter().find(|t| t.name == name).map(|t| t.weight))
+    }
+
+    /// Sets the weight of a term (intrinsic or critic).
+    pub fn set_weight(&mut self, name: &str, weight: f32) -> Result<()> {
+        check_weight(name, weight)?;
+        if let Some(t) = self.terms.iter_mut().find(|t| t.name == name) {
+            t.weight = weight;
+            return Ok(());
+        }
+        if let Some(t) = self.critics.iter_mut().find(|t| t.name == name) {
+            t.weight = weight;
+            return Ok(());
+        }
+        Err(CoreError::UnknownCostTerm(name.to_string(), self.term_names().join(", ")))
+    }
+
+    /// The goal that goal-relative terms measure against.
+    pub fn goal(&self) -> Option<ArrayView1<'_, f32>> {
+        self.goal.as_ref().map(|g| g.view())
+    }
+
+    /// Sets (or clears) the goal.
+    pub fn set_goal(&mut self, goal: Option<Array1<f32>>) {
+        self.goal = goal;
+    }
+
+    /// Applies a configurator modulation that concerns the cost (weights and
+    /// goal). Returns `Ok(false)` for modulations addressed to other modules.
+    pub fn apply(&mut self, m: &Modulation) -> Result<bool> {
+        match m {
+            Modulation::CostWeight { term, weight } => self.set_weight(term, *weight).map(|_| true),
+            Modulation::Goal(g) => {
+                self.set_goal(g.clone().map(Array1::from));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The context handed to the terms for rollout step `step`.
+    pub fn context(&self, step: usize) -> CostContext<'_> {
+        CostContext { goal: self.goal(), step }
+    }
+
+    /// Writes the weighted intrinsic energy of each transition of the batch
+    /// into `out` (overwriting it).
+    pub fn step_energy(
+        &self,
+        step: usize,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+    ) {
+        out.fill(0.0);
+        let ctx = self.context(step);
+        for t in &self.terms {
+            if t.weight != 0.0 {
+                t.term.add_cost(&ctx, t.weight, states, actions, next_states, out.view_mut());
+            }
+        }
+    }
+
+    /// Whether any critic term exists (a terminal cost is added to rollouts).
+    pub fn has_terminal(&self) -> bool {
+        self.critics.iter().any(|c| c.weight != 0.0)
+    }
+
+    /// **Adds** the weighted critic values of the final states of a rollout.
+    pub fn add_terminal_energy(&self, step: usize, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+        let ctx = self.context(step);
+        for c in &self.critics {
+            if c.weight != 0.0 {
+                c.critic.add_value(&ctx, c.weight, states, out.view_mut());
+            }
+        }
+    }
+
+    /// The critic terms, mutably, for training. Intrinsic terms are never
+    /// reachable mutably.
+    pub fn critics_mut(&mut self) -> impl Iterator<Item = &mut (dyn Critic + 'static)> {
+        self.critics.iter_mut().map(|c| c.critic.as_mut())
+    }
+
+    /// When the whole energy is one quadratic form over next-state and
+    /// action with no critic, returns its effective weights `(q, r)` with the
+    /// term weights folded in (fused kernels use this).
+    pub fn as_quadratic(&self, state_dim: usize, action_dim: usize) -> Option<(Vec<f32>, Vec<f32>)> {
+        if self.has_terminal() {
+            return None;
+        }
+        let mut q = vec![0.0; state_dim];
+        let mut r = vec![0.0; action_dim];
+        for t in &self.terms {
+            let quad = t.term.as_quadratic()?;
+            for (qi, &w) in q.iter_mut().zip(quad.state_weights()) {
+                *qi += t.weight * w;
+            }
+            for (ri, &w) in r.iter_mut().zip(quad.action_weights()) {
+                *ri += t.weight * w;
+            }
+        }
+        Some((q, r))
+    }
+}
+
+fn check_weight(name: &str, weight: f32) -> Result<()> {
+    if !weight.is_finite() {
+        return Err(CoreError::config(format!("cost.{name}.weight"), format!("must be finite, got {weight}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array1};
+
+    #[test]
+    fn weighted_sum_of_terms_with_goal() {
+        let mut c = Cost::new();
+        c.add_intrinsic(Arc::new(GoalDistance::new(2)), 2.0).unwrap();
+        c.add_intrinsic(Arc::new(ActionPenalty::new(1)), 0.5).unwrap();
+        c.set_goal(Some(array![1.0, 0.0]));
+        let s = array![[0.0, 0.0]];
+        let a = array![[2.0]];
+        let n = array![[3.0, 1.0]];
+        let mut e = Array1::zeros(1);
+        c.step_energy(0, s.view(), a.view(), n.view(), e.view_mut());
+        // 2 * ((3-1)^2 + 1^2) + 0.5 * 4 = 12
+        assert_eq!(e[0], 12.0);
+        c.apply(&Modulation::CostWeight { term: "effort".into(), weight: 0.0 }).unwrap();
+        c.step_energy(0, s.view(), a.view(), n.view(), e.view_mut());
+        assert_eq!(e[0], 10.0);
+        let err = c.set_weight("nope", 1.0).unwrap_err();
+        assert!(err.to_string().contains("unknown cost term `nope`"), "{err}");
+        assert!(c.add_intrinsic(Arc::new(GoalDistance::new(2)), 1.0).is_err());
+        assert_eq!(c.as_quadratic(2, 1), Some((vec![2.0, 2.0], vec![0.0])));
+    }
+}
