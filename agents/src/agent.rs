@@ -5,7 +5,10 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ami_core::graph::{shared_cost, ActorNode, ConfiguratorNode, CostNode, GraphBuilder, Inputs, MemoryNode, Node, NodePorts, Outputs, PerceptionNode, PortType, TickContext, TickExecutor};
+use ami_core::graph::{
+    shared_cost, ActorNode, ConfiguratorNode, CostNode, GraphBuilder, Inputs, MemoryNode, Node, NodePorts, Outputs, PerceptionNode, PortType, TickContext,
+    TickExecutor,
+};
 use ami_core::{Cem, CemConfig, CoreError, IdentityPerception, Modulation, Mppi, MppiConfig, Planner, PlanningActor, RingMemory, ScheduleConfigurator};
 use ndarray::Array1;
 
@@ -44,9 +47,39 @@ impl std::fmt::Display for PlannerKind {
 /// The planner settings ami uses by default for each built-in task.
 pub fn default_cem(task: TaskKind) -> CemConfig {
     match task {
-        TaskKind::Pendulum => CemConfig { horizon: 30, samples: 256, iterations: 6, elites: 24, init_std: 1.0, min_std: 0.05, momentum: 0.1, return_best: true, ..CemConfig::default() },
-        TaskKind::CartPole => CemConfig { horizon: 25, samples: 128, iterations: 4, elites: 16, init_std: 5.0, min_std: 0.5, momentum: 0.1, return_best: true, ..CemConfig::default() },
-        TaskKind::PointMass => CemConfig { horizon: 20, samples: 128, iterations: 4, elites: 16, init_std: 0.5, min_std: 0.05, momentum: 0.1, return_best: true, ..CemConfig::default() },
+        TaskKind::Pendulum => CemConfig {
+            horizon: 30,
+            samples: 256,
+            iterations: 6,
+            elites: 24,
+            init_std: 1.0,
+            min_std: 0.05,
+            momentum: 0.1,
+            return_best: true,
+            ..CemConfig::default()
+        },
+        TaskKind::CartPole => CemConfig {
+            horizon: 25,
+            samples: 128,
+            iterations: 4,
+            elites: 16,
+            init_std: 5.0,
+            min_std: 0.5,
+            momentum: 0.1,
+            return_best: true,
+            ..CemConfig::default()
+        },
+        TaskKind::PointMass => CemConfig {
+            horizon: 20,
+            samples: 128,
+            iterations: 4,
+            elites: 16,
+            init_std: 0.5,
+            min_std: 0.05,
+            momentum: 0.1,
+            return_best: true,
+            ..CemConfig::default()
+        },
     }
 }
 
@@ -118,7 +151,11 @@ impl Node for EnvNode {
             None => Array1::zeros(self.env.action_dim()),
         };
         if action.len() != self.env.action_dim() {
-            return Err(CoreError::shape(format!("{}: action", self.env.name()), format!("length {}", self.env.action_dim()), format!("length {}", action.len())));
+            return Err(CoreError::shape(
+                format!("{}: action", self.env.name()),
+                format!("length {}", self.env.action_dim()),
+                format!("length {}", action.len()),
+            ));
         }
         let step = self.env.step(action.view());
         self.episode_return += step.reward;
@@ -222,7 +259,12 @@ impl Agent {
     }
 
     fn env_node(&self) -> ami_core::Result<&EnvNode> {
-        self.exec.graph().node("env").and_then(|n| n.as_any()).and_then(|a| a.downcast_ref::<EnvNode>()).ok_or_else(|| CoreError::module("agent", "the graph has no environment node named `env`"))
+        self.exec
+            .graph()
+            .node("env")
+            .and_then(|n| n.as_any())
+            .and_then(|a| a.downcast_ref::<EnvNode>())
+            .ok_or_else(|| CoreError::module("agent", "the graph has no environment node named `env`"))
     }
 
     /// Runs one episode with `seed` until the environment reports done.
@@ -244,7 +286,12 @@ impl Agent {
         }
         self.exec.finish()?;
         let env = self.env_node()?;
-        Ok(EpisodeResult { seed, episode_return: env.episode_return(), steps: env.steps(), mean_plan_ms: if decisions == 0 { 0.0 } else { plan_ms / decisions as f64 } })
+        Ok(EpisodeResult {
+            seed,
+            episode_return: env.episode_return(),
+            steps: env.steps(),
+            mean_plan_ms: if decisions == 0 { 0.0 } else { plan_ms / decisions as f64 },
+        })
     }
 
     /// Number of transitions in the agent's memory node (if it has one).

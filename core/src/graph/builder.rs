@@ -182,7 +182,9 @@ impl GraphBuilder {
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {
             if n.name.is_empty() || n.name.contains('.') || n.name.chars().any(char::is_whitespace) {
-                problems.push(GraphProblem::new(ProblemKind::BadNodeName, "node names must be non-empty, without `.` or spaces").node(&n.name).at(n.location.clone()));
+                problems.push(
+                    GraphProblem::new(ProblemKind::BadNodeName, "node names must be non-empty, without `.` or spaces").node(&n.name).at(n.location.clone()),
+                );
             }
             if index.insert(n.name.as_str(), i).is_some() {
                 problems.push(GraphProblem::new(ProblemKind::DuplicateNode, "two nodes have this name").node(&n.name).at(n.location.clone()));
@@ -197,18 +199,26 @@ impl GraphBuilder {
         for e in &edges {
             let loc = e.location.clone();
             let (Some((fnode, fport)), Some((tnode, tport))) = (e.from.split_once('.'), e.to.split_once('.')) else {
-                problems.push(GraphProblem::new(ProblemKind::BadEndpoint, format!("edge `{}` -> `{}`: endpoints are written `node.port`", e.from, e.to)).at(loc));
+                problems
+                    .push(GraphProblem::new(ProblemKind::BadEndpoint, format!("edge `{}` -> `{}`: endpoints are written `node.port`", e.from, e.to)).at(loc));
                 continue;
             };
             let mut ok = true;
             let fi = index.get(fnode).copied();
             let ti = index.get(tnode).copied();
             if fi.is_none() {
-                problems.push(GraphProblem::new(ProblemKind::UnknownNode, format!("edge from `{}`: no node named `{fnode}`", e.from)).node(fnode).port(fport).at(loc.clone()));
+                problems.push(
+                    GraphProblem::new(ProblemKind::UnknownNode, format!("edge from `{}`: no node named `{fnode}`", e.from))
+                        .node(fnode)
+                        .port(fport)
+                        .at(loc.clone()),
+                );
                 ok = false;
             }
             if ti.is_none() {
-                problems.push(GraphProblem::new(ProblemKind::UnknownNode, format!("edge to `{}`: no node named `{tnode}`", e.to)).node(tnode).port(tport).at(loc.clone()));
+                problems.push(
+                    GraphProblem::new(ProblemKind::UnknownNode, format!("edge to `{}`: no node named `{tnode}`", e.to)).node(tnode).port(tport).at(loc.clone()),
+                );
                 ok = false;
             }
             if !ok {
@@ -219,22 +229,40 @@ impl GraphBuilder {
             let tp = ports[ti].input_index(tport);
             if fp.is_none() {
                 let have: Vec<&str> = ports[fi].outputs.iter().map(|p| p.name.as_str()).collect();
-                problems.push(GraphProblem::new(ProblemKind::UnknownPort, format!("no output port `{fport}` (outputs: {})", list(&have))).node(fnode).port(fport).at(loc.clone()));
+                problems.push(
+                    GraphProblem::new(ProblemKind::UnknownPort, format!("no output port `{fport}` (outputs: {})", list(&have)))
+                        .node(fnode)
+                        .port(fport)
+                        .at(loc.clone()),
+                );
             }
             if tp.is_none() {
                 let have: Vec<&str> = ports[ti].inputs.iter().map(|p| p.name.as_str()).collect();
-                problems.push(GraphProblem::new(ProblemKind::UnknownPort, format!("no input port `{tport}` (inputs: {})", list(&have))).node(tnode).port(tport).at(loc.clone()));
+                problems.push(
+                    GraphProblem::new(ProblemKind::UnknownPort, format!("no input port `{tport}` (inputs: {})", list(&have)))
+                        .node(tnode)
+                        .port(tport)
+                        .at(loc.clone()),
+                );
             }
             let (Some(fp), Some(tp)) = (fp, tp) else { continue };
             let (fty, tty) = (ports[fi].outputs[fp].ty, ports[ti].inputs[tp].ty);
             if fty != tty {
                 problems.push(
-                    GraphProblem::new(ProblemKind::TypeMismatch, format!("type mismatch: `{}` is {fty}, `{}` expects {tty}", e.from, e.to)).node(tnode).port(tport).at(loc.clone()),
+                    GraphProblem::new(ProblemKind::TypeMismatch, format!("type mismatch: `{}` is {fty}, `{}` expects {tty}", e.from, e.to))
+                        .node(tnode)
+                        .port(tport)
+                        .at(loc.clone()),
                 );
                 continue;
             }
             if bindings[ti][tp] != Binding::None {
-                problems.push(GraphProblem::new(ProblemKind::MultipleSources, format!("input `{}` has more than one incoming edge", e.to)).node(tnode).port(tport).at(loc.clone()));
+                problems.push(
+                    GraphProblem::new(ProblemKind::MultipleSources, format!("input `{}` has more than one incoming edge", e.to))
+                        .node(tnode)
+                        .port(tport)
+                        .at(loc.clone()),
+                );
                 continue;
             }
             bindings[ti][tp] = if e.delayed { Binding::Delayed { node: fi, port: fp } } else { Binding::Current { node: fi, port: fp } };
@@ -243,7 +271,12 @@ impl GraphBuilder {
         for (i, n) in nodes.iter().enumerate() {
             for (k, p) in ports[i].inputs.iter().enumerate() {
                 if p.required && bindings[i][k] == Binding::None {
-                    problems.push(GraphProblem::new(ProblemKind::MissingInput, format!("required input ({}) has no incoming edge", p.ty)).node(&n.name).port(&p.name).at(n.location.clone()));
+                    problems.push(
+                        GraphProblem::new(ProblemKind::MissingInput, format!("required input ({}) has no incoming edge", p.ty))
+                            .node(&n.name)
+                            .port(&p.name)
+                            .at(n.location.clone()),
+                    );
                 }
             }
         }
@@ -269,7 +302,12 @@ impl GraphBuilder {
                         let first = names[0].to_string();
                         let loc = nodes[index[first.as_str()]].location.clone();
                         problems.push(
-                            GraphProblem::new(ProblemKind::Cycle, format!("cycle without a delayed edge through nodes {} (mark one edge `delayed`)", list(&names))).node(first).at(loc),
+                            GraphProblem::new(
+                                ProblemKind::Cycle,
+                                format!("cycle without a delayed edge through nodes {} (mark one edge `delayed`)", list(&names)),
+                            )
+                            .node(first)
+                            .at(loc),
                         );
                     }
                 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 
 use ndarray::{Array1, Axis};
 
-use super::{Inputs, NodePorts, Outputs, PortType, TickContext};
 use super::Node;
+use super::{Inputs, NodePorts, Outputs, PortType, TickContext};
 use crate::error::{CoreError, Result};
 use crate::modules::{Actor, Configurator, Cost, Perception, ShortTermMemory, TransitionRef};
 
@@ -201,11 +201,11 @@ impl MemoryNode {
 
 impl Node for MemoryNode {
     fn ports(&self) -> NodePorts {
-        NodePorts::new()
-            .input("state", PortType::State, true)
-            .input("prev_state", PortType::State, false)
-            .input("prev_action", PortType::Action, false)
-            .input("cost", PortType::Cost, false)
+        NodePorts::new().input("state", PortType::State, true).input("prev_state", PortType::State, false).input("prev_action", PortType::Action, false).input(
+            "cost",
+            PortType::Cost,
+            false,
+        )
     }
     fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, _outputs: &mut Outputs<'_>) -> Result<()> {
         let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) else {

@@ -207,14 +207,7 @@ impl RingMemory {
             r.f32s(&mut s);
             r.f32s(&mut a);
             r.f32s(&mut n);
-            m.push(&TransitionRef {
-                t,
-                state: ArrayView1::from(&s),
-                action: ArrayView1::from(&a),
-                cost,
-                next_state: ArrayView1::from(&n),
-                imagined,
-            })?;
+            m.push(&TransitionRef { t, state: ArrayView1::from(&s), action: ArrayView1::from(&a), cost, next_state: ArrayView1::from(&n), imagined })?;
         }
         Ok(m)
     }
@@ -326,10 +319,8 @@ impl ShortTermMemory for RingMemory {
             return Err(CoreError::config("read_soft.temperature", format!("must be positive and finite, got {temperature}")));
         }
         let slots: Vec<usize> = (0..self.len).map(|i| self.slot(i)).collect();
-        let logits: Vec<f32> = slots
-            .iter()
-            .map(|&k| -self.states.row(k).iter().zip(key.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / temperature)
-            .collect();
+        let logits: Vec<f32> =
+            slots.iter().map(|&k| -self.states.row(k).iter().zip(key.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / temperature).collect();
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let w: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
         let z: f32 = w.iter().sum();

@@ -58,7 +58,13 @@ pub trait DifferentiableWorldModel: WorldModel {
 }
 
 /// Checks the shapes of a `predict` call against a model.
-pub fn check_predict_shapes(model: &dyn WorldModel, name: &str, states: &ArrayView2<'_, f32>, actions: &ArrayView2<'_, f32>, next: &ArrayViewMut2<'_, f32>) -> Result<()> {
+pub fn check_predict_shapes(
+    model: &dyn WorldModel,
+    name: &str,
+    states: &ArrayView2<'_, f32>,
+    actions: &ArrayView2<'_, f32>,
+    next: &ArrayViewMut2<'_, f32>,
+) -> Result<()> {
     let b = states.nrows();
     check_shape2(&format!("{name}::predict(states)"), [b, model.state_dim()], states.shape())?;
     check_shape2(&format!("{name}::predict(actions)"), [b, model.action_dim()], actions.shape())?;

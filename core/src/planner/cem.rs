@@ -38,7 +38,18 @@ impl Default for CemConfig {
     /// WORKLOAD.md's CEM: 512 samples, 6 iterations, 64 elites, std 0.5,
     /// horizon 16.
     fn default() -> Self {
-        Self { horizon: 16, samples: 512, iterations: 6, elites: 64, init_std: 0.5, min_std: 0.0, momentum: 0.0, warm_start: true, return_best: false, deadline_ms: None }
+        Self {
+            horizon: 16,
+            samples: 512,
+            iterations: 6,
+            elites: 64,
+            init_std: 0.5,
+            min_std: 0.0,
+            momentum: 0.0,
+            warm_start: true,
+            return_best: false,
+            deadline_ms: None,
+        }
     }
 }
 
@@ -90,7 +101,16 @@ impl Cem {
     /// A CEM planner with the given settings and action bounds.
     pub fn new(cfg: CemConfig, bounds: Bounds) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self { cfg, bounds, rng: rng(0), warm: None, samples: Array3::zeros((0, 0, 0)), energies: Array1::zeros(0), order: Vec::new(), rollout: Rollout::new() })
+        Ok(Self {
+            cfg,
+            bounds,
+            rng: rng(0),
+            warm: None,
+            samples: Array3::zeros((0, 0, 0)),
+            energies: Array1::zeros(0),
+            order: Vec::new(),
+            rollout: Rollout::new(),
+        })
     }
     /// The settings.
     pub fn config(&self) -> &CemConfig {

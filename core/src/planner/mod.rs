@@ -129,10 +129,18 @@ pub trait Planner: Send {
 
 pub(crate) fn check_request(name: &str, horizon: usize, bounds: &Bounds, req: &PlanRequest<'_>) -> Result<()> {
     if req.model.action_dim() != bounds.dim() {
-        return Err(CoreError::shape(format!("{name}: world model action_dim"), format!("{} (the bounds' dimension)", bounds.dim()), req.model.action_dim().to_string()));
+        return Err(CoreError::shape(
+            format!("{name}: world model action_dim"),
+            format!("{} (the bounds' dimension)", bounds.dim()),
+            req.model.action_dim().to_string(),
+        ));
     }
     if req.state.len() != req.model.state_dim() {
-        return Err(CoreError::shape(format!("{name}: state"), format!("length {} (the model's state_dim)", req.model.state_dim()), format!("length {}", req.state.len())));
+        return Err(CoreError::shape(
+            format!("{name}: state"),
+            format!("length {} (the model's state_dim)", req.model.state_dim()),
+            format!("length {}", req.state.len()),
+        ));
     }
     if horizon == 0 {
         return Err(CoreError::config(format!("{name}.horizon"), "must be at least 1"));

@@ -78,7 +78,16 @@ impl Mppi {
     /// An MPPI planner with the given settings and action bounds.
     pub fn new(cfg: MppiConfig, bounds: Bounds) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self { cfg, bounds, rng: rng(0), warm: None, samples: Array3::zeros((0, 0, 0)), energies: Array1::zeros(0), weights: Vec::new(), rollout: Rollout::new() })
+        Ok(Self {
+            cfg,
+            bounds,
+            rng: rng(0),
+            warm: None,
+            samples: Array3::zeros((0, 0, 0)),
+            energies: Array1::zeros(0),
+            weights: Vec::new(),
+            rollout: Rollout::new(),
+        })
     }
     /// The settings.
     pub fn config(&self) -> &MppiConfig {

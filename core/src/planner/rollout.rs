@@ -24,7 +24,14 @@ impl Rollout {
     /// each transition, plus the cost's terminal (critic) energy of the
     /// final state. Non-finite energies are written as they are: callers
     /// decide how to skip them.
-    pub fn energies(&mut self, model: &dyn WorldModel, cost: &Cost, s0: ArrayView1<'_, f32>, actions: ArrayView3<'_, f32>, energies: &mut Array1<f32>) -> Result<()> {
+    pub fn energies(
+        &mut self,
+        model: &dyn WorldModel,
+        cost: &Cost,
+        s0: ArrayView1<'_, f32>,
+        actions: ArrayView3<'_, f32>,
+        energies: &mut Array1<f32>,
+    ) -> Result<()> {
         let (t_len, n, _) = actions.dim();
         let s = s0.len();
         if self.cur.dim() != (n, s) {

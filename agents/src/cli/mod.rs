@@ -1,0 +1,3 @@
+//! The subcommands of `ami`.
+
+pub mod run;
