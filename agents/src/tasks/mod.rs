@@ -1,1 +1,180 @@
-//! Built-in tasks (work in progress by the tasks helper).
+//! Built-in tasks: each is an [`Environment`] together with a true-dynamics
+//! [`WorldModel`] (on the observation space, so perception is the identity)
+//! and the intrinsic cost terms a planning agent minimises.
+//!
+//! * [`pendulum`]: Gymnasium's `Pendulum-v1`, exactly.
+//! * [`cartpole`]: Gymnasium's `CartPole-v1` dynamics with a continuous force.
+//! * [`pointmass`]: a damped 2-D point mass driven to a goal.
+//!
+//! [`TaskKind`] names the tasks and builds a ready [`TaskSpec`]:
+//!
+//! ```
+//! use ami_agents::tasks::TaskKind;
+//!
+//! let kind: TaskKind = "pendulum".parse().unwrap();
+//! let mut spec = kind.spec();
+//! let obs = spec.env.reset(3);
+//! assert_eq!(obs.len(), spec.model.state_dim());
+//! assert_eq!(spec.cost.term_names(), ["swingup"]);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use ami_core::{Cost, Result, WorldModel};
+
+use crate::env::Environment;
+
+pub mod cartpole;
+pub mod pendulum;
+pub mod pointmass;
+
+pub use cartpole::{CartPole, CartPoleCost, CartPoleModel};
+pub use pendulum::{Pendulum, PendulumCost, PendulumModel};
+pub use pointmass::{PointMass, PointMassModel};
+
+/// The built-in tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// Pendulum swing-up (Gymnasium `Pendulum-v1`).
+    Pendulum,
+    /// Cart-pole balancing with a continuous force (Gymnasium `CartPole-v1` dynamics).
+    CartPole,
+    /// A damped 2-D point mass driven to a goal.
+    PointMass,
+}
+
+impl TaskKind {
+    /// Every task, in the order of their names in [`TaskKind::NAMES`].
+    pub const ALL: [TaskKind; 3] = [TaskKind::Pendulum, TaskKind::CartPole, TaskKind::PointMass];
+    /// The names that [`FromStr`] accepts.
+    pub const NAMES: [&'static str; 3] = ["pendulum", "cartpole", "pointmass"];
+
+    /// The task's name (`pendulum`, `cartpole`, `pointmass`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Pendulum => "pendulum",
+            TaskKind::CartPole => "cartpole",
+            TaskKind::PointMass => "pointmass",
+        }
+    }
+
+    /// Builds the task: a fresh environment (call `reset` before stepping),
+    /// its true-dynamics world model, and a cost holding the task's
+    /// intrinsic terms with weight 1.0. For the point mass the goal
+    /// `[1, 1, 0, 0]` is returned in [`TaskSpec::goal`] and also already set
+    /// on the cost.
+    pub fn spec(&self) -> TaskSpec {
+        match self {
+            TaskKind::Pendulum => TaskSpec { env: Box::new(Pendulum::new()), model: Arc::new(PendulumModel), cost: pendulum::cost(), goal: None },
+            TaskKind::CartPole => TaskSpec { env: Box::new(CartPole::new()), model: Arc::new(CartPoleModel), cost: cartpole::cost(), goal: None },
+            TaskKind::PointMass => {
+                let env = PointMass::new();
+                let goal = env.goal_state().to_vec();
+                let mut cost = pointmass::cost();
+                cost.set_goal(Some(ndarray::Array1::from(goal.clone())));
+                TaskSpec { env: Box::new(env), model: Arc::new(PointMassModel), cost, goal: Some(goal) }
+            }
+        }
+    }
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of parsing an unknown task name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown task `{name}`; valid tasks: pendulum, cartpole, pointmass")]
+pub struct UnknownTask {
+    /// The name that was given.
+    pub name: String,
+}
+
+impl FromStr for TaskKind {
+    type Err = UnknownTask;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim();
+        TaskKind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(t)).ok_or_else(|| UnknownTask { name: s.to_string() })
+    }
+}
+
+/// A task ready to run: the environment, its true-dynamics model and the
+/// intrinsic cost.
+pub struct TaskSpec {
+    /// The environment (not yet reset).
+    pub env: Box<dyn Environment>,
+    /// The true dynamics, in `f32`, on the observation space.
+    pub model: Arc<dyn WorldModel>,
+    /// The intrinsic cost terms, each with weight 1.0.
+    pub cost: Cost,
+    /// The goal state the configurator should set (point mass only).
+    pub goal: Option<Vec<f32>>,
+}
+
+/// Checks the shapes of a `predict` call without allocating when they are
+/// right (the core helper formats its labels eagerly).
+pub(crate) fn check_shapes(
+    model: &dyn WorldModel,
+    name: &str,
+    states: &ArrayView2<'_, f32>,
+    actions: &ArrayView2<'_, f32>,
+    next: &ArrayViewMut2<'_, f32>,
+) -> Result<()> {
+    let b = states.nrows();
+    if states.ncols() == model.state_dim() && actions.dim() == (b, model.action_dim()) && next.dim() == (b, model.state_dim()) {
+        return Ok(());
+    }
+    ami_core::check_predict_shapes(model, name, states, actions, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in TaskKind::ALL {
+            assert_eq!(k.to_string().parse::<TaskKind>().unwrap(), k);
+        }
+        assert_eq!(TaskKind::ALL.map(TaskKind::name), TaskKind::NAMES);
+        assert_eq!("CartPole".parse::<TaskKind>().unwrap(), TaskKind::CartPole);
+    }
+
+    #[test]
+    fn unknown_name_lists_the_valid_ones() {
+        let err = "acrobot".parse::<TaskKind>().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("acrobot"), "{msg}");
+        for n in TaskKind::NAMES {
+            assert!(msg.contains(n), "{msg}");
+        }
+    }
+
+    #[test]
+    fn specs_are_consistent() {
+        for k in TaskKind::ALL {
+            let mut spec = k.spec();
+            assert_eq!(spec.env.name(), k.name());
+            let obs = spec.env.reset(1);
+            assert_eq!(obs.len(), spec.env.obs_dim());
+            assert_eq!(spec.model.state_dim(), spec.env.obs_dim());
+            assert_eq!(spec.model.action_dim(), spec.env.action_dim());
+            assert_eq!(spec.env.action_bounds().dim(), spec.env.action_dim());
+            assert!(spec.cost.intrinsic_terms().all(|(_, _, w)| w == 1.0));
+            assert!(spec.cost.intrinsic_terms().count() >= 1);
+            match k {
+                TaskKind::PointMass => {
+                    assert_eq!(spec.goal.as_deref(), Some(&[1.0, 1.0, 0.0, 0.0][..]));
+                    assert_eq!(spec.cost.goal().unwrap().to_vec(), vec![1.0, 1.0, 0.0, 0.0]);
+                }
+                _ => assert!(spec.goal.is_none()),
+            }
+        }
+    }
+}
