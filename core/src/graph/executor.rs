@@ -56,7 +56,7 @@ impl TickExecutor {
         let ctx = TickContext { tick: self.tick, seed: self.seed };
         for k in 0..self.graph.order.len() {
             let i = self.graph.order[k];
-            if self.tick % u64::from(self.graph.rates[i]) != 0 {
+            if !self.tick.is_multiple_of(u64::from(self.graph.rates[i])) {
                 continue;
             }
             let mut outs = std::mem::take(&mut self.current[i]);

@@ -38,7 +38,7 @@ impl Bounds {
         if low.len() != high.len() {
             return Err(CoreError::config("bounds", format!("low has {} dimensions, high has {}", low.len(), high.len())));
         }
-        if let Some(i) = (0..low.len()).find(|&i| !(low[i] <= high[i]) || !low[i].is_finite() || !high[i].is_finite()) {
+        if let Some(i) = (0..low.len()).find(|&i| low[i] > high[i] || !low[i].is_finite() || !high[i].is_finite()) {
             return Err(CoreError::config(format!("bounds[{i}]"), format!("need finite low <= high, got [{}, {}]", low[i], high[i])));
         }
         Ok(Self { low, high })
