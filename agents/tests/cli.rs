@@ -1,0 +1,44 @@
+//! The `ami` binary: default run, JSON output, and bad arguments.
+
+use std::process::Command;
+
+fn ami(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ami")).args(args).output().expect("run ami")
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    for (args, needle) in [
+        (&["run", "--task", "moon"][..], "moon"),
+        (&["run", "--planner", "ilqr"][..], "ilqr"),
+        (&["run", "--episodes", "0"][..], "episodes"),
+        (&["run", "--episodes", "many"][..], "many"),
+        (&["run", "--frobnicate"][..], "frobnicate"),
+        (&["fly"][..], "fly"),
+    ] {
+        let out = ami(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: stderr should mention `{needle}`: {err}");
+    }
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let out = ami(&["run", "--task", "cartpole", "--episodes", "2", "--seed", "5", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    assert_eq!(v["task"], "cartpole");
+    assert_eq!(v["planner"], "cem");
+    assert_eq!(v["episodes"], 2);
+    assert_eq!(v["seeds"], serde_json::json!([5, 6]));
+    let returns = v["returns"].as_array().unwrap();
+    assert_eq!(returns.len(), 2);
+    for r in returns {
+        assert_eq!(r.as_f64(), Some(500.0), "the pole stays up for 500 steps");
+    }
+    assert_eq!(v["mean_return"].as_f64(), Some(500.0));
+    assert!(v["mean_plan_ms"].as_f64().unwrap() > 0.0);
+}
