@@ -1,15 +1,17 @@
 //! Ready-made planning agents: a built-in task wired as a dataflow graph
-//! (environment, perception, configurator, actor, cost, memory) and run
-//! episode by episode by the tick executor.
+//! (environment, perception, configurator, actor, cost, memory), built from
+//! an agent file (or in code) and run episode by episode by an executor.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use ami_core::config::AgentGraph;
 use ami_core::graph::{
-    shared_cost, ActorNode, ConfiguratorNode, CostNode, GraphBuilder, Inputs, MemoryNode, Node, NodePorts, Outputs, PerceptionNode, PortType, TickContext,
-    TickExecutor,
+    executor, shared_cost, ActorNode, ConfiguratorNode, CostNode, Executor, ExecutorKind, GraphBuilder, Inputs, MemoryNode, Node, NodePorts, Outputs,
+    PerceptionNode, PortType, TickContext, TickExecutor, Value,
 };
-use ami_core::{Cem, CemConfig, CoreError, IdentityPerception, Modulation, Mppi, MppiConfig, Planner, PlanningActor, RingMemory, ScheduleConfigurator};
+use ami_core::{CemConfig, CoreError, IdentityPerception, Modulation, MppiConfig, Planner, PlanningActor, RingMemory, ScheduleConfigurator};
 use ndarray::Array1;
 
 use crate::env::Environment;
@@ -184,34 +186,38 @@ pub struct EpisodeResult {
     pub mean_plan_ms: f64,
 }
 
-/// A planning agent on a built-in task, as a dataflow graph.
+/// A planning agent: a dataflow graph with an environment node, run episode
+/// by episode by an [`Executor`].
 pub struct Agent {
-    exec: TickExecutor,
+    exec: Box<dyn Executor>,
+    env: String,
+    done: (usize, usize),
+    reward: (usize, usize),
+    plan_ms: Option<(usize, usize)>,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
-/// Builds the standard agent graph for `task` with `planner`:
+/// Builds the standard agent graph for `task` with `planner` and the task's
+/// default planner settings, through the same agent-file machinery as
+/// `ami run FILE` (the file is [`crate::config::task_agent_toml`]):
 ///
 /// ```text
 /// env.observation -> perception.observation
 /// perception.state -> actor.state, configurator.state, cost.state, memory.state
-/// configurator.modulation -> actor.modulation
+/// configurator.modulation -> actor.modulation, cost.modulation
 /// env.done -> actor.done
-/// actor.action -> env.action            (delayed)
-/// perception.state -> cost.prev_state, memory.prev_state   (delayed)
-/// actor.action -> cost.prev_action, memory.prev_action     (delayed)
 /// cost.cost -> memory.cost
+/// actor.action -> env.action, cost.prev_action, memory.prev_action   (delayed)
+/// perception.state -> cost.prev_state, memory.prev_state             (delayed)
 /// ```
 pub fn build_agent(task: TaskKind, planner: PlannerKind) -> ami_core::Result<Agent> {
-    let spec = task.spec();
-    let bounds = spec.env.action_bounds();
-    let planner: Box<dyn Planner> = match planner {
-        PlannerKind::Cem => Box::new(Cem::new(default_cem(task), bounds)?),
-        PlannerKind::Mppi => Box::new(Mppi::new(default_mppi(task), bounds)?),
-    };
-    build_agent_with(spec.env, spec.model, spec.cost, spec.goal, planner)
+    let text = crate::config::task_agent_toml(task, planner);
+    let graph = crate::config::load_str(&text, &format!("<{task}-{planner}>"))?;
+    Agent::from_agent_graph(graph, ExecutorKind::Sequential)
 }
 
-/// Builds the standard agent graph from its parts.
+/// Builds the standard agent graph from its parts, in code (one cost shared
+/// by the actor and the cost node), run by the sequential executor.
 pub fn build_agent_with(
     env: Box<dyn Environment>,
     model: Arc<dyn ami_core::WorldModel>,
@@ -243,59 +249,94 @@ pub fn build_agent_with(
     b.connect_delayed("actor.action", "cost.prev_action");
     b.connect_delayed("actor.action", "memory.prev_action");
     b.connect("cost.cost", "memory.cost");
-    Ok(Agent { exec: TickExecutor::new(b.build()?) })
+    Agent::new(Box::new(TickExecutor::new(b.build()?)), "env", Some("actor"))
 }
 
 impl Agent {
-    /// Wraps an executor whose graph has an [`EnvNode`] named `env` and an
-    /// actor node named `actor`.
-    pub fn from_executor(exec: TickExecutor) -> Self {
-        Self { exec }
+    /// An agent over `exec`, whose environment node `env` has outputs
+    /// `reward` and `done`; `actor` (if any) reports `plan_ms`.
+    pub fn new(exec: Box<dyn Executor>, env: &str, actor: Option<&str>) -> ami_core::Result<Self> {
+        let port = |p: &str| {
+            exec.output_index(env, p).ok_or_else(|| CoreError::module("agent", format!("the graph has no environment node `{env}` with an output `{p}`")))
+        };
+        let done = port("done")?;
+        let reward = port("reward")?;
+        let plan_ms = actor.and_then(|a| exec.output_index(a, "plan_ms"));
+        Ok(Self { exec, env: env.to_string(), done, reward, plan_ms, interrupt: None })
+    }
+
+    /// An agent from a validated agent file, run by the executor `kind`.
+    pub fn from_agent_graph(graph: AgentGraph, kind: ExecutorKind) -> ami_core::Result<Self> {
+        let AgentGraph { graph, environment, actors, .. } = graph;
+        Self::new(executor(graph, kind), &environment, actors.first().map(String::as_str))
+    }
+
+    /// Wraps a sequential executor whose graph has an [`EnvNode`] named
+    /// `env` and an actor node named `actor`.
+    pub fn from_executor(exec: TickExecutor) -> ami_core::Result<Self> {
+        Self::new(Box::new(exec), "env", Some("actor"))
     }
 
     /// The executor.
-    pub fn executor(&self) -> &TickExecutor {
-        &self.exec
+    pub fn executor(&self) -> &dyn Executor {
+        self.exec.as_ref()
     }
 
-    fn env_node(&self) -> ami_core::Result<&EnvNode> {
-        self.exec
-            .graph()
-            .node("env")
-            .and_then(|n| n.as_any())
-            .and_then(|a| a.downcast_ref::<EnvNode>())
-            .ok_or_else(|| CoreError::module("agent", "the graph has no environment node named `env`"))
+    /// The name of the environment node.
+    pub fn environment(&self) -> &str {
+        &self.env
+    }
+
+    /// Stops episodes when `flag` becomes true (checked after every tick):
+    /// the episode ends with an error after every node's `finish` ran.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
     }
 
     /// Runs one episode with `seed` until the environment reports done.
     /// `on_tick` is called after every tick (for progress display).
     pub fn run_episode(&mut self, seed: u64, mut on_tick: impl FnMut(u64)) -> ami_core::Result<EpisodeResult> {
+        self.run_episode_with(seed, |t, _| on_tick(t))
+    }
+
+    /// Like [`Agent::run_episode`], with the executor passed to `on_tick`
+    /// (to read outputs, e.g. the actions, after every tick).
+    pub fn run_episode_with(&mut self, seed: u64, mut on_tick: impl FnMut(u64, &dyn Executor)) -> ami_core::Result<EpisodeResult> {
         self.exec.reset(seed)?;
         let mut plan_ms = 0.0;
         let mut decisions = 0u64;
+        let mut episode_return = 0.0f64;
         loop {
             self.exec.tick()?;
-            on_tick(self.exec.ticks());
-            if self.env_node()?.done() {
+            on_tick(self.exec.ticks(), self.exec.as_ref());
+            let read = |(n, p): (usize, usize)| self.exec.output_at(n, p);
+            episode_return += read(self.reward).and_then(Value::as_scalar).unwrap_or(0.0);
+            if read(self.done).and_then(Value::as_flag) == Some(true) {
                 break;
             }
-            if let Some(ms) = self.exec.output("actor", "plan_ms").and_then(|v| v.as_scalar()) {
+            if let Some(ms) = self.plan_ms.and_then(read).and_then(Value::as_scalar) {
                 plan_ms += ms;
                 decisions += 1;
             }
+            if self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                self.exec.finish()?;
+                return Err(CoreError::module("agent", format!("interrupted at tick {} of the episode with seed {seed}", self.exec.ticks())));
+            }
         }
         self.exec.finish()?;
-        let env = self.env_node()?;
         Ok(EpisodeResult {
             seed,
-            episode_return: env.episode_return(),
-            steps: env.steps(),
+            episode_return,
+            steps: self.exec.ticks().saturating_sub(1) as usize,
             mean_plan_ms: if decisions == 0 { 0.0 } else { plan_ms / decisions as f64 },
         })
     }
 
-    /// Number of transitions in the agent's memory node (if it has one).
+    /// Number of transitions in the agent's memory node (if it has one
+    /// named `memory`).
     pub fn memory_len(&self) -> Option<usize> {
-        self.exec.graph().node("memory").and_then(|n| n.as_any()).and_then(|a| a.downcast_ref::<MemoryNode>()).map(|m| m.memory().len())
+        let mut len = None;
+        self.exec.inspect("memory", &mut |n| len = n.as_any().and_then(|a| a.downcast_ref::<MemoryNode>()).map(|m| m.memory().len()));
+        len
     }
 }

@@ -6,7 +6,9 @@
 //! built as dataflow graphs ([`agent`]); and the `ami` command-line tool.
 
 pub mod agent;
+pub mod config;
 pub mod env;
+pub mod plugin_task;
 pub mod tasks;
 
 pub use env::{Environment, Step};

@@ -2,12 +2,12 @@
 
 mod cli;
 
+use cli::check::CheckArgs;
+use cli::graph::GraphArgs;
 use cli::run::RunArgs;
 
 use std::process::ExitCode;
 
-use ami_agents::agent::PlannerKind;
-use ami_agents::tasks::TaskKind;
 use clap::{Parser, Subcommand};
 
 /// ami: agents that plan with learned world models.
@@ -20,22 +20,37 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a planning agent on a built-in task (default: Pendulum swing-up
-    /// with CEM, 10 episodes, seeds 0..9).
+    /// Run a planning agent: an agent file, or the standard agent on a
+    /// built-in task (default: Pendulum swing-up with CEM, 10 episodes,
+    /// seeds 0..9).
     Run(RunArgs),
+    /// Validate an agent file without running it (exit code 2 if invalid).
+    Check(CheckArgs),
+    /// Show an agent file's graph: run order by level, or Graphviz DOT.
+    Graph(GraphArgs),
+    /// Time a planner on a workload file against the peers' procedure
+    /// (one JSON line with --json).
+    Bench(cli::bench::BenchArgs),
+    /// Plugins: `inspect` a library (declaration, ABI, modules with ports and
+    /// parameters), or create a `new` plugin crate from the template.
+    Plugin(cli::plugin::PluginCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => cli::run::run(args),
-        None => cli::run::run(RunArgs { task: TaskKind::Pendulum, planner: PlannerKind::Cem, episodes: 10, seed: 0, json: false }),
+        Some(Command::Check(args)) => cli::check::run(args),
+        Some(Command::Graph(args)) => cli::graph::run(args),
+        Some(Command::Bench(args)) => cli::bench::run(args),
+        Some(Command::Plugin(args)) => cli::plugin::run(args),
+        None => cli::run::run(RunArgs::default()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit_code(&e))
         }
     }
 }

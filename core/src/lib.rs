@@ -11,7 +11,9 @@
 //! * [`planner`]: Mode-2 planners ([`Cem`], [`Mppi`]) generic over any world
 //!   model and cost, and the receding-horizon [`PlanningActor`].
 //! * [`graph`]: the dataflow graph (typed ports, delayed edges, validation)
-//!   and its deterministic tick executor.
+//!   and its executors (deterministic sequential, parallel).
+//! * [`config`]: agents as TOML files, validated against a registry of
+//!   module implementations.
 //!
 //! All module calls are batched: a batch of states is an ndarray
 //! `[batch, state_dim]` of `f32`, a batch of actions `[batch, action_dim]`.
@@ -32,13 +34,19 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod error;
 pub mod graph;
+pub mod mlp;
 pub mod modules;
 pub mod planner;
+pub mod plugin;
 pub mod rng;
 
+/// The kernels crate (fused rollouts, CPU backend), re-exported.
+pub use ami_kernels as kernels;
 pub use error::{CoreError, Result};
+pub use mlp::{goal_energy, MlpWorldModel, Workload};
 pub use modules::*;
 pub use planner::*;
 

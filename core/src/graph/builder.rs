@@ -5,7 +5,7 @@ use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::value::Binding;
-use super::{Node, NodePorts};
+use super::{Node, NodePorts, PortType};
 use crate::error::{CoreError, Result};
 
 /// An edge from an output port to an input port, written `node.port`.
@@ -59,6 +59,11 @@ pub enum ProblemKind {
     MissingParameter,
     /// The file could not be parsed.
     Syntax,
+    /// The file parses but its structure is wrong: an unknown or missing
+    /// field, or a field of the wrong type (outside node parameters).
+    Schema,
+    /// The graph lacks a node the runner needs (e.g. an environment).
+    MissingNode,
     /// Anything else.
     Other,
 }
@@ -94,6 +99,10 @@ impl GraphProblem {
         self.port = Some(port.into());
         self
     }
+    fn message_prefix(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
     /// Sets the location.
     pub fn at(mut self, location: Option<String>) -> Self {
         if self.location.is_none() {
@@ -121,6 +130,7 @@ struct NodeEntry {
     name: String,
     node: Box<dyn Node>,
     rate: u32,
+    background: bool,
     location: Option<String>,
 }
 
@@ -144,7 +154,7 @@ impl GraphBuilder {
     }
     /// Adds a boxed node, with the place it was declared (for messages).
     pub fn add_boxed(&mut self, name: &str, node: Box<dyn Node>, location: Option<String>) -> &mut Self {
-        self.nodes.push(NodeEntry { name: name.to_string(), node, rate: 1, location });
+        self.nodes.push(NodeEntry { name: name.to_string(), node, rate: 1, background: false, location });
         self
     }
     /// Runs node `name` only every `rate` ticks (tick % rate == 0).
@@ -152,6 +162,20 @@ impl GraphBuilder {
         match self.nodes.iter_mut().rev().find(|n| n.name == name) {
             Some(n) => n.rate = rate,
             None => self.problems.push(GraphProblem::new(ProblemKind::UnknownNode, format!("set_rate: no node named `{name}`")).node(name)),
+        }
+        self
+    }
+    /// Runs node `name` in the background: its run at tick `k` reads its
+    /// inputs as of tick `k`, and its outputs become visible to other nodes
+    /// at tick `k + rate` (held until then). The parallel executor runs it on
+    /// its own thread, so the rest of the graph does not wait for it except
+    /// at tick `k + rate`; the sequential executor gives the same values.
+    /// Edges out of a background node impose no order within a tick (like
+    /// delayed edges), so they may close a cycle.
+    pub fn set_background(&mut self, name: &str, background: bool) -> &mut Self {
+        match self.nodes.iter_mut().rev().find(|n| n.name == name) {
+            Some(n) => n.background = background,
+            None => self.problems.push(GraphProblem::new(ProblemKind::UnknownNode, format!("set_background: no node named `{name}`")).node(name)),
         }
         self
     }
@@ -287,28 +311,34 @@ impl GraphBuilder {
         let iidx: Vec<NodeIndex> = (0..nodes.len()).map(|i| instant.add_node(i)).collect();
         for (fi, _, ti, _, e) in &edge_list {
             g.add_edge(idx[*fi], idx[*ti], e.clone());
-            if !e.delayed {
+            if !e.delayed && !nodes[*fi].background {
                 instant.add_edge(iidx[*fi], iidx[*ti], ());
             }
         }
-        let order: Vec<usize> = match toposort(&instant, None) {
+        let topo: Vec<usize> = match toposort(&instant, None) {
             Ok(o) => o.into_iter().map(|ni| instant[ni]).collect(),
             Err(_) => {
                 for scc in kosaraju_scc(&instant) {
                     let self_loop = scc.len() == 1 && instant.contains_edge(scc[0], scc[0]);
                     if scc.len() > 1 || self_loop {
-                        let mut names: Vec<&str> = scc.iter().map(|ni| nodes[instant[*ni]].name.as_str()).collect();
+                        let members: HashSet<usize> = scc.iter().map(|ni| instant[*ni]).collect();
+                        let mut names: Vec<&str> = members.iter().map(|&i| nodes[i].name.as_str()).collect();
                         names.sort_unstable();
-                        let first = names[0].to_string();
-                        let loc = nodes[index[first.as_str()]].location.clone();
-                        problems.push(
-                            GraphProblem::new(
-                                ProblemKind::Cycle,
-                                format!("cycle without a delayed edge through nodes {} (mark one edge `delayed`)", list(&names)),
-                            )
-                            .node(first)
-                            .at(loc),
+                        // Name the last edge of the cycle in the file: usually the feedback edge to mark `delayed`.
+                        let edge = edge_list.iter().rev().find(|e| !e.4.delayed && !nodes[e.0].background && members.contains(&e.0) && members.contains(&e.2));
+                        let mut problem = GraphProblem::new(
+                            ProblemKind::Cycle,
+                            format!("cycle without a delayed edge through nodes {} (mark an edge of it `delayed`)", list(&names)),
                         );
+                        problem = match edge {
+                            Some((_, _, ti, tp, e)) => problem
+                                .message_prefix(&format!("edge `{}` -> `{}` closes a ", e.from, e.to))
+                                .node(&nodes[*ti].name)
+                                .port(&ports[*ti].inputs[*tp].name)
+                                .at(e.location.clone()),
+                            None => problem.node(names[0]).at(nodes[index[names[0]]].location.clone()),
+                        };
+                        problems.push(problem);
                     }
                 }
                 Vec::new()
@@ -317,36 +347,60 @@ impl GraphBuilder {
         if !problems.is_empty() {
             return Err(CoreError::Graph(problems));
         }
-        // Levels: a node's level is 1 + the max level of its instant predecessors.
+        // Levels: a node's level is 1 + the max level of its instant
+        // predecessors (edges out of background nodes are not instant).
         let mut level = vec![0usize; nodes.len()];
-        for &i in &order {
+        for &i in &topo {
             for b in &bindings[i] {
                 if let Binding::Current { node, .. } = b {
-                    level[i] = level[i].max(level[*node] + 1);
+                    if !nodes[*node].background {
+                        level[i] = level[i].max(level[*node] + 1);
+                    }
                 }
             }
         }
         let depth = level.iter().copied().max().map_or(0, |m| m + 1);
         let mut levels = vec![Vec::new(); depth];
-        for &i in &order {
+        for i in 0..nodes.len() {
             levels[level[i]].push(i);
         }
+        // The run order is the levels in turn, each in insertion order, so
+        // both executors order side effects the same way.
+        let order: Vec<usize> = levels.iter().flatten().copied().collect();
         let delayed_sources: Vec<(usize, usize)> = {
             let mut set: Vec<(usize, usize)> = edge_list.iter().filter(|e| e.4.delayed).map(|e| (e.0, e.1)).collect::<HashSet<_>>().into_iter().collect();
             set.sort_unstable();
             set
         };
+        let mut out_edges: Vec<Vec<OutEdge>> = vec![Vec::new(); nodes.len()];
+        for (fi, fp, ti, tp, e) in &edge_list {
+            out_edges[*fi].push(OutEdge { port: *fp, node: *ti, input: *tp, delayed: e.delayed });
+        }
+        let event_ports: Vec<Vec<usize>> =
+            ports.iter().map(|p| p.outputs.iter().enumerate().filter(|(_, s)| s.ty == PortType::Modulation).map(|(k, _)| k).collect()).collect();
         let mut names = Vec::with_capacity(nodes.len());
         let mut boxed = Vec::with_capacity(nodes.len());
         let mut rates = Vec::with_capacity(nodes.len());
+        let mut background = Vec::with_capacity(nodes.len());
         for n in nodes {
             names.push(n.name);
             boxed.push(n.node);
             rates.push(n.rate);
+            background.push(n.background);
         }
         let input_names = ports.iter().map(|p| p.inputs.iter().map(|s| s.name.clone()).collect()).collect();
-        Ok(Graph { names, nodes: boxed, ports, rates, bindings, input_names, order, levels, delayed_sources, graph: g })
+        Ok(Graph { names, nodes: boxed, ports, rates, background, bindings, input_names, order, levels, delayed_sources, out_edges, event_ports, graph: g })
     }
+}
+
+/// An edge seen from its source: output `port` feeds input `input` of node
+/// `node`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutEdge {
+    pub(crate) port: usize,
+    pub(crate) node: usize,
+    pub(crate) input: usize,
+    pub(crate) delayed: bool,
 }
 
 fn list(items: &[&str]) -> String {
@@ -363,11 +417,16 @@ pub struct Graph {
     pub(crate) nodes: Vec<Box<dyn Node>>,
     pub(crate) ports: Vec<NodePorts>,
     pub(crate) rates: Vec<u32>,
+    pub(crate) background: Vec<bool>,
     pub(crate) bindings: Vec<Vec<Binding>>,
     pub(crate) input_names: Vec<Vec<String>>,
     pub(crate) order: Vec<usize>,
     pub(crate) levels: Vec<Vec<usize>>,
     pub(crate) delayed_sources: Vec<(usize, usize)>,
+    pub(crate) out_edges: Vec<Vec<OutEdge>>,
+    /// Output ports carrying events (modulations): emptied at the start of
+    /// every tick, so a message is delivered on one tick only.
+    pub(crate) event_ports: Vec<Vec<usize>>,
     graph: DiGraph<usize, EdgeSpec>,
 }
 
@@ -386,8 +445,8 @@ impl Graph {
     pub fn ports(&self, name: &str) -> Option<&NodePorts> {
         self.index(name).map(|i| &self.ports[i])
     }
-    /// The run order of one tick (a topological order of the non-delayed
-    /// edges).
+    /// The run order of one tick: the [`Graph::levels`] in turn, each in
+    /// insertion order (a topological order of the instant edges).
     pub fn order(&self) -> impl Iterator<Item = &str> {
         self.order.iter().map(|&i| self.names[i].as_str())
     }
@@ -399,6 +458,11 @@ impl Graph {
     /// The rate of node `name`.
     pub fn rate(&self, name: &str) -> Option<u32> {
         self.index(name).map(|i| self.rates[i])
+    }
+    /// Whether node `name` runs in the background (see
+    /// [`GraphBuilder::set_background`]).
+    pub fn is_background(&self, name: &str) -> Option<bool> {
+        self.index(name).map(|i| self.background[i])
     }
     pub(crate) fn index(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
@@ -416,7 +480,10 @@ impl Graph {
         for (i, name) in self.names.iter().enumerate() {
             let ins: Vec<String> = self.ports[i].inputs.iter().map(|p| format!("<i_{0}> {0}", esc(&p.name))).collect();
             let outs: Vec<String> = self.ports[i].outputs.iter().map(|p| format!("<o_{0}> {0}", esc(&p.name))).collect();
-            let rate = if self.rates[i] != 1 { format!("\\n(every {} ticks)", self.rates[i]) } else { String::new() };
+            let mut rate = if self.rates[i] != 1 { format!("\\n(every {} ticks)", self.rates[i]) } else { String::new() };
+            if self.background[i] {
+                rate.push_str("\\n(background)");
+            }
             out.push_str(&format!("  \"{0}\" [label=\"{{{{{1}}}|{0}{rate}|{{{2}}}}}\"];\n", esc(name), ins.join("|"), outs.join("|")));
         }
         for e in self.graph.edge_indices() {

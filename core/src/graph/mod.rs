@@ -8,10 +8,29 @@
 //! run every `rate` ticks only; between runs its outputs keep their last
 //! values.
 //!
-//! Graphs are built with [`GraphBuilder`], validated before anything runs
-//! (every problem is reported at once, naming the node and port), exported
-//! as Graphviz DOT with [`Graph::to_dot`], and run by the deterministic
-//! single-thread [`TickExecutor`].
+//! Graphs are built with [`GraphBuilder`] (or from an agent file, see
+//! [`crate::config`]), validated before anything runs (every problem is
+//! reported at once, naming the node and port), exported as Graphviz DOT
+//! with [`Graph::to_dot`], and run by an [`Executor`]: the deterministic
+//! single-thread [`TickExecutor`] or the [`ParallelExecutor`].
+//!
+//! # Tick semantics (both executors, bit for bit)
+//!
+//! * A tick runs the nodes level by level ([`Graph::levels`]); a node of
+//!   rate `n` runs on ticks `0, n, 2n, ...` and between runs its outputs keep
+//!   their values.
+//! * An instant edge delivers the value its source wrote this tick; a
+//!   delayed edge the value at the end of the previous tick (`Empty` on tick
+//!   0).
+//! * Events (modulation ports) are delivered on one tick only: they are
+//!   emptied at the start of every tick, so a message the configurator sends
+//!   on tick `t` reaches instant consumers on tick `t` and delayed consumers
+//!   on tick `t + 1`, once.
+//! * A *background* node ([`GraphBuilder::set_background`]) of rate `n` run
+//!   on tick `k` reads its inputs as of tick `k`; its outputs are published
+//!   at the start of tick `k + n` (held until then). The parallel executor
+//!   runs it on its own thread, so the rest of the graph waits for it only
+//!   at tick `k + n`, and only if it has not finished.
 //!
 //! ```
 //! use ami_core::graph::*;
@@ -42,11 +61,13 @@
 mod builder;
 mod executor;
 mod nodes;
+mod parallel;
 mod value;
 
 pub use builder::{EdgeSpec, Graph, GraphBuilder, GraphProblem, ProblemKind};
-pub use executor::TickExecutor;
+pub use executor::{executor, Executor, ExecutorKind, TickExecutor};
 pub use nodes::*;
+pub use parallel::ParallelExecutor;
 pub use value::{Inputs, Outputs, PortType, Value};
 
 use crate::error::Result;

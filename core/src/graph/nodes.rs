@@ -149,6 +149,8 @@ impl Node for ActorNode {
 /// The intrinsic cost of the last observed transition as a node:
 /// (`prev_state`, `prev_action`, `state`) -> `cost`. Wire `prev_*` with
 /// delayed edges; on the first tick of an episode nothing is written.
+/// Cost modulations (weights, goal) arriving on `modulation` are applied
+/// before the cost is evaluated.
 pub struct CostNode {
     cost: SharedCost,
     out: Array1<f32>,
@@ -167,9 +169,13 @@ impl Node for CostNode {
             .input("state", PortType::State, true)
             .input("prev_state", PortType::State, false)
             .input("prev_action", PortType::Action, false)
+            .input("modulation", PortType::Modulation, false)
             .output("cost", PortType::Cost)
     }
     fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        for m in inputs.modulations(3)? {
+            write(&self.cost).apply(m)?;
+        }
         let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) else {
             return Ok(());
         };

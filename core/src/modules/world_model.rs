@@ -40,6 +40,11 @@ pub trait WorldModel: Send + Sync {
     fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
         None
     }
+    /// The model as a residual MLP the fused kernels can run, if it is one
+    /// (planners then take the fast path); `None` otherwise.
+    fn residual_mlp(&self) -> Option<&ami_kernels::ResidualMlp> {
+        None
+    }
 }
 
 /// A world model that gives vector-Jacobian products, so a gradient planner

@@ -1,9 +1,15 @@
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use ami_kernels::rng::derive_key;
+use ami_kernels::{Cpu, Sampling, SeqBatch};
 use ndarray::{Array1, Array2, Array3, Axis};
+use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use super::fast::{self, FastProblem};
 use super::{check_request, shift_plan, Bounds, Budget, Plan, PlanRequest, Planner, Rollout};
 use crate::error::{CoreError, Result};
 use crate::rng::{rng, AmiRng};
@@ -95,6 +101,9 @@ pub struct Cem {
     energies: Array1<f32>,
     order: Vec<usize>,
     rollout: Rollout,
+    backend: Option<Arc<Cpu>>,
+    fast_path: bool,
+    batch: SeqBatch,
 }
 
 impl Cem {
@@ -110,11 +119,98 @@ impl Cem {
             energies: Array1::zeros(0),
             order: Vec::new(),
             rollout: Rollout::new(),
+            backend: None,
+            fast_path: true,
+            batch: SeqBatch::new(0, 0, 0),
         })
     }
     /// The settings.
     pub fn config(&self) -> &CemConfig {
         &self.cfg
+    }
+    /// Runs the fused fast path on `cpu` (default: [`Cpu::shared`], the best
+    /// instruction set on all cores).
+    pub fn set_backend(&mut self, cpu: Arc<Cpu>) {
+        self.backend = Some(cpu);
+    }
+    /// Allows (default) or forbids the fused fast path. It is taken when
+    /// the world model is a residual MLP and the cost one quadratic form;
+    /// its noise comes from per-sample counter-based streams, so its plans
+    /// differ from the generic path's for the same seed (both are
+    /// deterministic, and independent of the thread count).
+    pub fn set_fast_path(&mut self, enabled: bool) {
+        self.fast_path = enabled;
+    }
+
+    fn plan_fast(&mut self, fp: &FastProblem<'_>, mean: Array2<f32>, start: Instant) -> Result<Plan> {
+        let (t_len, a_dim, n) = (self.cfg.horizon, self.bounds.dim(), self.cfg.samples);
+        let cpu = fast::backend(&self.backend);
+        let key = self.rng.next_u64();
+        if self.batch.len() != n || self.batch.horizon() != t_len || self.batch.action_dim() != a_dim {
+            self.batch = SeqBatch::new(t_len, a_dim, n);
+        }
+        if self.energies.len() != n {
+            self.energies = Array1::zeros(n);
+        }
+        let mut mean: Vec<f32> = mean.iter().copied().collect();
+        let mut std = vec![self.cfg.init_std; t_len * a_dim];
+        let mut best: Option<(f32, Vec<f32>)> = None;
+        let (mut iterations, mut evaluated) = (0, 0);
+        for it in 0..self.cfg.iterations {
+            if let Some(d) = self.cfg.deadline_ms {
+                if iterations > 0 && start.elapsed().as_secs_f64() * 1e3 >= d {
+                    break;
+                }
+            }
+            let spec = Sampling { mean: &mean, std: &std, low: &self.bounds.low, high: &self.bounds.high, key: derive_key(key, it as u64) };
+            let e = self.energies.as_slice_mut().expect("contiguous");
+            cpu.sample_energies(fp.net, &fp.cost, &fp.s0, &spec, &mut self.batch, e).map_err(|e| fast::kernel_err("cem", e))?;
+            evaluated += n;
+            iterations += 1;
+            let Some(k) = lowest_k(&self.energies, self.cfg.elites, &mut self.order) else {
+                return Err(CoreError::NonFinite { planner: "cem".into(), samples: n });
+            };
+            if self.cfg.return_best {
+                let i0 = self.order[0];
+                if best.as_ref().is_none_or(|(e, _)| self.energies[i0] < *e) {
+                    best = Some((self.energies[i0], self.batch.sequence(i0)));
+                }
+            }
+            let inv_k = 1.0 / k as f32;
+            let m = self.cfg.momentum;
+            for t in 0..t_len {
+                for j in 0..a_dim {
+                    let row = self.batch.row(t, j);
+                    let mut mu = 0.0f32;
+                    for &i in &self.order {
+                        mu += row[i];
+                    }
+                    mu *= inv_k;
+                    let mut var = 0.0f32;
+                    for &i in &self.order {
+                        let d = row[i] - mu;
+                        var += d * d;
+                    }
+                    let sd = (var * inv_k).sqrt().max(self.cfg.min_std);
+                    let r = t * a_dim + j;
+                    mean[r] = m * mean[r] + (1.0 - m) * mu;
+                    std[r] = m * std[r] + (1.0 - m) * sd;
+                }
+            }
+        }
+        let mut actions = fast::to_plan(t_len, a_dim, mean);
+        let mut energy = fast::plan_energy("cem", &cpu, fp, &actions)?;
+        if let Some((e, b)) = best {
+            if e < energy || !energy.is_finite() {
+                actions = fast::to_plan(t_len, a_dim, b);
+                energy = e;
+            }
+        }
+        if actions.iter().any(|v| !v.is_finite()) {
+            return Err(CoreError::NonFinite { planner: "cem".into(), samples: evaluated });
+        }
+        self.warm = Some(actions.clone());
+        Ok(Plan { actions, energy, iterations, evaluated })
     }
 }
 
@@ -186,6 +282,11 @@ impl Planner for Cem {
                 m
             }
         };
+        if self.fast_path {
+            if let Some(fp) = fast::problem(req) {
+                return self.plan_fast(&fp, mean, start);
+            }
+        }
         let mut std = Array2::from_elem((t_len, a_dim), self.cfg.init_std);
         if self.samples.dim() != (t_len, n, a_dim) {
             self.samples = Array3::zeros((t_len, n, a_dim));

@@ -7,6 +7,8 @@
 
 mod actor;
 mod cem;
+mod fast;
+mod gd;
 mod mppi;
 mod rollout;
 
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use actor::PlanningActor;
 pub use cem::{Cem, CemConfig};
+pub use gd::{energy_gradient, Gd, GdConfig};
 pub use mppi::{Mppi, MppiConfig};
 pub use rollout::Rollout;
 

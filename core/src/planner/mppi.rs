@@ -1,9 +1,15 @@
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use ami_kernels::rng::derive_key;
+use ami_kernels::{Cpu, Sampling, SeqBatch};
 use ndarray::{Array1, Array2, Array3};
+use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use super::fast::{self, FastProblem};
 use super::{check_request, shift_plan, Bounds, Budget, Plan, PlanRequest, Planner, Rollout};
 use crate::error::{CoreError, Result};
 use crate::rng::{rng, AmiRng};
@@ -72,6 +78,9 @@ pub struct Mppi {
     energies: Array1<f32>,
     weights: Vec<f32>,
     rollout: Rollout,
+    backend: Option<Arc<Cpu>>,
+    fast_path: bool,
+    batch: SeqBatch,
 }
 
 impl Mppi {
@@ -87,11 +96,72 @@ impl Mppi {
             energies: Array1::zeros(0),
             weights: Vec::new(),
             rollout: Rollout::new(),
+            backend: None,
+            fast_path: true,
+            batch: SeqBatch::new(0, 0, 0),
         })
     }
     /// The settings.
     pub fn config(&self) -> &MppiConfig {
         &self.cfg
+    }
+    /// Runs the fused fast path on `cpu` (default: [`Cpu::shared`]).
+    pub fn set_backend(&mut self, cpu: Arc<Cpu>) {
+        self.backend = Some(cpu);
+    }
+    /// Allows (default) or forbids the fused fast path (see
+    /// [`Cem::set_fast_path`](super::Cem::set_fast_path)).
+    pub fn set_fast_path(&mut self, enabled: bool) {
+        self.fast_path = enabled;
+    }
+
+    fn plan_fast(&mut self, fp: &FastProblem<'_>, mean: Array2<f32>, start: Instant) -> Result<Plan> {
+        let (t_len, a_dim, n) = (self.cfg.horizon, self.bounds.dim(), self.cfg.samples);
+        let cpu = fast::backend(&self.backend);
+        let key = self.rng.next_u64();
+        if self.batch.len() != n || self.batch.horizon() != t_len || self.batch.action_dim() != a_dim {
+            self.batch = SeqBatch::new(t_len, a_dim, n);
+        }
+        if self.energies.len() != n {
+            self.energies = Array1::zeros(n);
+        }
+        let mut mean: Vec<f32> = mean.iter().copied().collect();
+        let std = vec![self.cfg.noise_std; t_len * a_dim];
+        let (mut iterations, mut evaluated) = (0, 0);
+        for it in 0..self.cfg.iterations {
+            if let Some(d) = self.cfg.deadline_ms {
+                if iterations > 0 && start.elapsed().as_secs_f64() * 1e3 >= d {
+                    break;
+                }
+            }
+            let spec = Sampling { mean: &mean, std: &std, low: &self.bounds.low, high: &self.bounds.high, key: derive_key(key, it as u64) };
+            let e = self.energies.as_slice_mut().expect("contiguous");
+            cpu.sample_energies(fp.net, &fp.cost, &fp.s0, &spec, &mut self.batch, e).map_err(|e| fast::kernel_err("mppi", e))?;
+            evaluated += n;
+            iterations += 1;
+            if !softmax_weights(&self.energies, self.cfg.temperature, &mut self.weights) {
+                return Err(CoreError::NonFinite { planner: "mppi".into(), samples: n });
+            }
+            for t in 0..t_len {
+                for j in 0..a_dim {
+                    let row = self.batch.row(t, j);
+                    let mut acc = 0.0f32;
+                    for (&w, &x) in self.weights.iter().zip(row) {
+                        if w != 0.0 {
+                            acc += w * x;
+                        }
+                    }
+                    mean[t * a_dim + j] = acc;
+                }
+            }
+        }
+        let mean = fast::to_plan(t_len, a_dim, mean);
+        let energy = fast::plan_energy("mppi", &cpu, fp, &mean)?;
+        if mean.iter().any(|v| !v.is_finite()) {
+            return Err(CoreError::NonFinite { planner: "mppi".into(), samples: evaluated });
+        }
+        self.warm = Some(mean.clone());
+        Ok(Plan { actions: mean, energy, iterations, evaluated })
     }
 }
 
@@ -159,6 +229,11 @@ impl Planner for Mppi {
                 m
             }
         };
+        if self.fast_path {
+            if let Some(fp) = fast::problem(req) {
+                return self.plan_fast(&fp, mean, start);
+            }
+        }
         if self.samples.dim() != (t_len, n, a_dim) {
             self.samples = Array3::zeros((t_len, n, a_dim));
         }

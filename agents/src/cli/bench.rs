@@ -1,0 +1,195 @@
+//! `ami bench`: the planner workload benchmark (see
+//! `../shared/workload/WORKLOAD.md`), with the peers' procedure and JSON
+//! fields: a first call, warm-up calls, the plan energy of seeds 0..n-1
+//! (f64 reference), then at least `--calls` timed calls (more until
+//! `--min-time` seconds are spent, at most `--max-calls`); each call resets
+//! the planner to its seed and draws all its noise inside the timed region.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ami_core::kernels::{Cpu, Isa, QuadEnergy};
+use ami_core::{Bounds, Cem, CemConfig, Gd, GdConfig, Mppi, MppiConfig, PlanRequest, Planner, Workload};
+use anyhow::{bail, Context};
+
+/// The planners `ami bench` runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchPlanner {
+    /// Cross-entropy method (512 samples, 6 iterations, 64 elites).
+    Cem,
+    /// MPPI (512 samples, 6 iterations, lambda 1, noise 0.5).
+    Mppi,
+    /// Adam on 32 sequences, 25 steps, lr 0.05.
+    Gd,
+}
+
+/// Arguments of `ami bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Workload safetensors file (W1 b1 W2 b2 ... s0 goal).
+    #[arg(long, value_name = "FILE")]
+    pub workload: PathBuf,
+    /// Planner to time.
+    #[arg(long, value_enum)]
+    pub planner: BenchPlanner,
+    /// Kernel threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Seeds 0..n-1 for the plan-quality check.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Minimum number of timed calls.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub calls: u64,
+    /// Keep timing (up to --max-calls) until this many seconds are spent.
+    #[arg(long, default_value_t = 3.0)]
+    pub min_time: f64,
+    /// Most timed calls.
+    #[arg(long, default_value_t = 200)]
+    pub max_calls: u64,
+    /// Warm-up calls after the first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+    /// Instruction set (scalar, avx2, avx512, neon; default: the best).
+    #[arg(long)]
+    pub isa: Option<Isa>,
+    /// Print one JSON line (the peers' fields) instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    // numpy's default (linear interpolation).
+    let x = p / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo as f64)
+}
+
+fn size_name(path: &Path, s: usize, a: usize, h: usize) -> String {
+    match (s, a, h) {
+        (8, 2, 64) => "small".into(),
+        (32, 8, 256) => "medium".into(),
+        (64, 16, 512) => "large".into(),
+        _ => path.file_stem().map(|s| s.to_string_lossy().trim_start_matches("workload_").to_string()).unwrap_or_default(),
+    }
+}
+
+fn load1() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `ami bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let wl = Workload::load(&args.workload)?;
+    let s0 = wl.s0.clone().with_context(|| format!("{}: the workload has no `s0` tensor", args.workload.display()))?;
+    let goal = wl.goal.clone().with_context(|| format!("{}: the workload has no `goal` tensor", args.workload.display()))?;
+    let horizon = wl.horizon().unwrap_or(16);
+    let net = wl.model.net();
+    let (s_dim, a_dim) = (net.state_dim(), net.action_dim());
+    let h = net.layers()[0].out;
+    let isa = args.isa.unwrap_or_else(Isa::detect);
+    let cpu = Arc::new(Cpu::new(isa, args.threads)?);
+    let cost = wl.cost();
+    let bounds = Bounds::symmetric(a_dim, 1.0);
+    let mut planner: Box<dyn Planner> = match args.planner {
+        BenchPlanner::Cem => {
+            let mut p = Cem::new(CemConfig { horizon, ..CemConfig::default() }, bounds)?;
+            p.set_backend(cpu.clone());
+            Box::new(p)
+        }
+        BenchPlanner::Mppi => {
+            let mut p = Mppi::new(MppiConfig { horizon, ..MppiConfig::default() }, bounds)?;
+            p.set_backend(cpu.clone());
+            Box::new(p)
+        }
+        BenchPlanner::Gd => {
+            let mut p = Gd::new(GdConfig { horizon, ..GdConfig::default() }, bounds)?;
+            p.set_backend(cpu.clone());
+            Box::new(p)
+        }
+    };
+    let req = PlanRequest::new(&wl.model, &cost, s0.view());
+    let mut plan = |seed: u64| -> anyhow::Result<Vec<f32>> {
+        planner.reset(seed);
+        Ok(planner.plan(&req)?.actions.into_raw_vec_and_offset().0)
+    };
+    let t0 = Instant::now();
+    plan(10_000)?;
+    let first_call_s = t0.elapsed().as_secs_f64();
+    for i in 0..args.warmup {
+        plan(10_001 + i)?;
+    }
+    let reference = QuadEnergy { q: vec![1.0; s_dim], r: vec![0.01; a_dim], goal: goal.to_vec() };
+    let mut energies = Vec::new();
+    for seed in 0..args.seeds {
+        let a = plan(seed)?;
+        if a.iter().any(|v| v.abs() > 1.0 + 1e-6) {
+            bail!("seed {seed}: plan outside [-1, 1]");
+        }
+        energies.push(reference.sequence_energy_f64(net, s0.as_slice().expect("contiguous"), &a));
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let mut i = 0;
+    while i < args.calls || (start.elapsed().as_secs_f64() < args.min_time && i < args.max_calls) {
+        let t0 = Instant::now();
+        std::hint::black_box(plan(20_000 + i)?);
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        i += 1;
+    }
+    times.sort_by(f64::total_cmp);
+    let median = percentile(&times, 50.0);
+    let fwd = net.flops_per_step();
+    let flops = match args.planner {
+        BenchPlanner::Cem => fwd * (CemConfig::default().samples * horizon * CemConfig::default().iterations) as f64,
+        BenchPlanner::Mppi => fwd * (MppiConfig::default().samples * horizon * MppiConfig::default().iterations) as f64,
+        BenchPlanner::Gd => 3.0 * fwd * (GdConfig::default().samples * horizon * GdConfig::default().steps) as f64,
+    };
+    let n = energies.len().max(1) as f64;
+    let mean_e = energies.iter().sum::<f64>() / n;
+    let std_e = (energies.iter().map(|e| (e - mean_e).powi(2)).sum::<f64>() / n).sqrt();
+    let zero = reference.sequence_energy_f64(net, s0.as_slice().expect("contiguous"), &vec![0.0; horizon * a_dim]);
+    let planner_name = format!("{:?}", args.planner).to_lowercase();
+    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    let out = serde_json::json!({
+        "impl": "ami",
+        "size": size_name(&args.workload, s_dim, a_dim, h),
+        "planner": planner_name,
+        "threads": cpu.threads(),
+        "median_ms": round(median, 4),
+        "p10_ms": round(percentile(&times, 10.0), 4),
+        "p90_ms": round(percentile(&times, 90.0), 4),
+        "min_ms": round(times[0], 4),
+        "n_calls": times.len(),
+        "gflops": round(flops / (median * 1e-3) / 1e9, 3),
+        "mean_energy": round(mean_e, 4),
+        "std_energy": round(std_e, 4),
+        "zero_energy": round(zero, 4),
+        "first_call_s": round(first_call_s, 3),
+        "seeds": args.seeds,
+        "load1": load1(),
+        "isa": cpu.isa().name(),
+        "versions": { "ami": env!("CARGO_PKG_VERSION") },
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "ami {} {} threads {} ({}): median {:.3} ms (p10 {:.3}, p90 {:.3}, {} calls), {:.1} GFLOP/s; mean energy {:.4} over {} seeds (zero-action {:.4})",
+            out["size"].as_str().unwrap_or(""),
+            planner_name,
+            cpu.threads(),
+            cpu.isa(),
+            median,
+            percentile(&times, 10.0),
+            percentile(&times, 90.0),
+            times.len(),
+            flops / (median * 1e-3) / 1e9,
+            mean_e,
+            args.seeds,
+            zero
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! `ami plugin inspect|new`, and the plugin flags of `ami run`.
+
+use std::path::{Path, PathBuf};
+
+use ami_agents::config::STANDARD_EDGES;
+use ami_agents::plugin_task::{referenced_plugins, register_plugin};
+use ami_core::config::AgentGraph;
+use ami_core::plugin::abi::{Dims, ModuleKind as Kind, ABI_MAJOR, ABI_MINOR, LAYOUT_HASH};
+use ami_core::plugin::{decl, probe_dims, ModuleInfo, Plugin, PluginHost, PluginHostConfig};
+use anyhow::{bail, Context};
+
+use super::run::RunArgs;
+
+/// Plugin flags of `ami run`.
+#[derive(clap::Args, Debug, Default)]
+pub struct PluginArgs {
+    /// Load a plugin library: a path, or a plugin name searched in
+    /// --plugin-dir and $AMI_PLUGIN_PATH (repeatable). Agent files name
+    /// plugin modules `plugin:NAME/MODULE`; plugins they name are also
+    /// looked up by name.
+    #[arg(long = "plugin", value_name = "PATH|NAME")]
+    pub plugins: Vec<String>,
+    /// A directory searched for `lib<NAME>.so` (repeatable).
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Pin a library's SHA-256: `NAME=HEX` or `PATH=HEX` (repeatable); a
+    /// library whose digest differs is refused.
+    #[arg(long = "plugin-sha256", value_name = "KEY=HEX")]
+    pub plugin_sha256: Vec<String>,
+    /// Accept plugins built with panic = "abort" (their panics abort ami).
+    #[arg(long)]
+    pub allow_panic_abort: bool,
+    /// Run the standard agent on a plugin's environment:
+    /// `PLUGIN` (its only environment) or `PLUGIN/MODULE`.
+    #[arg(long, value_name = "PLUGIN[/ENV]", conflicts_with_all = ["file", "task"])]
+    pub plugin_task: Option<String>,
+    /// With --plugin-task: a plugin planner `plugin:NAME/MODULE` instead of
+    /// --planner.
+    #[arg(long, value_name = "plugin:NAME/MODULE", requires = "plugin_task", conflicts_with = "planner")]
+    pub plugin_planner: Option<String>,
+}
+
+impl PluginArgs {
+    fn host(&self) -> anyhow::Result<PluginHost> {
+        let mut cfg = PluginHostConfig { search_paths: self.plugin_dirs.clone(), allow_panic_abort: self.allow_panic_abort, ..Default::default() };
+        for pin in &self.plugin_sha256 {
+            let (k, v) = pin.split_once('=').with_context(|| format!("--plugin-sha256 `{pin}`: expected KEY=HEX"))?;
+            cfg.sha256.insert(k.to_string(), v.to_string());
+        }
+        Ok(PluginHost::new(cfg))
+    }
+}
+
+fn standard_agent(env: &str, actor: &str, actor_params: &str) -> String {
+    format!(
+        "[agent]\nname = \"{env}\"\nseed = 0\nepisodes = 10\n\n[[nodes]]\nname = \"env\"\nkind = \"environment\"\nimplementation = \"{env}\"\n\n\
+         [[nodes]]\nname = \"perception\"\nkind = \"perception\"\nimplementation = \"identity\"\n\n\
+         [[nodes]]\nname = \"configurator\"\nkind = \"configurator\"\nimplementation = \"schedule\"\n\n\
+         [[nodes]]\nname = \"actor\"\nkind = \"actor\"\nimplementation = \"{actor}\"\nparams = {{ {actor_params} }}\n\n\
+         [[nodes]]\nname = \"cost\"\nkind = \"cost\"\nimplementation = \"task\"\n\n\
+         [[nodes]]\nname = \"memory\"\nkind = \"memory\"\nimplementation = \"ring\"\n\n{STANDARD_EDGES}"
+    )
+}
+
+/// Loads the agent for `ami run` when plugins are involved (a plugin flag,
+/// or an agent file naming `plugin:...`); `None` otherwise.
+pub fn load_for_run(args: &RunArgs) -> anyhow::Result<Option<(AgentGraph, String)>> {
+    let pa = &args.plugins;
+    let file_text = match &args.file {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let mentions_plugins = file_text.as_deref().is_some_and(|t| !referenced_plugins(t).is_empty());
+    if pa.plugins.is_empty() && pa.plugin_task.is_none() && !mentions_plugins {
+        return Ok(None);
+    }
+    let mut host = pa.host()?;
+    for p in &pa.plugins {
+        host.load(p).with_context(|| format!("loading plugin `{p}`"))?;
+    }
+    let (text, source) = match (&file_text, &pa.plugin_task) {
+        (Some(t), _) => (t.clone(), args.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        (None, Some(task)) => {
+            let (plugin_name, env_module) = match task.strip_prefix("plugin:").unwrap_or(task).split_once('/') {
+                Some((p, m)) => (p.to_string(), Some(m.to_string())),
+                None => (task.strip_prefix("plugin:").unwrap_or(task).to_string(), None),
+            };
+            let plugin = host.load(&plugin_name).with_context(|| format!("loading plugin `{plugin_name}`"))?;
+            let env_module = match env_module {
+                Some(m) => m,
+                None => {
+                    let envs: Vec<&ModuleInfo> = plugin.modules_of(Kind::ENVIRONMENT).collect();
+                    match envs.as_slice() {
+                        [one] => one.name.clone(),
+                        [] => bail!("plugin `{plugin_name}` has no environment module"),
+                        many => bail!(
+                            "plugin `{plugin_name}` has several environments ({}): use --plugin-task {plugin_name}/MODULE",
+                            many.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    }
+                }
+            };
+            let env = format!("plugin:{plugin_name}/{env_module}");
+            let (actor, params) = match (&pa.plugin_planner, args.planner) {
+                (Some(p), _) => (format!("plugin:{}", p.strip_prefix("plugin:").unwrap_or(p)), String::new()),
+                (None, Some(ami_agents::agent::PlannerKind::Mppi)) => {
+                    ("mppi".into(), "horizon = 25, samples = 256, iterations = 5, temperature = 0.5, noise_std = 0.5".into())
+                }
+                (None, _) => (
+                    "cem".into(),
+                    "horizon = 25, samples = 256, iterations = 5, elites = 24, init_std = 0.5, min_std = 0.05, momentum = 0.1, return_best = true".into(),
+                ),
+            };
+            (standard_agent(&env, &actor, &params), format!("--plugin-task {env}"))
+        }
+        (None, None) => bail!("--plugin loads libraries for an agent file or --plugin-task; give one of them"),
+    };
+    for name in referenced_plugins(&text) {
+        if host.plugin(&name).is_none() {
+            host.load(&name).with_context(|| format!("the agent names plugin `{name}`"))?;
+        }
+    }
+    let mut registry = ami_agents::config::registry();
+    for p in host.plugins() {
+        register_plugin(&mut registry, p).with_context(|| format!("registering the modules of plugin `{}`", p.name()))?;
+    }
+    let graph = ami_core::config::load_str(&text, &source, &registry).with_context(|| format!("{source} is not a valid agent"))?;
+    Ok(Some((graph, source)))
+}
+
+/// Adds what plugins reported (panics, failed environment steps) to an
+/// episode's result: a failure the module contracts could only signal with
+/// NaN becomes an error naming the plugin and module.
+pub fn explain<T>(r: ami_core::Result<T>) -> anyhow::Result<T> {
+    let log = ami_core::plugin::failure_log();
+    match r {
+        Ok(v) if log.is_empty() => Ok(v),
+        Ok(_) => bail!("{}", log.join("\n")),
+        Err(e) if log.is_empty() => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(log.join("\n"))),
+    }
+}
+
+/// `ami plugin`: inspect plugin libraries, start a new plugin.
+#[derive(clap::Args, Debug)]
+pub struct PluginCommand {
+    #[command(subcommand)]
+    command: PluginSub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum PluginSub {
+    /// Show a plugin library's declaration, whether this ami can load it,
+    /// and its modules with their ports and parameters.
+    Inspect(InspectArgs),
+    /// Create a new plugin crate from the template (a small task: an
+    /// environment, its world model and its cost).
+    New(NewArgs),
+}
+
+/// Arguments of `ami plugin inspect`.
+#[derive(clap::Args, Debug)]
+struct InspectArgs {
+    /// The library (`lib<name>.so`).
+    path: PathBuf,
+    /// Only read the declaration from the file; do not load the library
+    /// (listing modules runs the plugin's register function).
+    #[arg(long)]
+    no_load: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `ami plugin new`.
+#[derive(clap::Args, Debug)]
+struct NewArgs {
+    /// Plugin name (letters, digits, `_`); the crate is created in ./NAME.
+    name: String,
+    /// Directory to create the crate in (default: ./NAME).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Path of the ami-plugin-abi crate (default: the one this ami was
+    /// built from).
+    #[arg(long)]
+    abi_path: Option<PathBuf>,
+}
+
+/// Runs `ami plugin ...`.
+pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
+    match cmd.command {
+        PluginSub::Inspect(a) => inspect(a),
+        PluginSub::New(a) => new(a),
+    }
+}
+
+fn ports(kind: Kind, d: Option<&Dims>) -> String {
+    let w = |n: Option<u64>| n.map_or("?".to_string(), |n| n.to_string());
+    let (o, s, a, l, h) = (w(d.map(|d| d.obs_dim)), w(d.map(|d| d.state_dim)), w(d.map(|d| d.action_dim)), w(d.map(|d| d.latent_dim)), w(d.map(|d| d.horizon)));
+    match kind {
+        Kind::ENVIRONMENT => format!("in: action[{a}]  out: observation[{o}], reward, done  (max {} steps)", w(d.map(|d| d.max_steps))),
+        Kind::WORLD_MODEL => format!("in: state[{s}], action[{a}]{}  out: next_state[{s}]", if l == "0" { String::new() } else { format!(", latent[{l}]") }),
+        Kind::INTRINSIC_COST => "in: state, action, next_state  out: cost".into(),
+        Kind::CRITIC => "in: state  out: value".into(),
+        Kind::PERCEPTION => format!("in: observation[{o}]  out: state[{s}]"),
+        Kind::ACTOR => format!("in: state, cost  out: action[{a}]"),
+        Kind::PLANNER => format!("in: state, world model, cost  out: plan[{h}, action_dim]"),
+        Kind::MEMORY => format!("in: transition(state[{s}], action[{a}], cost, next_state[{s}])  out: transitions (capacity {})", w(d.map(|d| d.capacity))),
+        Kind::CONFIGURATOR => "in: state  out: modulations".into(),
+        _ => "?".into(),
+    }
+}
+
+fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&a.path).with_context(|| format!("plugin {}: cannot read the file", a.path.display()))?;
+    let d = decl::read_declaration(&a.path, &bytes)?;
+    let verdict = decl::check_declaration(&a.path, &d, false);
+    let mut plugin: Option<std::sync::Arc<Plugin>> = None;
+    let mut load_error = None;
+    if !a.no_load && verdict.is_ok() {
+        let mut host = PluginHost::new(PluginHostConfig::default());
+        match host.load(&a.path) {
+            Ok(p) => plugin = Some(p),
+            Err(e) => load_error = Some(e.to_string()),
+        }
+    }
+    let modules: Vec<(ModuleInfo, Option<Dims>)> =
+        plugin.as_ref().map(|p| p.modules().iter().map(|m| (m.clone(), probe_dims(p, &m.name, "{}").ok())).collect()).unwrap_or_default();
+    if a.json {
+        let mods: Vec<serde_json::Value> = modules
+            .iter()
+            .map(|(m, dims)| {
+                serde_json::json!({
+                    "kind": m.kind.to_string(),
+                    "name": m.name,
+                    "reference": format!("plugin:{}/{}", d.name, m.name),
+                    "description": m.description,
+                    "ports": ports(m.kind, dims.as_ref()),
+                    "params": m.params.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty, "default": p.default, "doc": p.doc})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "path": a.path.display().to_string(),
+            "name": d.name, "version": d.version,
+            "abi": format!("{}.{}", d.abi_major, d.abi_minor),
+            "abi_crate_version": d.abi_crate_version,
+            "target": d.target,
+            "panic": if d.panic_unwind() { "unwind" } else { "abort" },
+            "layout_hash": format!("{:#018x}", d.layout_hash),
+            "decl_size": d.decl_size,
+            "compatible": verdict.is_ok(),
+            "refusal": verdict.as_ref().err().map(|e| e.to_string()),
+            "load_error": load_error,
+            "modules": mods,
+        });
+        println!("{out}");
+    } else {
+        println!("plugin {} {}  ({})", d.name, d.version, a.path.display());
+        println!("  ABI            {}.{} (ami-plugin-abi {}); this ami speaks {ABI_MAJOR}.{ABI_MINOR}", d.abi_major, d.abi_minor, d.abi_crate_version);
+        println!("  layout hash    {:#018x} (host {LAYOUT_HASH:#018x})", d.layout_hash);
+        println!("  declaration    {} bytes at file offset {:#x}", d.decl_size, d.file_offset.unwrap_or(0));
+        println!("  target         {} (host {})", d.target, decl::host_target());
+        println!("  panic          {}{}", if d.panic_unwind() { "unwind" } else { "abort" }, if d.debug_assertions() { ", debug assertions" } else { "" });
+        println!("  sha256         {}", plugin.as_ref().and_then(|p| p.info().sha256.clone()).unwrap_or_else(|| "(not loaded)".into()));
+        match &verdict {
+            Ok(w) if w.is_empty() => println!("  compatible     yes"),
+            Ok(w) => println!("  compatible     yes, with warnings: {}", w.join("; ")),
+            Err(e) => println!("  compatible     NO: {e}"),
+        }
+        if let Some(e) = &load_error {
+            println!("  load           FAILED: {e}");
+        }
+        if a.no_load {
+            println!("  modules        (not loaded: --no-load)");
+        }
+        for (m, dims) in &modules {
+            println!("\n  {} plugin:{}/{}  — {}", m.kind, d.name, m.name, m.description);
+            println!("    ports   {}", ports(m.kind, dims.as_ref()));
+            if m.params.is_empty() {
+                println!("    params  (none)");
+            }
+            for p in &m.params {
+                println!("    param   {} ({}, default {}): {}", p.name, p.ty, p.default, p.doc);
+            }
+        }
+    }
+    if let Err(e) = verdict {
+        return Err(e.into());
+    }
+    if let Some(e) = load_error {
+        bail!(e);
+    }
+    Ok(())
+}
+
+const TEMPLATE_CARGO: &str = include_str!("../../../templates/plugin/Cargo.toml.tmpl");
+const TEMPLATE_LIB: &str = include_str!("../../../templates/plugin/src/lib.rs.tmpl");
+const TEMPLATE_AGENT: &str = include_str!("../../../templates/plugin/agent.toml.tmpl");
+
+fn new(a: NewArgs) -> anyhow::Result<()> {
+    let name = a.name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
+        bail!("plugin name `{name}`: use letters, digits and `_`, not starting with a digit");
+    }
+    let dir = a.dir.unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("{} already exists and is not empty", dir.display());
+    }
+    let abi = match a.abi_path {
+        Some(p) => p,
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/abi"),
+    };
+    let abi = std::fs::canonicalize(&abi).unwrap_or(abi);
+    let abi_dep =
+        if abi.join("Cargo.toml").is_file() { format!("{{ path = {:?} }}", abi.display().to_string()) } else { format!("\"{}\"", env!("CARGO_PKG_VERSION")) };
+    let fill = |t: &str| t.replace("{{name}}", name).replace("{{lib}}", name).replace("{{plugin}}", name).replace("{{abi_dep}}", &abi_dep);
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    for (file, text) in [("Cargo.toml", TEMPLATE_CARGO), ("src/lib.rs", TEMPLATE_LIB), ("agent.toml", TEMPLATE_AGENT)] {
+        let p = dir.join(file);
+        std::fs::write(&p, fill(text)).with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!("created plugin crate {} (plugin `{name}`: modules env, model, cost)", dir.display());
+    println!(
+        "next:\n  cd {}\n  cargo build\n  ami plugin inspect target/debug/lib{name}.so\n  ami run agent.toml --plugin target/debug/lib{name}.so",
+        dir.display()
+    );
+    Ok(())
+}
