@@ -128,7 +128,10 @@ pub fn read_declaration(path: &Path, bytes: &[u8]) -> Result<DeclInfo, PluginErr
     }
     if found.len() > 1 {
         let names: Vec<&str> = found.iter().filter_map(|s| s.name().ok()).collect();
-        return Err(PluginError::NotAPlugin { path: p(), reason: format!("it exports several declarations ({}); a library holds one plugin", names.join(", ")) });
+        return Err(PluginError::NotAPlugin {
+            path: p(),
+            reason: format!("it exports several declarations ({}); a library holds one plugin", names.join(", ")),
+        });
     }
     let sym = found.pop().ok_or_else(|| PluginError::NotAPlugin {
         path: p(),
@@ -159,10 +162,7 @@ pub fn read_declaration(path: &Path, bytes: &[u8]) -> Result<DeclInfo, PluginErr
         info.symbol = Some(symbol);
         return Ok(info);
     }
-    Err(PluginError::NotALibrary {
-        path: p(),
-        reason: format!("`{symbol}` at address {addr:#x} is in no loadable segment stored in the file (truncated?)"),
-    })
+    Err(PluginError::NotALibrary { path: p(), reason: format!("`{symbol}` at address {addr:#x} is in no loadable segment stored in the file (truncated?)") })
 }
 
 fn endian(little: bool) -> String {
