@@ -285,17 +285,17 @@ mod simd_impl {
     pub(super) const EPI_ADD: u8 = 2;
     pub(super) const EPI_MASK: u8 = 3;
 
-    /// Microkernel: `PANEL` output rows x `V` vectors of lanes.
-    /// `acc[r] = bias[r] + sum_k pan[k][r] * x[k]`, then the epilogue writes
-    /// the first `rv` rows of `y` (row stride `ys`).
+    /// Microkernel: `R` output rows (of a panel of `PANEL`) x `V` vectors
+    /// of lanes. `acc[r] = bias[r] + sum_k pan[k][r] * x[k]`, then the
+    /// epilogue writes the first `rv` rows of `y` (row stride `ys`).
     ///
     /// # Safety
-    /// `pan` holds `k * PANEL` floats, `bias` (if not null) `PANEL`, `x`
+    /// `pan` holds `k * PANEL` floats, `bias` (if not null) `R`, `x`
     /// `k` rows of stride `xs` with `V * LANES` valid floats each, `y` and
     /// `aux` `rv` rows of stride `ys` likewise.
     #[inline(always)]
     #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-    unsafe fn mk<S: Simd, const V: usize, const EPI: u8>(
+    unsafe fn mk<S: Simd, const R: usize, const V: usize, const EPI: u8>(
         k: usize,
         pan: *const f32,
         bias: *const f32,
@@ -308,9 +308,9 @@ mod simd_impl {
     ) {
         // SAFETY: the caller guarantees every pointer range (see above).
         unsafe {
-            let mut acc = [[S::zero(); V]; PANEL];
+            let mut acc = [[S::zero(); V]; R];
             if !bias.is_null() {
-                for r in 0..PANEL {
+                for r in 0..R {
                     let b = S::splat(*bias.add(r));
                     for v in 0..V {
                         acc[r][v] = b;
@@ -324,7 +324,7 @@ mod simd_impl {
                 for v in 0..V {
                     xv[v] = S::load(xp.add(v * S::LANES));
                 }
-                for r in 0..PANEL {
+                for r in 0..R {
                     let w = S::splat(*wp.add(r));
                     for v in 0..V {
                         acc[r][v] = S::fma(w, xv[v], acc[r][v]);
@@ -373,16 +373,29 @@ mod simd_impl {
                 let b = if bias.is_null() { bias } else { bias.add(p * PANEL) };
                 let yo = y.add(p * PANEL * NB);
                 let ao = aux.wrapping_add(p * PANEL * NB);
-                if S::MAX_V >= 2 && NB >= 2 * S::LANES {
+                if S::HALF_ROWS && NB >= 2 * S::LANES {
+                    // Few registers (AVX2): 4 rows x 2 vectors, twice.
+                    let mut rc = 0;
+                    while rc < rv {
+                        let bc = if b.is_null() { b } else { b.add(rc) };
+                        let mut l = 0;
+                        while l < NB {
+                            let (yc, ac) = (yo.add(rc * NB + l), ao.wrapping_add(rc * NB + l));
+                            mk::<S, 4, 2, EPI>(k, pan.add(rc), bc, x.add(l), NB, yc, NB, (rv - rc).min(4), ac);
+                            l += 2 * S::LANES;
+                        }
+                        rc += 4;
+                    }
+                } else if S::MAX_V >= 2 && NB >= 2 * S::LANES {
                     let mut l = 0;
                     while l < NB {
-                        mk::<S, 2, EPI>(k, pan, b, x.add(l), NB, yo.add(l), NB, rv, ao.wrapping_add(l));
+                        mk::<S, PANEL, 2, EPI>(k, pan, b, x.add(l), NB, yo.add(l), NB, rv, ao.wrapping_add(l));
                         l += 2 * S::LANES;
                     }
                 } else {
                     let mut l = 0;
                     while l < NB {
-                        mk::<S, 1, EPI>(k, pan, b, x.add(l), NB, yo.add(l), NB, rv, ao.wrapping_add(l));
+                        mk::<S, PANEL, 1, EPI>(k, pan, b, x.add(l), NB, yo.add(l), NB, rv, ao.wrapping_add(l));
                         l += S::LANES;
                     }
                 }

@@ -1,7 +1,12 @@
 //! A persistent worker pool (crossbeam parkers, spin-then-park): one call
-//! hands `tasks` indices to the caller thread and the workers, which take
+//! hands `tasks` indices to the caller thread and the workers, which claim
 //! them from a shared counter. Workers spin briefly after a job so the
 //! back-to-back jobs of one planning call do not pay a wake-up each.
+//!
+//! The caller waits for the *tasks*, not for the workers: a worker that is
+//! not running when a job is published (parked, or preempted on a busy
+//! machine) simply finds no task left when it wakes, so a loaded machine
+//! degrades towards single-thread speed instead of waiting for a time slice.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,7 +19,8 @@ use crossbeam::utils::CachePadded;
 
 type Job<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-/// A job with its lifetime erased; only dereferenced while `Pool::run` waits.
+/// A job with its lifetime erased; only dereferenced by workers registered
+/// in `Shared::active`, which `Pool::run` waits for before returning.
 #[derive(Clone, Copy)]
 struct RawJob(*const (dyn Fn(usize, usize) + Sync + 'static));
 // SAFETY: the pointee is `Sync` and outlives every use (see `Pool::run`).
@@ -23,12 +29,15 @@ unsafe impl Send for RawJob {}
 struct Shared {
     /// Incremented (Release) after a job is published.
     epoch: CachePadded<AtomicUsize>,
-    /// The current job: a type-erased `Job` (fat pointer halves).
-    job: Mutex<Option<RawJob>>,
+    /// The current job and its epoch; `None` once its tasks are done.
+    job: Mutex<Option<(RawJob, usize)>>,
+    /// Next task index to claim.
     next: CachePadded<AtomicUsize>,
     tasks: AtomicUsize,
-    /// Workers still inside the current job.
-    busy: CachePadded<AtomicUsize>,
+    /// Tasks finished.
+    done: CachePadded<AtomicUsize>,
+    /// Workers holding the current job.
+    active: CachePadded<AtomicUsize>,
     panicked: AtomicBool,
     shutdown: AtomicBool,
 }
@@ -51,6 +60,19 @@ impl std::fmt::Debug for Pool {
 /// How long an idle worker spins before it parks.
 const SPIN: Duration = Duration::from_micros(200);
 
+/// Spins a little, then yields, until `cond` holds.
+fn wait_until(cond: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !cond() {
+        if spins < 4096 {
+            std::hint::spin_loop();
+            spins += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 impl Pool {
     /// A pool running jobs on `threads` threads (at least 1; the caller is
     /// one of them).
@@ -61,7 +83,8 @@ impl Pool {
             job: Mutex::new(None),
             next: CachePadded::new(AtomicUsize::new(0)),
             tasks: AtomicUsize::new(0),
-            busy: CachePadded::new(AtomicUsize::new(0)),
+            done: CachePadded::new(AtomicUsize::new(0)),
+            active: CachePadded::new(AtomicUsize::new(0)),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
         });
@@ -69,15 +92,14 @@ impl Pool {
         let mut handles = Vec::new();
         for id in 1..threads {
             let parker = Parker::new();
-            unparkers.push(parker.unparker().clone());
+            let unparker = parker.unparker().clone();
             let sh = shared.clone();
-            let h = std::thread::Builder::new().name(format!("ami-kernels-{id}")).spawn(move || worker(id, sh, parker));
-            match h {
-                Ok(h) => handles.push(h),
-                Err(_) => {
-                    unparkers.pop();
-                    break;
+            match std::thread::Builder::new().name(format!("ami-kernels-{id}")).spawn(move || worker(id, sh, parker)) {
+                Ok(h) => {
+                    handles.push(h);
+                    unparkers.push(unparker);
                 }
+                Err(_) => break,
             }
         }
         let threads = handles.len() + 1;
@@ -90,8 +112,8 @@ impl Pool {
     }
 
     /// Runs `f(task, thread)` for every `task` in `0..tasks`, spread over the
-    /// threads (`thread` in `0..threads()`, unique among concurrent calls of
-    /// `f`). Returns when all tasks are done. A panic in `f` is re-raised.
+    /// threads (`thread` in `0..threads()`, never used by two concurrent calls
+    /// of `f`). Returns when all tasks are done. A panic in `f` is re-raised.
     pub fn run(&self, tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
         if tasks == 0 {
             return;
@@ -104,38 +126,35 @@ impl Pool {
         }
         let _guard = self.call.lock().unwrap_or_else(|e| e.into_inner());
         let sh = &*self.shared;
-        // SAFETY: the fat pointer is only dereferenced by workers between the
-        // epoch increment below and their `busy` decrement, and this function
-        // does not return before `busy` is 0, so `f` outlives every use.
+        // SAFETY: only the lifetime is erased. Workers dereference the job
+        // only after registering in `active` under the `job` lock while the
+        // job is published, and this function unpublishes it and waits for
+        // `active` to drop to 0 before returning, so `f` outlives every use.
         let raw = RawJob(unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(f) } as *const _);
-        *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(raw);
         sh.next.store(0, Ordering::Relaxed);
+        sh.done.store(0, Ordering::Relaxed);
         sh.tasks.store(tasks, Ordering::Relaxed);
-        sh.busy.store(self.threads - 1, Ordering::Relaxed);
-        sh.epoch.fetch_add(1, Ordering::Release);
+        let epoch = sh.epoch.load(Ordering::Relaxed) + 1;
+        *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((raw, epoch));
+        sh.epoch.store(epoch, Ordering::Release);
         for u in &self.unparkers {
             u.unpark();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| loop {
+        let mut payload = None;
+        loop {
             let i = sh.next.fetch_add(1, Ordering::Relaxed);
             if i >= tasks {
                 break;
             }
-            f(i, 0);
-        }));
-        // Spin briefly, then yield: on a busy machine a preempted worker
-        // needs the core more than this thread does.
-        let mut spins = 0u32;
-        while sh.busy.load(Ordering::Acquire) != 0 {
-            if spins < 4096 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i, 0))) {
+                payload.get_or_insert(p);
             }
+            sh.done.fetch_add(1, Ordering::Release);
         }
+        wait_until(|| sh.done.load(Ordering::Acquire) >= tasks);
         *sh.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Err(p) = mine {
+        wait_until(|| sh.active.load(Ordering::Acquire) == 0);
+        if let Some(p) = payload {
             std::panic::resume_unwind(p);
         }
         if sh.panicked.swap(false, Ordering::Relaxed) {
@@ -150,14 +169,13 @@ fn worker(id: usize, sh: Arc<Shared>, parker: Parker) {
         // Wait for a new epoch: spin a while, then park.
         let start = Instant::now();
         let mut spins = 0u32;
-        loop {
+        let epoch = loop {
             if sh.shutdown.load(Ordering::Acquire) {
                 return;
             }
             let e = sh.epoch.load(Ordering::Acquire);
             if e != seen {
-                seen = e;
-                break;
+                break e;
             }
             spins += 1;
             if spins.is_multiple_of(64) && start.elapsed() > SPIN {
@@ -165,25 +183,34 @@ fn worker(id: usize, sh: Arc<Shared>, parker: Parker) {
             } else {
                 std::hint::spin_loop();
             }
-        }
-        let raw = *sh.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(raw) = raw {
-            // SAFETY: `raw` was made from a live `Job` by `Pool::run`, which
-            // waits for this worker's `busy` decrement before returning.
-            let f: Job<'_> = unsafe { &*raw.0 };
-            let tasks = sh.tasks.load(Ordering::Relaxed);
-            let r = catch_unwind(AssertUnwindSafe(|| loop {
-                let i = sh.next.fetch_add(1, Ordering::Relaxed);
-                if i >= tasks {
-                    break;
+        };
+        seen = epoch;
+        let job = {
+            let guard = sh.job.lock().unwrap_or_else(|e| e.into_inner());
+            match *guard {
+                Some((raw, e)) if e == epoch => {
+                    sh.active.fetch_add(1, Ordering::AcqRel);
+                    Some(raw)
                 }
-                f(i, id);
-            }));
-            if r.is_err() {
+                _ => None,
+            }
+        };
+        let Some(raw) = job else { continue };
+        // SAFETY: registered in `active` while the job was published; the
+        // caller of `Pool::run` keeps `f` alive until `active` is 0.
+        let f: Job<'_> = unsafe { &*raw.0 };
+        let tasks = sh.tasks.load(Ordering::Relaxed);
+        loop {
+            let i = sh.next.fetch_add(1, Ordering::Relaxed);
+            if i >= tasks {
+                break;
+            }
+            if catch_unwind(AssertUnwindSafe(|| f(i, id))).is_err() {
                 sh.panicked.store(true, Ordering::Relaxed);
             }
+            sh.done.fetch_add(1, Ordering::Release);
         }
-        sh.busy.fetch_sub(1, Ordering::Release);
+        sh.active.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -195,6 +222,36 @@ impl Drop for Pool {
         }
         for h in self.handles.drain(..) {
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once_and_panics_propagate() {
+        for threads in [1, 2, 4] {
+            let pool = Pool::new(threads);
+            for tasks in [0, 1, 3, 100] {
+                let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                let seen_threads = Mutex::new(std::collections::BTreeSet::new());
+                pool.run(tasks, &|i, t| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                    seen_threads.lock().unwrap().insert(t);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                assert!(seen_threads.lock().unwrap().iter().all(|&t| t < pool.threads()));
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| pool.run(8, &|i, _| assert!(i != 5, "task 5 fails"))));
+            assert!(r.is_err());
+            // The pool still works after a panic.
+            let n = AtomicUsize::new(0);
+            pool.run(10, &|_, _| {
+                n.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(n.load(Ordering::Relaxed), 10);
         }
     }
 }

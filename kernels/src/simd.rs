@@ -10,6 +10,9 @@ pub(crate) trait Simd: Copy {
     /// Most lane-vectors per microkernel row the register file allows with 8
     /// accumulator rows.
     const MAX_V: usize;
+    /// Whether the microkernel should cover a panel's 8 rows as two
+    /// halves of 4 rows x 2 vectors (for 16-register files).
+    const HALF_ROWS: bool = false;
     /// The vector type.
     type V: Copy;
     /// All zeros.
@@ -113,6 +116,7 @@ pub(crate) mod x86 {
     impl Simd for Avx2 {
         const LANES: usize = 8;
         const MAX_V: usize = 1;
+        const HALF_ROWS: bool = true;
         type V = __m256;
         #[inline(always)]
         unsafe fn zero() -> __m256 {

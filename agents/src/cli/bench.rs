@@ -152,32 +152,34 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let zero = reference.sequence_energy_f64(net, s0.as_slice().expect("contiguous"), &vec![0.0; horizon * a_dim]);
     let planner_name = format!("{:?}", args.planner).to_lowercase();
     let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
-    let out = serde_json::json!({
-        "impl": "ami",
-        "size": size_name(&args.workload, s_dim, a_dim, h),
-        "planner": planner_name,
-        "threads": cpu.threads(),
-        "median_ms": round(median, 4),
-        "p10_ms": round(percentile(&times, 10.0), 4),
-        "p90_ms": round(percentile(&times, 90.0), 4),
-        "min_ms": round(times[0], 4),
-        "n_calls": times.len(),
-        "gflops": round(flops / (median * 1e-3) / 1e9, 3),
-        "mean_energy": round(mean_e, 4),
-        "std_energy": round(std_e, 4),
-        "zero_energy": round(zero, 4),
-        "first_call_s": round(first_call_s, 3),
-        "seeds": args.seeds,
-        "load1": load1(),
-        "isa": cpu.isa().name(),
-        "versions": { "ami": env!("CARGO_PKG_VERSION") },
-    });
+    // The peers' field order (common.run_bench), then ami's extras.
+    let fields: Vec<(&str, serde_json::Value)> = vec![
+        ("impl", "ami".into()),
+        ("size", size_name(&args.workload, s_dim, a_dim, h).into()),
+        ("planner", planner_name.clone().into()),
+        ("threads", cpu.threads().into()),
+        ("median_ms", round(median, 4).into()),
+        ("p10_ms", round(percentile(&times, 10.0), 4).into()),
+        ("p90_ms", round(percentile(&times, 90.0), 4).into()),
+        ("min_ms", round(times[0], 4).into()),
+        ("n_calls", times.len().into()),
+        ("gflops", round(flops / (median * 1e-3) / 1e9, 3).into()),
+        ("mean_energy", round(mean_e, 4).into()),
+        ("std_energy", round(std_e, 4).into()),
+        ("zero_energy", round(zero, 4).into()),
+        ("first_call_s", round(first_call_s, 3).into()),
+        ("seeds", args.seeds.into()),
+        ("load1", load1().into()),
+        ("versions", serde_json::json!({ "ami": env!("CARGO_PKG_VERSION") })),
+        ("isa", cpu.isa().name().into()),
+    ];
     if args.json {
-        println!("{out}");
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}: {v}", serde_json::Value::from(*k))).collect();
+        println!("{{{}}}", body.join(", "));
     } else {
         println!(
             "ami {} {} threads {} ({}): median {:.3} ms (p10 {:.3}, p90 {:.3}, {} calls), {:.1} GFLOP/s; mean energy {:.4} over {} seeds (zero-action {:.4})",
-            out["size"].as_str().unwrap_or(""),
+            fields[1].1.as_str().unwrap_or(""),
             planner_name,
             cpu.threads(),
             cpu.isa(),
