@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::fast::{self, FastProblem};
-use super::{check_request, shift_plan, Bounds, Budget, Plan, PlanRequest, Planner, Rollout};
+use super::{check_request, shift_plan, update_settings, Bounds, Budget, Plan, PlanRequest, Planner, Rollout};
 use crate::error::{CoreError, Result};
 use crate::modules::{Cost, DifferentiableWorldModel};
 use crate::rng::{rng, AmiRng};
@@ -201,18 +201,13 @@ impl Planner for Gd {
         self.warm = None;
     }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
-        let mut cfg = self.cfg.clone();
-        cfg.steps = budget.iterations;
-        cfg.deadline_ms = budget.deadline.map(|d| d.as_secs_f64() * 1e3);
-        cfg.validate()?;
-        self.cfg = cfg;
-        Ok(())
+        update_settings(&mut self.cfg, GdConfig::validate, |c| {
+            c.steps = budget.iterations;
+            c.deadline_ms = budget.deadline_ms();
+        })
     }
     fn set_horizon(&mut self, horizon: usize) -> Result<()> {
-        let mut cfg = self.cfg.clone();
-        cfg.horizon = horizon;
-        cfg.validate()?;
-        self.cfg = cfg;
+        update_settings(&mut self.cfg, GdConfig::validate, |c| c.horizon = horizon)?;
         self.warm = None;
         Ok(())
     }

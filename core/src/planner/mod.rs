@@ -151,6 +151,44 @@ pub(crate) fn check_request(name: &str, horizon: usize, bounds: &Bounds, req: &P
     Ok(())
 }
 
+/// Changes a planner's settings on a copy and keeps the copy only if it
+/// validates, so a refused change leaves the planner as it was.
+pub(crate) fn update_settings<C: Clone>(cfg: &mut C, validate: fn(&C) -> Result<()>, change: impl FnOnce(&mut C)) -> Result<()> {
+    let mut next = cfg.clone();
+    change(&mut next);
+    validate(&next)?;
+    *cfg = next;
+    Ok(())
+}
+
+impl Budget {
+    /// The deadline in milliseconds, as the planner settings hold it.
+    pub fn deadline_ms(&self) -> Option<f64> {
+        self.deadline.map(|d| d.as_secs_f64() * 1e3)
+    }
+}
+
+/// The mean a sampling planner starts from: the previous plan shifted one
+/// step earlier when warm starting (and its shape still fits), otherwise
+/// zero actions clamped into the bounds.
+pub(crate) fn initial_mean(warm: Option<Array2<f32>>, warm_start: bool, horizon: usize, bounds: &Bounds) -> Array2<f32> {
+    match warm {
+        Some(mut w) if warm_start && w.dim() == (horizon, bounds.dim()) => {
+            shift_plan(&mut w);
+            w
+        }
+        _ => {
+            let mut m = Array2::<f32>::zeros((horizon, bounds.dim()));
+            for mut row in m.rows_mut() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = v.clamp(bounds.low[j], bounds.high[j]);
+                }
+            }
+            m
+        }
+    }
+}
+
 /// Shifts a `[T, A]` plan one step earlier, repeating the last action.
 pub(crate) fn shift_plan(plan: &mut Array2<f32>) {
     let t = plan.nrows();

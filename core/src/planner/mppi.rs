@@ -10,7 +10,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::fast::{self, FastProblem};
-use super::{check_request, shift_plan, Bounds, Budget, Plan, PlanRequest, Planner, Rollout};
+use super::{check_request, initial_mean, update_settings, Bounds, Budget, Plan, PlanRequest, Planner, Rollout};
 use crate::error::{CoreError, Result};
 use crate::rng::{rng, AmiRng};
 
@@ -196,18 +196,13 @@ impl Planner for Mppi {
         self.warm = None;
     }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
-        let mut cfg = self.cfg.clone();
-        cfg.iterations = budget.iterations;
-        cfg.deadline_ms = budget.deadline.map(|d| d.as_secs_f64() * 1e3);
-        cfg.validate()?;
-        self.cfg = cfg;
-        Ok(())
+        update_settings(&mut self.cfg, MppiConfig::validate, |c| {
+            c.iterations = budget.iterations;
+            c.deadline_ms = budget.deadline_ms();
+        })
     }
     fn set_horizon(&mut self, horizon: usize) -> Result<()> {
-        let mut cfg = self.cfg.clone();
-        cfg.horizon = horizon;
-        cfg.validate()?;
-        self.cfg = cfg;
+        update_settings(&mut self.cfg, MppiConfig::validate, |c| c.horizon = horizon)?;
         self.warm = None;
         Ok(())
     }
@@ -216,19 +211,7 @@ impl Planner for Mppi {
         let start = Instant::now();
         let (t_len, a_dim, n) = (self.cfg.horizon, self.bounds.dim(), self.cfg.samples);
         check_request("mppi", t_len, &self.bounds, req)?;
-        let mut mean = match self.warm.take() {
-            Some(mut w) if self.cfg.warm_start && w.dim() == (t_len, a_dim) => {
-                shift_plan(&mut w);
-                w
-            }
-            _ => {
-                let mut m = Array2::zeros((t_len, a_dim));
-                for mut row in m.rows_mut() {
-                    self.bounds.clamp(row.as_slice_mut().expect("contiguous row"));
-                }
-                m
-            }
-        };
+        let mut mean = initial_mean(self.warm.take(), self.cfg.warm_start, t_len, &self.bounds);
         if self.fast_path {
             if let Some(fp) = fast::problem(req) {
                 return self.plan_fast(&fp, mean, start);
