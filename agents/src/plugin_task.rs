@@ -271,6 +271,35 @@ pub fn referenced_plugins(text: &str) -> Vec<String> {
     out
 }
 
+/// The plugin host settings for an agent file's `[plugins]` table merged
+/// with the command line's `cli` settings: search paths of both (the
+/// command line's first), pins of both (the command line's win on the same
+/// key), and `allow_panic_abort` if either allows it. The table's relative
+/// paths are resolved against `base`, the agent file's directory.
+pub fn host_config(
+    table: &ami_core::config::PluginsConfig,
+    base: &std::path::Path,
+    mut cli: ami_core::plugin::PluginHostConfig,
+) -> ami_core::plugin::PluginHostConfig {
+    cli.search_paths.extend(table.search.iter().map(|d| base.join(d)));
+    for (k, v) in &table.sha256 {
+        let key = if looks_like_path(k) { base.join(k).display().to_string() } else { k.clone() };
+        cli.sha256.entry(key).or_insert_with(|| v.clone());
+    }
+    cli.allow_panic_abort |= table.allow_panic_abort;
+    cli
+}
+
+/// The libraries an agent file's `[plugins]` table asks to load: paths
+/// resolved against `base`, plugin names as written.
+pub fn libraries_to_load(table: &ami_core::config::PluginsConfig, base: &std::path::Path) -> Vec<std::path::PathBuf> {
+    table.load.iter().map(|l| if looks_like_path(l) { base.join(l) } else { std::path::PathBuf::from(l) }).collect()
+}
+
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.ends_with(".so") || s.ends_with(".dylib") || s.ends_with(".dll")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -424,3 +424,46 @@ fn plugin_modules_run_in_agent_files() {
     let e = ami_core::config::load_str(&bad, "acrobot.toml", &reg).unwrap_err().to_string();
     assert!(e.contains("actor") && e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn agent_files_list_their_plugins_in_a_plugins_table() {
+    use ami_agents::plugin_task::{host_config, libraries_to_load};
+    use ami_core::config::{parse_agent, PluginsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "0".repeat(64);
+    let text = format!(
+        "[plugins]\nsearch = [{:?}]\nload = [\"sampling\"]\nsha256 = {{ acrobot = \"{wrong}\" }}\n\n[agent]\nseeds = [1]\n\n\
+         [[nodes]]\nname = \"env\"\nkind = \"environment\"\nimplementation = \"plugin:acrobot/env\"\n",
+        plugin_dir().display().to_string()
+    );
+    let (cfg, problems) = parse_agent(&text, "a.toml");
+    assert!(problems.is_empty(), "{problems:?}");
+    let table = cfg.unwrap().plugins;
+    assert_eq!(table.load, ["sampling"]);
+    let host_cfg = host_config(&table, dir.path(), PluginHostConfig { search_paths: vec![dir.path().join("cli")], ..Default::default() });
+    assert_eq!(host_cfg.search_paths, [dir.path().join("cli"), plugin_dir().to_path_buf()], "command-line dirs first");
+    let mut h = PluginHost::new(host_cfg);
+    for l in libraries_to_load(&table, dir.path()) {
+        h.load(&l).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(h.plugin("sampling").is_some());
+    // The table's pin is enforced when the agent's other plugin is found by name.
+    let e = h.load("acrobot").unwrap_err().to_string();
+    assert!(e.contains(&format!("SHA-256 mismatch: expected {wrong}")), "{e}");
+    // A pin on the command line wins over the file's for the same plugin.
+    let digest = host().load(lib("acrobot")).unwrap().info().sha256.clone().unwrap();
+    let mut cli = PluginHostConfig::default();
+    cli.sha256.insert("acrobot".into(), digest);
+    let mut h = PluginHost::new(host_config(&table, dir.path(), cli));
+    h.load("acrobot").unwrap_or_else(|e| panic!("{e}"));
+    // Relative paths resolve against the agent file's directory.
+    let t = PluginsConfig { load: vec!["libs/libx.so".into(), "named".into()], search: vec!["plugins".into()], ..Default::default() };
+    assert_eq!(libraries_to_load(&t, Path::new("/a/b")), [PathBuf::from("/a/b/libs/libx.so"), PathBuf::from("named")]);
+    assert_eq!(host_config(&t, Path::new("/a/b"), PluginHostConfig::default()).search_paths, [PathBuf::from("/a/b/plugins")]);
+    // Problems in the table are reported with file and line.
+    let (_, problems) =
+        parse_agent("[plugins]\nload = \"acrobot\"\nbogus = 1\n\n[[nodes]]\nname = \"p\"\nkind = \"perception\"\nimplementation = \"identity\"\n", "p.toml");
+    let msgs: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(msgs.iter().any(|m| m.starts_with("p.toml:2: plugins.load must be an array of strings")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.starts_with("p.toml:3: unknown key `bogus` in [plugins]")), "{msgs:?}");
+}

@@ -2,9 +2,6 @@
 
 use std::path::PathBuf;
 
-use ami_agents::config::load_file;
-use anyhow::Context;
-
 /// Arguments of `ami check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -15,7 +12,7 @@ pub struct CheckArgs {
 
 /// Validates the file: prints a summary, or every problem (exit code 2).
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let g = load_file(&args.file).with_context(|| format!("{} is not a valid agent file", args.file.display()))?;
+    let g = super::plugin::load_file_with_plugins(&args.file)?;
     println!(
         "{}: ok: {} nodes in {} levels, environment `{}` ({}), actor(s) {}, executor {}, {} episode(s)",
         args.file.display(),

@@ -2,9 +2,6 @@
 
 use std::path::PathBuf;
 
-use ami_agents::config::load_file;
-use anyhow::Context;
-
 /// Arguments of `ami graph`.
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
@@ -18,7 +15,7 @@ pub struct GraphArgs {
 
 /// Prints the graph as DOT, or its run order by level.
 pub fn run(args: GraphArgs) -> anyhow::Result<()> {
-    let g = load_file(&args.file).with_context(|| format!("{} is not a valid agent file", args.file.display()))?;
+    let g = super::plugin::load_file_with_plugins(&args.file)?;
     if args.dot {
         print!("{}", g.graph.to_dot());
         return Ok(());

@@ -41,13 +41,13 @@ pub struct PluginArgs {
 }
 
 impl PluginArgs {
-    fn host(&self) -> anyhow::Result<PluginHost> {
+    fn host_config(&self) -> anyhow::Result<PluginHostConfig> {
         let mut cfg = PluginHostConfig { search_paths: self.plugin_dirs.clone(), allow_panic_abort: self.allow_panic_abort, ..Default::default() };
         for pin in &self.plugin_sha256 {
             let (k, v) = pin.split_once('=').with_context(|| format!("--plugin-sha256 `{pin}`: expected KEY=HEX"))?;
             cfg.sha256.insert(k.to_string(), v.to_string());
         }
-        Ok(PluginHost::new(cfg))
+        Ok(cfg)
     }
 }
 
@@ -71,12 +71,21 @@ pub fn load_for_run(args: &RunArgs) -> anyhow::Result<Option<(AgentGraph, String
         None => None,
     };
     let mentions_plugins = file_text.as_deref().is_some_and(|t| !referenced_plugins(t).is_empty());
-    if pa.plugins.is_empty() && pa.plugin_task.is_none() && !mentions_plugins {
+    // The file's [plugins] table (problems in it are reported by the full load below).
+    let table = match (&file_text, &args.file) {
+        (Some(t), Some(p)) => ami_core::config::parse_agent(t, &p.display().to_string()).0.map(|c| c.plugins).unwrap_or_default(),
+        _ => Default::default(),
+    };
+    if pa.plugins.is_empty() && pa.plugin_task.is_none() && !mentions_plugins && table.is_empty() {
         return Ok(None);
     }
-    let mut host = pa.host()?;
+    let base = args.file.as_ref().and_then(|p| p.parent()).map(|p| p.to_path_buf()).unwrap_or_default();
+    let mut host = PluginHost::new(ami_agents::plugin_task::host_config(&table, &base, pa.host_config()?));
     for p in &pa.plugins {
         host.load(p).with_context(|| format!("loading plugin `{p}`"))?;
+    }
+    for p in ami_agents::plugin_task::libraries_to_load(&table, &base) {
+        host.load(&p).with_context(|| format!("loading plugin `{}` listed in [plugins]", p.display()))?;
     }
     let (text, source) = match (&file_text, &pa.plugin_task) {
         (Some(t), _) => (t.clone(), args.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
@@ -326,4 +335,15 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// Loads an agent file for `ami check` and `ami graph`: the plugins it
+/// needs come from its `[plugins]` table and the `plugin:NAME/...` names it
+/// uses (looked up in the table's directories and `$AMI_PLUGIN_PATH`).
+pub fn load_file_with_plugins(file: &std::path::Path) -> anyhow::Result<AgentGraph> {
+    let args = RunArgs { file: Some(file.to_path_buf()), ..RunArgs::default() };
+    match load_for_run(&args)? {
+        Some((graph, _)) => Ok(graph),
+        None => ami_agents::config::load_file(file).with_context(|| format!("{} is not a valid agent file", file.display())),
+    }
 }

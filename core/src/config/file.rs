@@ -1,6 +1,7 @@
 //! Reading agent files: TOML with the span of every key and value kept, so
 //! each problem names its line.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -160,6 +161,32 @@ pub struct AgentConfig {
     pub nodes: Vec<NodeConfig>,
     /// Edges, one per destination, in file order.
     pub edges: Vec<EdgeSpec>,
+    /// The `[plugins]` table.
+    pub plugins: PluginsConfig,
+}
+
+/// The `[plugins]` table of an agent file: the plugin libraries the agent
+/// needs, so the file runs without command-line flags. Relative paths are
+/// relative to the agent file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginsConfig {
+    /// Libraries to load: a path (contains `/` or ends in `.so`) or a plugin
+    /// name looked up in `search` and `$AMI_PLUGIN_PATH`.
+    pub load: Vec<String>,
+    /// Directories searched for `lib<NAME>.so`.
+    pub search: Vec<String>,
+    /// SHA-256 pins (hex) by plugin name or library path; a library whose
+    /// digest differs is refused.
+    pub sha256: BTreeMap<String, String>,
+    /// Accept plugins built with `panic = "abort"`.
+    pub allow_panic_abort: bool,
+}
+
+impl PluginsConfig {
+    /// Whether the table asks for anything.
+    pub fn is_empty(&self) -> bool {
+        self.load.is_empty() && self.search.is_empty() && self.sha256.is_empty() && !self.allow_panic_abort
+    }
 }
 
 /// The default episodes of an agent file without `[agent]` seeds.
@@ -245,6 +272,7 @@ pub fn parse_agent(text: &str, file: &str) -> (Option<AgentConfig>, Vec<GraphPro
         executor: ExecutorKind::Sequential,
         nodes: Vec::new(),
         edges: Vec::new(),
+        plugins: PluginsConfig::default(),
     };
     let Val::Table(top) = root.get_ref() else {
         return (None, vec![GraphProblem::new(ProblemKind::Syntax, "not a TOML table").at(p.lines.at(0))]);
@@ -270,13 +298,55 @@ pub fn parse_agent(text: &str, file: &str) -> (Option<AgentConfig>, Vec<GraphPro
                 }
                 other => p.schema(v.span().start, format!("`edges` must be an array of tables ([[edges]]), got a {}", other.type_name())),
             },
-            key => p.schema(k.span().start, unknown_key(key, "the agent file", &["agent", "nodes", "edges"])),
+            "plugins" => read_plugins(&mut p, v, &mut cfg.plugins),
+            key => p.schema(k.span().start, unknown_key(key, "the agent file", &["agent", "nodes", "edges", "plugins"])),
         }
     }
     if cfg.nodes.is_empty() {
         p.problems.push(GraphProblem::new(ProblemKind::MissingNode, "the agent has no nodes (add [[nodes]] tables)").at(p.lines.at(0)));
     }
     (Some(cfg), p.problems)
+}
+
+fn read_plugins(p: &mut Parser<'_>, v: &Spanned<Val>, out: &mut PluginsConfig) {
+    let Val::Table(t) = v.get_ref() else {
+        p.schema(v.span().start, format!("`plugins` must be a table ([plugins]), got a {}", v.get_ref().type_name()));
+        return;
+    };
+    const KNOWN: [&str; 4] = ["load", "search", "sha256", "allow_panic_abort"];
+    for (k, v) in t {
+        let key = k.get_ref().as_str();
+        match key {
+            "load" | "search" => {
+                let list = if key == "load" { &mut out.load } else { &mut out.search };
+                match v.get_ref() {
+                    Val::Array(items) => {
+                        for it in items {
+                            if let Some(s) = p.string(it, &format!("plugins.{key} entry"), None) {
+                                list.push(s);
+                            }
+                        }
+                    }
+                    other => p.schema(v.span().start, format!("plugins.{key} must be an array of strings, got a {}", other.type_name())),
+                }
+            }
+            "sha256" => match v.get_ref() {
+                Val::Table(pins) => {
+                    for (name, hex) in pins {
+                        if let Some(h) = p.string(hex, &format!("plugins.sha256.{}", name.get_ref()), None) {
+                            out.sha256.insert(name.get_ref().clone(), h);
+                        }
+                    }
+                }
+                other => p.schema(v.span().start, format!("plugins.sha256 must be a table of NAME = \"HEX\", got a {}", other.type_name())),
+            },
+            "allow_panic_abort" => match v.get_ref() {
+                Val::Bool(b) => out.allow_panic_abort = *b,
+                other => p.schema(v.span().start, format!("plugins.allow_panic_abort must be true or false, got a {}", other.type_name())),
+            },
+            _ => p.schema(k.span().start, unknown_key(key, "[plugins]", &KNOWN)),
+        }
+    }
 }
 
 fn read_agent(p: &mut Parser<'_>, v: &Spanned<Val>, cfg: &mut AgentConfig) {

@@ -28,7 +28,7 @@ mod registry;
 use std::path::Path;
 
 pub use builtins::WaypointConfigurator;
-pub use file::{parse_agent, AgentConfig, NodeConfig, ParamEntry, DEFAULT_EPISODES};
+pub use file::{parse_agent, AgentConfig, NodeConfig, ParamEntry, PluginsConfig, DEFAULT_EPISODES};
 pub use params::{ParamSpec, ParamType, ParamValue, Params};
 pub use registry::{plugin_name, BuildContext, BuildFn, Built, Implementation, ModuleKind, Registry, TaskResources};
 
