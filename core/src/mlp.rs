@@ -102,11 +102,7 @@ impl DifferentiableWorldModel for MlpWorldModel {
     ) -> Result<()> {
         let b = states.nrows();
         let (sd, ad) = (self.state_dim(), self.action_dim());
-        crate::error::check_shape2("MlpWorldModel::vjp(states)", [b, sd], states.shape())?;
-        crate::error::check_shape2("MlpWorldModel::vjp(actions)", [b, ad], actions.shape())?;
-        crate::error::check_shape2("MlpWorldModel::vjp(grad_next)", [b, sd], grad_next.shape())?;
-        crate::error::check_shape2("MlpWorldModel::vjp(grad_states)", [b, sd], grad_states.shape())?;
-        crate::error::check_shape2("MlpWorldModel::vjp(grad_actions)", [b, ad], grad_actions.shape())?;
+        crate::modules::check_vjp_shapes(self, "MlpWorldModel", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
         let s = states.as_standard_layout();
         let a = actions.as_standard_layout();
         let g = grad_next.as_standard_layout();

@@ -7,7 +7,7 @@ use ::dfdx::prelude::*;
 use ami_kernels::ResidualMlp;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::error::{check_shape2, Result};
+use crate::error::Result;
 use crate::modules::{check_predict_shapes, DifferentiableWorldModel, WorldModel};
 
 type T2 = Tensor<(usize, usize), f32, Cpu>;
@@ -118,12 +118,7 @@ impl DifferentiableWorldModel for DfdxMlp {
         mut grad_states: ArrayViewMut2<'_, f32>,
         mut grad_actions: ArrayViewMut2<'_, f32>,
     ) -> Result<()> {
-        let b = states.nrows();
-        check_shape2("DfdxMlp::vjp(states)", [b, self.state_dim], states.shape())?;
-        check_shape2("DfdxMlp::vjp(actions)", [b, self.action_dim], actions.shape())?;
-        check_shape2("DfdxMlp::vjp(grad_next)", [b, self.state_dim], grad_next.shape())?;
-        check_shape2("DfdxMlp::vjp(grad_states)", [b, self.state_dim], grad_states.shape())?;
-        check_shape2("DfdxMlp::vjp(grad_actions)", [b, self.action_dim], grad_actions.shape())?;
+        crate::modules::check_vjp_shapes(self, "DfdxMlp", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
         let s = self.tensor(states);
         let a = self.tensor(actions);
         let g = self.tensor(grad_next);

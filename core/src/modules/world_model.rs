@@ -62,6 +62,26 @@ pub trait DifferentiableWorldModel: WorldModel {
     ) -> Result<()>;
 }
 
+/// Checks the shapes of a `vjp` call against a model: `states` and
+/// `grad_next`/`grad_states` are `[batch, state_dim]`, `actions` and
+/// `grad_actions` `[batch, action_dim]`; errors name `{name}::vjp(argument)`.
+pub fn check_vjp_shapes(
+    model: &dyn WorldModel,
+    name: &str,
+    states: &ArrayView2<'_, f32>,
+    actions: &ArrayView2<'_, f32>,
+    grad_next: &ArrayView2<'_, f32>,
+    grad_states: &ArrayViewMut2<'_, f32>,
+    grad_actions: &ArrayViewMut2<'_, f32>,
+) -> Result<()> {
+    let (b, sd, ad) = (states.nrows(), model.state_dim(), model.action_dim());
+    check_shape2(&format!("{name}::vjp(states)"), [b, sd], states.shape())?;
+    check_shape2(&format!("{name}::vjp(actions)"), [b, ad], actions.shape())?;
+    check_shape2(&format!("{name}::vjp(grad_next)"), [b, sd], grad_next.shape())?;
+    check_shape2(&format!("{name}::vjp(grad_states)"), [b, sd], grad_states.shape())?;
+    check_shape2(&format!("{name}::vjp(grad_actions)"), [b, ad], grad_actions.shape())
+}
+
 /// Checks the shapes of a `predict` call against a model.
 pub fn check_predict_shapes(
     model: &dyn WorldModel,
@@ -132,11 +152,7 @@ impl DifferentiableWorldModel for LinearModel {
         mut grad_states: ArrayViewMut2<'_, f32>,
         mut grad_actions: ArrayViewMut2<'_, f32>,
     ) -> Result<()> {
-        let b = states.nrows();
-        check_shape2("LinearModel::vjp(grad_next)", [b, self.state_dim()], grad_next.shape())?;
-        check_shape2("LinearModel::vjp(grad_states)", [b, self.state_dim()], grad_states.shape())?;
-        check_shape2("LinearModel::vjp(grad_actions)", [b, self.action_dim()], grad_actions.shape())?;
-        let _ = actions;
+        check_vjp_shapes(self, "LinearModel", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
         ndarray::linalg::general_mat_mul(1.0, &grad_next, &self.a, 1.0, &mut grad_states);
         ndarray::linalg::general_mat_mul(1.0, &grad_next, &self.b, 1.0, &mut grad_actions);
         Ok(())

@@ -146,9 +146,7 @@ impl Cem {
         let (t_len, a_dim, n) = (self.cfg.horizon, self.bounds.dim(), self.cfg.samples);
         let cpu = fast::backend(&self.backend);
         let key = self.rng.next_u64();
-        if self.batch.len() != n || self.batch.horizon() != t_len || self.batch.action_dim() != a_dim {
-            self.batch = SeqBatch::new(t_len, a_dim, n);
-        }
+        fast::ensure_batch(&mut self.batch, t_len, a_dim, n);
         if self.energies.len() != n {
             self.energies = Array1::zeros(n);
         }

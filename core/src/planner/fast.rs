@@ -40,6 +40,14 @@ pub(crate) fn backend(own: &Option<Arc<Cpu>>) -> Arc<Cpu> {
     own.clone().unwrap_or_else(Cpu::shared)
 }
 
+/// Makes `batch` hold `n` sequences of `t` steps of width `a`, reusing it
+/// when it already has that shape.
+pub(crate) fn ensure_batch(batch: &mut SeqBatch, t: usize, a: usize, n: usize) {
+    if batch.len() != n || batch.horizon() != t || batch.action_dim() != a {
+        *batch = SeqBatch::new(t, a, n);
+    }
+}
+
 /// Energy of one `[T, A]` plan through the kernels.
 pub(crate) fn plan_energy(planner: &str, cpu: &Cpu, fp: &FastProblem<'_>, plan: &Array2<f32>) -> Result<f32> {
     let (t, a) = plan.dim();

@@ -216,9 +216,7 @@ impl Planner for Gd {
         let start = Instant::now();
         let (t_len, a_dim, n) = (self.cfg.horizon, self.bounds.dim(), self.cfg.samples);
         check_request("gd", t_len, &self.bounds, req)?;
-        if self.batch.len() != n || self.batch.horizon() != t_len || self.batch.action_dim() != a_dim {
-            self.batch = SeqBatch::new(t_len, a_dim, n);
-        }
+        fast::ensure_batch(&mut self.batch, t_len, a_dim, n);
         self.energies.resize(n, 0.0);
         let key = self.rng.next_u64();
         for i in 0..n {
