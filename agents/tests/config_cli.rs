@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ami_core::CoreError;
-
 fn ami(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ami")).current_dir(env!("CARGO_MANIFEST_DIR")).args(args).output().expect("run ami")
 }
@@ -75,13 +73,13 @@ fn broken_files_give_the_expected_problems_in_the_library() {
     for f in broken_files() {
         let exp = expectations(&f);
         assert!(!exp.is_empty(), "{}: no `# expect:` header", f.display());
-        let err = ami_agents::config::load_file(&f).err().unwrap_or_else(|| panic!("{} was accepted", f.display()));
-        let CoreError::Graph(problems) = &err else { panic!("{}: not a validation error: {err}", f.display()) };
+        let err = ami_agents::load_file(&f).err().unwrap_or_else(|| panic!("{} was accepted", f.display()));
+        let Some(problems) = err.problems() else { panic!("{}: not a validation error: {err}", f.display()) };
         for e in &exp {
             let want_loc = format!("{}:{}", f.display(), e.line);
             let found = problems.iter().any(|p| {
                 format!("{:?}", p.kind) == e.kind
-                    && p.location.as_deref() == Some(want_loc.as_str())
+                    && p.location.as_ref().map(|l| l.to_string()).as_deref() == Some(want_loc.as_str())
                     && p.node == e.node
                     && (e.port.is_none() || p.port == e.port)
             });
@@ -146,9 +144,30 @@ fn examples_pass_check_draw_and_run() {
 fn file_and_task_conflict_and_missing_files_fail_cleanly() {
     let out = ami(&["run", "examples/pendulum.toml", "--task", "cartpole"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = ami(&["check", "no/such/file.toml"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/file.toml"));
+    // A missing, unreadable or non-UTF-8 agent file is bad input: exit 2,
+    // naming the file, from every subcommand that reads one.
+    for cmd in ["check", "graph", "run"] {
+        let out = ami(&[cmd, "no/such/file.toml"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot read agent file no/such/file.toml"), "{cmd}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join("latin1.toml");
+    std::fs::write(&latin1, b"[agent]\nname = \"caf\xe9\"\n").unwrap();
+    let out = ami(&["check", latin1.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("latin1.toml") && err.contains("not UTF-8 text (invalid byte at offset 19)"), "{err}");
+    // A TOML syntax error is reported as such, with its line, not as an
+    // invalid graph.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[agent]\nname = \"x\"\n[[nodes]\n").unwrap();
+    let out = ami(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3: not valid TOML"), "{err}");
+    assert!(!err.contains("invalid graph") && !err.contains("invalid agent:"), "{err}");
 }
 
 #[cfg(unix)]

@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, ArrayView1};
 use serde::Deserialize;
 
 use ami_agents::tasks::{CartPole, CartPoleCost, CartPoleModel, Pendulum, PendulumCost, PendulumModel, TaskKind};
-use ami_agents::Environment;
+use ami_core::Environment;
 use ami_core::{CostContext, IntrinsicCost, WorldModel};
 
 #[derive(Debug, Deserialize)]
@@ -78,7 +78,7 @@ fn pendulum_env_matches_gymnasium() {
             let mut env = Pendulum::new();
             env.set_state([r.state[0], r.state[1]]);
             clipped += usize::from(r.action[0].abs() > 2.0);
-            let step = env.step(r.action().view());
+            let step = env.step(r.action().view()).unwrap();
             let [th, thdot] = env.state();
             close_abs(&format!("{at}: th"), th, r.next_state[0], 1e-5);
             close_abs(&format!("{at}: thdot"), thdot, r.next_state[1], 1e-5);
@@ -131,7 +131,7 @@ fn cartpole_env_matches_gymnasium() {
             let mut env = CartPole::new();
             env.set_state([r.state[0], r.state[1], r.state[2], r.state[3]]);
             clipped += usize::from(r.action[0].abs() > 10.0);
-            let step = env.step(r.action().view());
+            let step = env.step(r.action().view()).unwrap();
             for (j, &v) in env.state().iter().enumerate() {
                 close_abs(&format!("{at}: state[{j}]"), v, r.next_state[j], 1e-5);
                 close_abs(&format!("{at}: obs[{j}]"), f64::from(step.observation[j]), r.obs[j], 1e-5);
@@ -190,7 +190,7 @@ fn a_replayed_episode_stays_on_the_recorded_trajectory() {
                 }
             };
             for (t, r) in ep.steps.iter().enumerate() {
-                let step = env.step(r.action().view());
+                let step = env.step(r.action().view()).unwrap();
                 for (j, &o) in r.obs.iter().enumerate() {
                     close_abs(&format!("{id} seed {} step {t}: obs[{j}]", ep.seed), f64::from(step.observation[j]), o, 1e-4);
                 }
@@ -204,8 +204,8 @@ fn a_replayed_episode_stays_on_the_recorded_trajectory() {
 fn registry_builds_every_task() {
     for kind in TaskKind::ALL {
         let mut spec = kind.spec();
-        let obs = spec.env.reset(0);
-        let step = spec.env.step(Array1::zeros(spec.env.action_dim()).view());
+        let obs = spec.env.reset(0).unwrap();
+        let step = spec.env.step(Array1::zeros(spec.env.action_dim()).view()).unwrap();
         let next = predict(spec.model.as_ref(), obs.view(), Array1::zeros(spec.model.action_dim()).view());
         for j in 0..obs.len() {
             close_rel(&format!("{kind}: obs[{j}]"), next[j], f64::from(step.observation[j]), 1e-4);

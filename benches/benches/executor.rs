@@ -9,7 +9,7 @@
 //!
 //! Run: `cargo bench -p ami-benches --bench executor`.
 
-use ami_core::graph::{Executor, GraphBuilder, Inputs, Node, NodePorts, Outputs, ParallelExecutor, PortType, TickContext, TickExecutor};
+use ami_graph::{Executor, GraphBuilder, Inputs, Node, NodePorts, Outputs, ParallelExecutor, PortType, TickContext, TickExecutor};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 /// `y = x0 + x1 + 1` on whichever inputs it has.
@@ -35,7 +35,7 @@ impl Node for Add {
     }
 }
 
-fn graph() -> ami_core::graph::Graph {
+fn graph() -> ami_graph::Graph {
     let mut b = GraphBuilder::new();
     for (name, inputs) in [("source", 1), ("a", 1), ("b", 1), ("c", 1), ("d", 2), ("sink", 1)] {
         b.add_node(name, Add { inputs });

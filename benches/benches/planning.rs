@@ -1,11 +1,10 @@
 //! One Mode-2 planning call on each built-in task, with each planner and the
-//! task's default settings (the ones `ami run` uses).
+//! task's default settings (the ones `ami run --task X --planner Y` uses).
 
 use std::hint::black_box;
 
-use ami_agents::agent::{default_cem, default_mppi};
 use ami_agents::tasks::TaskKind;
-use ami_core::{Cem, Mppi, PlanRequest, Planner};
+use ami_core::{PlanRequest, Planner};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn planning(c: &mut Criterion) {
@@ -13,10 +12,11 @@ fn planning(c: &mut Criterion) {
     group.sample_size(20);
     for task in [TaskKind::Pendulum, TaskKind::CartPole, TaskKind::PointMass] {
         let mut spec = task.spec();
-        let obs = spec.env.reset(0);
+        let obs = spec.env.reset(0).expect("reset");
         let bounds = spec.env.action_bounds();
+        // Every built-in planner, with the task's settings for it.
         let planners: Vec<Box<dyn Planner>> =
-            vec![Box::new(Cem::new(default_cem(task), bounds.clone()).expect("valid")), Box::new(Mppi::new(default_mppi(task), bounds).expect("valid"))];
+            ami_planners::decl::builtin().iter().map(|d| d.build_with(&task.planner_defaults(d.name), bounds.clone(), None).expect("valid")).collect();
         for mut p in planners {
             p.reset(0);
             let name = format!("{task}/{}", p.name());

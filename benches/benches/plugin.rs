@@ -15,9 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ami_core::plugin::{PluginHost, PluginHostConfig};
 use ami_core::WorldModel;
 use ami_plugin_abi::{Config, Module as _, Tensor, TensorMut, WorldModel as _};
+use ami_plugin_host::{PluginHost, PluginHostConfig};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::Array2;
 

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ami_core::kernels::Cpu;
-use ami_core::{Bounds, Cem, CemConfig, Gd, GdConfig, Mppi, MppiConfig, PlanRequest, Planner, Workload};
+use ami_core::{Bounds, PlanRequest, Planner};
+use ami_planners::kernels::Cpu;
+use ami_planners::{Cem, CemConfig, Gd, GdConfig, Mppi, MppiConfig, Workload};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn workload(c: &mut Criterion) {

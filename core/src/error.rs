@@ -1,6 +1,14 @@
-//! Errors of ami-core.
+//! The one error type of ami: [`CoreError`]. Every ami crate returns it,
+//! so errors compose across module boundaries (a planner failing inside an
+//! actor node inside an executor is one chain: `Node { source: Module }`).
+//! Variants carry what went wrong as typed fields (the file, node, tick,
+//! field, [`Location`]) rather than only in the message, so callers can
+//! act on them: the CLI, for instance, exits 2 on
+//! [`CoreError::is_user_input`] errors.
 
 use std::path::PathBuf;
+
+use crate::problem::{Location, Problem};
 
 /// Result with [`CoreError`].
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
@@ -29,8 +37,13 @@ pub enum CoreError {
         reason: String,
     },
     /// A cost term named in a modulation does not exist.
-    #[error("unknown cost term `{0}` (the cost has: {1})")]
-    UnknownCostTerm(String, String),
+    #[error("unknown cost term `{term}` (the cost has: {known})")]
+    UnknownCostTerm {
+        /// The name that was given.
+        term: String,
+        /// The cost's terms, comma-separated.
+        known: String,
+    },
     /// Every sample of a planning iteration had a non-finite energy.
     #[error("planner `{planner}`: all {samples} samples had non-finite energy (the world model or cost produced NaN/inf)")]
     NonFinite {
@@ -64,9 +77,26 @@ pub enum CoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A graph could not be built or validated; every problem is listed.
-    #[error("invalid graph:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Graph(Vec<crate::graph::GraphProblem>),
+    /// An agent (its file or its graph) is invalid; every problem found is
+    /// listed, each with its node, port and location.
+    #[error("invalid agent:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+    /// An agent file is not valid TOML.
+    #[error("{location}: not valid TOML: {message}")]
+    Syntax {
+        /// Where the parser stopped.
+        location: Location,
+        /// The parser's message.
+        message: String,
+    },
+    /// An agent file could not be read (missing, unreadable, not UTF-8).
+    #[error("cannot read agent file {path}: {reason}")]
+    AgentFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A node failed while the graph was running.
     #[error("node `{node}` failed at tick {tick}: {source}")]
     Node {
@@ -89,14 +119,36 @@ impl CoreError {
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         CoreError::Config { field: field.into(), reason: reason.into() }
     }
+    /// Whether the error is the user's input: an invalid agent file or
+    /// graph, an unreadable agent file, a refused parameter (the CLI exits
+    /// 2 on these, as on bad arguments).
+    pub fn is_user_input(&self) -> bool {
+        match self {
+            CoreError::Invalid(_) | CoreError::Syntax { .. } | CoreError::AgentFile { .. } | CoreError::Config { .. } => true,
+            CoreError::Node { source, .. } => source.is_user_input(),
+            _ => false,
+        }
+    }
+    /// The problems of an [`CoreError::Invalid`] error (the syntax error as
+    /// one problem), else `None`.
+    pub fn problems(&self) -> Option<Vec<Problem>> {
+        match self {
+            CoreError::Invalid(p) => Some(p.clone()),
+            CoreError::Syntax { location, message } => {
+                Some(vec![Problem::new(crate::problem::ProblemKind::Syntax, format!("not valid TOML: {message}")).at(Some(location.clone()))])
+            }
+            _ => None,
+        }
+    }
     /// A module error.
     pub fn module(module: impl Into<String>, message: impl Into<String>) -> Self {
         CoreError::Module { module: module.into(), message: message.into() }
     }
 }
 
-/// Checks that `found == expected` for a 2-D shape, naming `context`.
-pub(crate) fn check_shape2(context: &str, expected: [usize; 2], found: &[usize]) -> Result<()> {
+/// Checks that `found == expected` for a 2-D shape, naming `context`
+/// (for implementers of the contracts).
+pub fn check_shape2(context: &str, expected: [usize; 2], found: &[usize]) -> Result<()> {
     if found != expected {
         return Err(CoreError::shape(context, format!("{expected:?}"), format!("{found:?}")));
     }

@@ -1,59 +1,64 @@
-//! # ami-core
+//! # ami-core: the contracts
 //!
-//! The module contracts of an agent in the architecture of LeCun's
-//! "A Path Towards Autonomous Machine Intelligence" (2022), the Mode-2
-//! planners that minimise energy through a world model, the short-term
-//! memory, and the dataflow graph that wires the modules into an agent.
+//! What every part of an ami agent agrees on, and nothing else: the six
+//! module contracts of LeCun's "A Path Towards Autonomous Machine
+//! Intelligence" (2022), the [`Planner`] contract with its [`Bounds`],
+//! [`Budget`], [`PlanRequest`] and [`Plan`], the [`Environment`] contract,
+//! the one error type [`CoreError`] with its located [`Problem`]s, and
+//! seeded random streams ([`rng`]).
 //!
-//! * [`modules`]: the six module contracts — [`Perception`], [`WorldModel`],
-//!   [`Cost`] (immutable [`IntrinsicCost`] terms + trainable [`Critic`]s),
-//!   [`ShortTermMemory`], [`Actor`] and [`Configurator`].
-//! * [`planner`]: Mode-2 planners ([`Cem`], [`Mppi`]) generic over any world
-//!   model and cost, and the receding-horizon [`PlanningActor`].
-//! * [`graph`]: the dataflow graph (typed ports, delayed edges, validation)
-//!   and its executors (deterministic sequential, parallel).
-//! * [`config`]: agents as TOML files, validated against a registry of
-//!   module implementations.
+//! * [`modules`]: [`Perception`], [`WorldModel`], [`Cost`] (immutable
+//!   [`IntrinsicCost`] terms + trainable [`Critic`]s), [`ShortTermMemory`],
+//!   [`Actor`] and [`Configurator`].
+//! * [`planner`]: the Mode-2 planner contract (implementations in
+//!   `ami-planners`).
+//! * [`env`]: the world an agent acts in (built-in tasks in `ami-agents`,
+//!   plugin environments through `ami-plugin-host`).
+//!
+//! ## Why a crate of its own
+//!
+//! Someone writing a world model, a cost or an environment depends on this
+//! crate alone: ndarray, serde, rand and thiserror, no kernels, no graph, no
+//! TOML, no dynamic loading, no autodiff. Everything else in ami (graph,
+//! planners, agent files, the plugin host, learning) depends on it and on
+//! nothing above it, so the compiler keeps the dependency direction.
 //!
 //! All module calls are batched: a batch of states is an ndarray
 //! `[batch, state_dim]` of `f32`, a batch of actions `[batch, action_dim]`.
 //!
 //! ```
-//! use ami_core::prelude::*;
+//! use ami_core::{Cost, GoalDistance, LinearModel, WorldModel};
 //! use ndarray::{array, Array2};
 //!
 //! // A linear world model s' = s + a and a quadratic cost ||s' - goal||^2.
 //! let model = LinearModel::new(Array2::eye(1), Array2::eye(1)).unwrap();
 //! let mut cost = Cost::new();
-//! cost.add_intrinsic(std::sync::Arc::new(GoalDistance::new(1)), 1.0);
+//! cost.add_intrinsic(std::sync::Arc::new(GoalDistance::new(1)), 1.0).unwrap();
 //! cost.set_goal(Some(array![3.0]));
-//! let mut cem = Cem::new(CemConfig { horizon: 3, ..CemConfig::default() }, Bounds::symmetric(1, 2.0)).unwrap();
-//! cem.reset(7);
-//! let plan = cem.plan(&PlanRequest::new(&model, &cost, array![0.0].view())).unwrap();
-//! assert!((plan.actions[[0, 0]] - 2.0).abs() < 0.1);
+//! let mut next = Array2::zeros((1, 1));
+//! model.predict(array![[0.0]].view(), array![[2.0]].view(), next.view_mut()).unwrap();
+//! let mut e = ndarray::Array1::zeros(1);
+//! cost.step_energy(0, array![[0.0]].view(), array![[2.0]].view(), next.view(), e.view_mut());
+//! assert_eq!(e[0], 1.0);
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
+pub mod bounds;
+pub mod env;
 pub mod error;
-pub mod graph;
-pub mod mlp;
+pub mod handle;
 pub mod modules;
+pub mod params;
 pub mod planner;
-pub mod plugin;
+pub mod problem;
 pub mod rng;
 
-/// The kernels crate (fused rollouts, CPU backend), re-exported.
-pub use ami_kernels as kernels;
+pub use bounds::{Bounds, Budget};
+pub use env::{Environment, Step};
 pub use error::{CoreError, Result};
-pub use mlp::{goal_energy, MlpWorldModel, Workload};
+pub use handle::{Handle, MemoryHandle, ModelHandle, Shared};
 pub use modules::*;
-pub use planner::*;
-
-/// The types most programs need, in one `use`.
-pub mod prelude {
-    pub use crate::error::{CoreError, Result};
-    pub use crate::graph::*;
-    pub use crate::modules::*;
-    pub use crate::planner::*;
-}
+pub use params::{ParamSpec, ParamType, ParamValue, Params, Settings};
+pub use planner::{Plan, PlanRequest, Planner};
+pub use problem::{Location, Problem, ProblemKind};

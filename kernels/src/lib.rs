@@ -29,6 +29,7 @@ pub mod isa;
 pub mod mlp;
 pub mod pool;
 pub mod rng;
+mod scalar;
 mod simd;
 
 pub use cpu::{AdamSpec, Cpu, Sampling, SeqBatch};

@@ -1,27 +1,30 @@
 //! The example agent files: each validates, runs, and returns exactly what
-//! the code-built agent returns for the same seed; the sequential and
-//! parallel executors give bit-identical actions on every example.
+//! the same agent composed in code returns for the same seed; the
+//! sequential and parallel executors give bit-identical actions on every
+//! example.
 
 use std::path::{Path, PathBuf};
 
-use ami_agents::agent::{build_agent, build_agent_with, default_cem, Agent, PlannerKind};
-use ami_agents::config::{load_file, load_str, task_agent_toml, DEFAULT_AGENT};
 use ami_agents::tasks::TaskKind;
-use ami_core::graph::{executor, ExecutorKind, Value};
-use ami_core::{Cem, Mppi, Planner};
+use ami_agents::{build_agent, load_file, load_str, registry, task_agent_toml, Agent, AgentBuilder, DEFAULT_AGENT};
+use ami_core::Params;
+use ami_graph::{executor, ExecutorKind, Value};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../agents/examples").join(name)
 }
 
-fn code_built(task: TaskKind, planner: PlannerKind) -> Agent {
+/// The standard agent for `task` composed in code: the task's parts, the
+/// planner's declaration with the task's defaults.
+fn code_built(task: TaskKind, planner: &str) -> Agent {
     let spec = task.spec();
-    let bounds = spec.env.action_bounds();
-    let p: Box<dyn Planner> = match planner {
-        PlannerKind::Cem => Box::new(Cem::new(default_cem(task), bounds).unwrap()),
-        PlannerKind::Mppi => Box::new(Mppi::new(ami_agents::agent::default_mppi(task), bounds).unwrap()),
-    };
-    build_agent_with(spec.env, spec.model, spec.cost, spec.goal, p).unwrap()
+    let decl = ami_planners::decl::find(planner).unwrap();
+    let p = decl.build_with(&task.planner_defaults(planner), spec.env.action_bounds(), None).unwrap();
+    let mut b = AgentBuilder::boxed(spec.env).model_handle(ami_core::ModelHandle::new(spec.model)).cost(spec.cost).boxed_planner(p);
+    if let Some(g) = spec.goal {
+        b = b.goal(g);
+    }
+    b.build().unwrap()
 }
 
 #[test]
@@ -31,25 +34,47 @@ fn example_files_return_what_the_code_built_agents_return() {
         assert_eq!(g.task.name, task.name());
         let seed = g.config.seeds[0];
         let mut from_file = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
-        let mut in_code = code_built(task, PlannerKind::Cem);
+        let mut in_code = code_built(task, "cem");
         let a = from_file.run_episode(seed, |_| {}).unwrap();
         let b = in_code.run_episode(seed, |_| {}).unwrap();
         assert_eq!(a.episode_return.to_bits(), b.episode_return.to_bits(), "{file}: {} vs {}", a.episode_return, b.episode_return);
         assert_eq!(a.steps, b.steps, "{file}");
-        assert_eq!(from_file.memory_len(), in_code.memory_len(), "{file}");
+        let len = |a: &Agent| a.memory().map(|m| m.lock().len());
+        assert_eq!(len(&from_file), len(&in_code), "{file}");
+        assert_eq!(len(&from_file), Some(a.steps), "{file}: one transition per step");
     }
 }
 
 #[test]
 fn generated_task_files_match_the_code_built_agents() {
     // `ami run --task X --planner Y` goes through the same machinery.
-    let mut a = build_agent(TaskKind::PointMass, PlannerKind::Mppi).unwrap();
-    let mut b = code_built(TaskKind::PointMass, PlannerKind::Mppi);
-    let (ra, rb) = (a.run_episode(4, |_| {}).unwrap(), b.run_episode(4, |_| {}).unwrap());
-    assert_eq!(ra.episode_return.to_bits(), rb.episode_return.to_bits());
-    // The default agent is the pendulum example, embedded.
+    for planner in ["mppi", "gd"] {
+        let mut a = build_agent(TaskKind::PointMass, planner).unwrap();
+        let mut b = code_built(TaskKind::PointMass, planner);
+        let (ra, rb) = (a.run_episode(4, |_| {}).unwrap(), b.run_episode(4, |_| {}).unwrap());
+        assert_eq!(ra.episode_return.to_bits(), rb.episode_return.to_bits(), "{planner}");
+    }
+    // The default agent is the pendulum example, embedded, and the same
+    // agent as the one generated for --task pendulum --planner cem.
     assert_eq!(DEFAULT_AGENT, std::fs::read_to_string(example("pendulum.toml")).unwrap());
-    assert!(load_str(&task_agent_toml(TaskKind::CartPole, PlannerKind::Cem), "x.toml").is_ok());
+    let generated = load_str(&task_agent_toml(TaskKind::Pendulum, "cem", &registry()).unwrap(), "generated.toml").unwrap();
+    let default = load_str(DEFAULT_AGENT, "pendulum.toml").unwrap();
+    assert_eq!(default.graph.to_dot(), generated.graph.to_dot());
+    let params = |g: &ami_config::AgentGraph| -> Vec<(String, Params)> {
+        let r = registry();
+        g.config
+            .nodes
+            .iter()
+            .map(|n| {
+                let imp = r.of_kind(n.kind.parse().unwrap()).find(|i| i.name == n.implementation).unwrap();
+                let given: Vec<_> = n.params.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+                (n.name.clone(), Params::validate(&imp.params, &given).unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(params(&default), params(&generated));
+    let err = task_agent_toml(TaskKind::CartPole, "nope", &registry()).unwrap_err().to_string();
+    assert!(err.contains("unknown planner `nope` (registered: cem, mppi, gd)"), "{err}");
 }
 
 /// The action bits of every tick, up to `max_ticks` or the episode's end.
@@ -77,7 +102,7 @@ fn sequential_and_parallel_executors_give_bit_identical_actions() {
     let mut files: Vec<String> =
         std::fs::read_dir(example("")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".toml")).collect();
     files.sort();
-    assert!(files.len() >= 5, "{files:?}");
+    assert!(files.len() >= 6, "{files:?}");
     for file in &files {
         // Whole episodes of the point-mass examples (100 steps); the first
         // 40 ticks of the longer ones keep the test fast.

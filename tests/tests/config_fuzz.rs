@@ -6,11 +6,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ami_agents::agent::PlannerKind;
-use ami_agents::config::{load_str, task_agent_toml};
 use ami_agents::tasks::TaskKind;
-use ami_core::graph::{executor, ExecutorKind};
+use ami_agents::{load_str, task_agent_toml};
 use ami_core::CoreError;
+use ami_graph::{executor, ExecutorKind};
 
 /// xorshift64*: a tiny seeded generator, so the cases are reproducible.
 struct Rng(u64);
@@ -156,7 +155,8 @@ fn mutated_agent_files_never_panic() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
-    bases.push(task_agent_toml(TaskKind::CartPole, PlannerKind::Mppi));
+    bases.push(task_agent_toml(TaskKind::CartPole, "mppi", &ami_agents::registry()).unwrap());
+    bases.push(task_agent_toml(TaskKind::PointMass, "gd", &ami_agents::registry()).unwrap());
     // AMI_FUZZ_SEED picks another reproducible set of cases.
     let seed = std::env::var("AMI_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9e37_79b9_7f4a_7c15u64);
     let mut rng = Rng(seed | 1);
@@ -175,12 +175,13 @@ fn mutated_agent_files_never_panic() {
                 }));
                 assert!(ran.is_ok(), "case {case}: running panicked on:\n{text}");
             }
-            Err(CoreError::Graph(problems)) => {
+            Err(e @ (CoreError::Invalid(_) | CoreError::Syntax { .. })) => {
+                let problems = e.problems().unwrap_or_default();
                 refused += 1;
                 assert!(!problems.is_empty(), "case {case}: an error without problems");
                 for p in &problems {
                     assert!(!p.message.is_empty(), "case {case}: a problem without message");
-                    assert!(p.location.as_deref().is_some_and(|l| l.starts_with("fuzz.toml")), "case {case}: `{p}` has no location\n{text}");
+                    assert!(p.location.as_ref().is_some_and(|l| l.file == "fuzz.toml"), "case {case}: `{p}` has no location\n{text}");
                 }
             }
             Err(e) => panic!("case {case}: not a validation error: {e}"),

@@ -5,8 +5,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ami_core::graph::*;
+use ami_config::nodes::{ActorNode, ConfiguratorNode, CostNode};
+use ami_core::Shared;
 use ami_core::{Actor, Budget, Cost, GoalDistance, Modulation, ScheduleConfigurator};
+use ami_graph::*;
 use ndarray::{array, Array1, ArrayView1};
 
 const KINDS: [ExecutorKind; 2] = [ExecutorKind::Sequential, ExecutorKind::Parallel];
@@ -214,7 +216,7 @@ fn configurator_modulation_reaches_cost_and_planner_through_an_edge() {
         let cost = || {
             let mut c = Cost::new();
             c.add_intrinsic(Arc::new(GoalDistance::new(1)), 1.0).unwrap();
-            shared_cost(c)
+            Shared::of(c)
         };
         let schedule = ScheduleConfigurator::new(vec![
             (3, Modulation::CostWeight { term: "goal".into(), weight: 0.5 }),

@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ami_core::kernels::{Cpu, Isa, SeqBatch};
-use ami_core::mlp::dfdx::DfdxMlp;
-use ami_core::mlp::Workload;
-use ami_core::prelude::*;
+use ami_core::*;
+use ami_learn::DfdxMlp;
+use ami_planners::kernels::{Cpu, Isa, SeqBatch};
+use ami_planners::mlp::Workload;
+use ami_planners::*;
 use ndarray::{array, Array3};
 
 fn fixture(size: &str) -> PathBuf {
@@ -37,7 +38,7 @@ fn dfdx_and_the_fused_kernel_give_the_same_action_gradients() {
             for ((tt, i, j), &v) in acts.indexed_iter() {
                 batch.set(tt, j, i, v);
             }
-            let q = ami_core::kernels::QuadEnergy { q: vec![1.0; net.state_dim()], r: vec![0.01; a], goal: wl.goal.clone().unwrap().to_vec() };
+            let q = ami_planners::kernels::QuadEnergy { q: vec![1.0; net.state_dim()], r: vec![0.01; a], goal: wl.goal.clone().unwrap().to_vec() };
             let mut e = vec![0.0; b];
             let mut g = SeqBatch::new(t, a, b);
             cpu.energies_grad(net, &q, s0.as_slice().unwrap(), &batch, &mut e, &mut g).unwrap();

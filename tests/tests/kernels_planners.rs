@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ami_core::kernels::{Cpu, Isa, Layer};
-use ami_core::mlp::{MlpWorldModel, Workload};
-use ami_core::prelude::*;
+use ami_core::*;
+use ami_planners::kernels::{Cpu, Isa, Layer};
+use ami_planners::mlp::{MlpWorldModel, Workload};
+use ami_planners::*;
 use ndarray::{Array1, Array2, Array3};
 
 fn fixture(size: &str) -> PathBuf {
@@ -38,10 +39,10 @@ fn fused_energies_equal_the_generic_rollout() {
     let mut e_generic = Array1::zeros(n);
     Rollout::new().energies(&wl.model, &cost, s0.view(), acts.view(), &mut e_generic).unwrap();
     let (e_fused, _) = energy_gradient(&wl.model, &cost, s0.view(), acts.view()).unwrap();
-    let q = ami_core::kernels::QuadEnergy { q: vec![1.0; 8], r: vec![0.01; 2], goal: wl.goal.clone().unwrap().to_vec() };
+    let q = ami_planners::kernels::QuadEnergy { q: vec![1.0; 8], r: vec![0.01; 2], goal: wl.goal.clone().unwrap().to_vec() };
     for isa in Isa::available() {
         let cpu = Cpu::new(isa, 2).unwrap();
-        let mut batch = ami_core::kernels::SeqBatch::new(16, 2, n);
+        let mut batch = ami_planners::kernels::SeqBatch::new(16, 2, n);
         for ((t, i, j), &v) in acts.indexed_iter() {
             batch.set(t, j, i, v);
         }
@@ -109,7 +110,7 @@ fn exploding(nan_everywhere: bool) -> MlpWorldModel {
 #[test]
 fn a_model_that_emits_inf_or_nan_never_yields_nan_actions() {
     let mut cost = Cost::new();
-    cost.add_intrinsic(Arc::new(ami_core::mlp::goal_energy(2, 2)), 1.0).unwrap();
+    cost.add_intrinsic(Arc::new(ami_planners::mlp::goal_energy(2, 2)), 1.0).unwrap();
     cost.set_goal(Some(ndarray::array![0.5, 0.5]));
     let s0 = ndarray::array![0.0, 0.0];
     let cpu = Arc::new(Cpu::with_threads(2));

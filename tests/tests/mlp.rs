@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ami_core::mlp::{goal_energy, MlpWorldModel, Workload};
-use ami_core::prelude::*;
+use ami_core::*;
+use ami_planners::mlp::{goal_energy, MlpWorldModel, Workload};
+use ami_planners::*;
 use ndarray::{Array1, Array2};
 
 fn fixture(size: &str) -> PathBuf {
@@ -66,7 +67,7 @@ fn predict_and_vjp_agree_with_the_f64_reference_and_dfdx() {
     let actions = Array2::from_shape_vec((n, 2), ramp(n * 2, 1.8)).unwrap();
     let mut next = Array2::zeros((n, 8));
     m.predict(states.view(), actions.view(), next.view_mut()).unwrap();
-    let d = ami_core::mlp::dfdx::DfdxMlp::from_net(m.net());
+    let d = ami_learn::DfdxMlp::from_net(m.net());
     let mut next_d = Array2::zeros((n, 8));
     d.predict(states.view(), actions.view(), next_d.view_mut()).unwrap();
     for i in 0..n {

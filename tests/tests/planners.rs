@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use ami_core::prelude::*;
+use ami_core::*;
+use ami_planners::*;
 use ami_tests::solve;
 use ndarray::{array, Array1, Array2, ArrayView2, ArrayViewMut2};
 
@@ -69,7 +70,7 @@ fn check_near_optimum(planner: &mut dyn Planner) {
 
 #[test]
 fn cem_reaches_the_known_optimum_within_one_percent() {
-    let cfg = CemConfig { horizon: T, samples: 512, iterations: 30, elites: 32, init_std: 3.0, ..CemConfig::default() };
+    let cfg = CemConfig { horizon: T, samples: 512, iterations: 30, elites: Some(32), init_std: 3.0, ..CemConfig::default() };
     let mut cem = Cem::new(cfg, Bounds::symmetric(1, 5.0)).unwrap();
     check_near_optimum(&mut cem);
 }
@@ -168,7 +169,7 @@ fn non_finite_samples_are_skipped_and_all_nan_is_an_error() {
 
 #[test]
 fn bad_configs_are_refused_with_the_field_name() {
-    let err = Cem::new(CemConfig { elites: 0, ..CemConfig::default() }, Bounds::symmetric(1, 1.0)).err().unwrap();
+    let err = Cem::new(CemConfig { elites: Some(0), ..CemConfig::default() }, Bounds::symmetric(1, 1.0)).err().unwrap();
     assert!(err.to_string().contains("cem.elites"), "{err}");
     let err = Mppi::new(MppiConfig { temperature: 0.0, ..MppiConfig::default() }, Bounds::symmetric(1, 1.0)).err().unwrap();
     assert!(err.to_string().contains("mppi.temperature"), "{err}");

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use ami_core::plugin::{decl, PluginError, PluginHost, PluginHostConfig};
-use ami_core::{Bounds, Cem, CemConfig, Cost, PlanRequest, Planner, WorldModel};
+use ami_core::{Bounds, Cost, Environment, PlanRequest, Planner, WorldModel};
+use ami_planners::{Cem, CemConfig};
+use ami_plugin_host::{decl, PluginError, PluginHost, PluginHostConfig};
 use ndarray::{Array1, Array2};
 
 /// Builds the plugin libraries once per test binary (debug profile, shared
@@ -81,7 +82,7 @@ fn load_and_run_acrobot() {
     assert!(model.differentiable().is_none());
     // Environment and model agree.
     let mut env = h.environment("acrobot/env", "").unwrap();
-    assert_eq!(env.action_bounds(), &Bounds::new(vec![-1.0], vec![1.0]).unwrap());
+    assert_eq!(env.action_bounds(), Bounds::new(vec![-1.0], vec![1.0]).unwrap());
     let mut obs = env.reset(4).unwrap();
     let mut next = Array2::zeros((1, 6));
     for i in 0..30 {
@@ -111,7 +112,8 @@ fn load_and_run_acrobot() {
     let mut cost = Cost::new();
     cost.add_intrinsic(Arc::new(cost_term), 1.0).unwrap();
     let state = env.reset(1).unwrap();
-    let mut cem = Cem::new(CemConfig { horizon: 10, samples: 64, iterations: 3, elites: 8, ..CemConfig::default() }, env.action_bounds().clone()).unwrap();
+    let mut cem =
+        Cem::new(CemConfig { horizon: 10, samples: 64, iterations: 3, elites: Some(8), ..CemConfig::default() }, env.action_bounds().clone()).unwrap();
     cem.reset(0);
     let plan = cem.plan(&PlanRequest::new(&model, &cost, state.view())).unwrap();
     assert!(plan.energy.is_finite());
@@ -310,7 +312,6 @@ fn a_panicking_module_is_contained_and_poisoned() {
     assert!(e.contains("plugin `testkit` module `walk` panicked: deliberate panic at step 2"), "{e}");
     assert!(env.reset(0).is_err());
     assert_eq!(h.poison_reports().len(), 3);
-    assert!(ami_core::plugin::failure_log().len() >= 3);
 }
 
 #[test]
@@ -398,9 +399,9 @@ fn plugin_modules_run_in_agent_files() {
     let mut h = host();
     let acro = h.load(lib("acrobot")).unwrap();
     let samp = h.load(lib("sampling")).unwrap();
-    let mut reg = ami_agents::config::registry();
-    ami_agents::plugin_task::register_plugin(&mut reg, &acro).unwrap();
-    ami_agents::plugin_task::register_plugin(&mut reg, &samp).unwrap();
+    let mut reg = ami_agents::registry();
+    ami_plugin_host::register_plugin(&mut reg, &acro).unwrap();
+    ami_plugin_host::register_plugin(&mut reg, &samp).unwrap();
     let text = format!(
         "[agent]\nname = \"acrobot\"\nseeds = [3]\n\n[[nodes]]\nname = \"env\"\nkind = \"environment\"\nimplementation = \"plugin:acrobot/env\"\nparams = {{ costs = {{ swingup = {{ velocity_weight = 0.0 }} }} }}\n\n\
          [[nodes]]\nname = \"perception\"\nkind = \"perception\"\nimplementation = \"identity\"\n\n\
@@ -408,27 +409,30 @@ fn plugin_modules_run_in_agent_files() {
          [[nodes]]\nname = \"actor\"\nkind = \"actor\"\nimplementation = \"plugin:sampling/predictive\"\nparams = {{ horizon = 15, samples = 64, iterations = 2 }}\n\n\
          [[nodes]]\nname = \"cost\"\nkind = \"cost\"\nimplementation = \"task\"\n\n\
          [[nodes]]\nname = \"memory\"\nkind = \"memory\"\nimplementation = \"ring\"\n\n{}",
-        ami_agents::config::STANDARD_EDGES
+        ami_config::agent::standard_edges_toml()
     );
-    let graph = ami_core::config::load_str(&text, "acrobot.toml", &reg).unwrap_or_else(|e| panic!("{e}"));
-    let mut agent = ami_agents::agent::Agent::from_agent_graph(graph, ami_core::graph::ExecutorKind::Sequential).unwrap();
+    let graph = ami_config::load_str(&text, "acrobot.toml", &reg).unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = ami_config::Agent::from_agent_graph(graph, ami_graph::ExecutorKind::Sequential).unwrap();
     let r = agent.run_episode(3, |_| {}).unwrap();
     assert!(r.steps <= 500 && r.episode_return <= 0.0, "{r:?}");
     // The shipped example agent file validates.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/acrobot/agent.toml");
     let text_ex = std::fs::read_to_string(&example).unwrap();
-    assert_eq!(ami_agents::plugin_task::referenced_plugins(&text_ex), ["acrobot", "sampling"]);
-    ami_core::config::load_str(&text_ex, "plugins/acrobot/agent.toml", &reg).unwrap_or_else(|e| panic!("{e}"));
+    let (cfg_ex, _) = ami_config::parse_agent(&text_ex, "agent.toml").unwrap();
+    let (libs, names) = ami_agents::loader::plugins_needed(&cfg_ex, Path::new("plugins/acrobot"));
+    assert!(libs.is_empty(), "{libs:?}");
+    assert_eq!(names, ["acrobot", "sampling"]);
+    ami_config::load_str(&text_ex, "plugins/acrobot/agent.toml", &reg).unwrap_or_else(|e| panic!("{e}"));
     // Unknown plugin parameters are refused by the agent-file loader, naming the node.
     let bad = text.replace("iterations = 2", "iterations = 2, bogus = 1");
-    let e = ami_core::config::load_str(&bad, "acrobot.toml", &reg).unwrap_err().to_string();
+    let e = ami_config::load_str(&bad, "acrobot.toml", &reg).unwrap_err().to_string();
     assert!(e.contains("actor") && e.contains("bogus"), "{e}");
 }
 
 #[test]
 fn agent_files_list_their_plugins_in_a_plugins_table() {
-    use ami_agents::plugin_task::{host_config, libraries_to_load};
-    use ami_core::config::{parse_agent, PluginsConfig};
+    use ami_config::{parse_agent, PluginsConfig};
+    use ami_plugin_host::{host_config, libraries_to_load};
     let dir = tempfile::tempdir().unwrap();
     let wrong = "0".repeat(64);
     let text = format!(
@@ -436,9 +440,9 @@ fn agent_files_list_their_plugins_in_a_plugins_table() {
          [[nodes]]\nname = \"env\"\nkind = \"environment\"\nimplementation = \"plugin:acrobot/env\"\n",
         plugin_dir().display().to_string()
     );
-    let (cfg, problems) = parse_agent(&text, "a.toml");
+    let (cfg, problems) = parse_agent(&text, "a.toml").unwrap();
     assert!(problems.is_empty(), "{problems:?}");
-    let table = cfg.unwrap().plugins;
+    let table = cfg.plugins;
     assert_eq!(table.load, ["sampling"]);
     let host_cfg = host_config(&table, dir.path(), PluginHostConfig { search_paths: vec![dir.path().join("cli")], ..Default::default() });
     assert_eq!(host_cfg.search_paths, [dir.path().join("cli"), plugin_dir().to_path_buf()], "command-line dirs first");
@@ -462,7 +466,8 @@ fn agent_files_list_their_plugins_in_a_plugins_table() {
     assert_eq!(host_config(&t, Path::new("/a/b"), PluginHostConfig::default()).search_paths, [PathBuf::from("/a/b/plugins")]);
     // Problems in the table are reported with file and line.
     let (_, problems) =
-        parse_agent("[plugins]\nload = \"acrobot\"\nbogus = 1\n\n[[nodes]]\nname = \"p\"\nkind = \"perception\"\nimplementation = \"identity\"\n", "p.toml");
+        parse_agent("[plugins]\nload = \"acrobot\"\nbogus = 1\n\n[[nodes]]\nname = \"p\"\nkind = \"perception\"\nimplementation = \"identity\"\n", "p.toml")
+            .unwrap();
     let msgs: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert!(msgs.iter().any(|m| m.starts_with("p.toml:2: plugins.load must be an array of strings")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.starts_with("p.toml:3: unknown key `bogus` in [plugins]")), "{msgs:?}");

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use ami_core::plugin::{PluginHost, PluginHostConfig};
-use ami_core::{Bounds, Cost, PlanRequest, Planner, WorldModel};
+use ami_core::{Bounds, Cost, Environment, PlanRequest, Planner, WorldModel};
+use ami_plugin_host::{PluginHost, PluginHostConfig};
 use ndarray::{array, Array1, Array2};
 
 fn host() -> PluginHost {

@@ -9,19 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ami_core::kernels::{Cpu, Isa, QuadEnergy};
-use ami_core::{Bounds, Cem, CemConfig, Gd, GdConfig, Mppi, MppiConfig, PlanRequest, Planner, Workload};
+use ami_core::{Bounds, ParamValue, PlanRequest};
+use ami_planners::decl::PlannerDecl;
+use ami_planners::kernels::{Cpu, Isa, QuadEnergy};
+use ami_planners::Workload;
 use anyhow::{bail, Context};
 
-/// The planners `ami bench` runs.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BenchPlanner {
-    /// Cross-entropy method (512 samples, 6 iterations, 64 elites).
-    Cem,
-    /// MPPI (512 samples, 6 iterations, lambda 1, noise 0.5).
-    Mppi,
-    /// Adam on 32 sequences, 25 steps, lr 0.05.
-    Gd,
+/// A planner `--planner` accepts: a built-in planner's declaration.
+fn planner_decl(s: &str) -> Result<PlannerDecl, String> {
+    ami_planners::decl::find(s).ok_or_else(|| format!("unknown planner `{s}` (built in: {})", ami_planners::decl::names()))
 }
 
 /// Arguments of `ami bench`.
@@ -30,9 +26,10 @@ pub struct BenchArgs {
     /// Workload safetensors file (W1 b1 W2 b2 ... s0 goal).
     #[arg(long, value_name = "FILE")]
     pub workload: PathBuf,
-    /// Planner to time.
-    #[arg(long, value_enum)]
-    pub planner: BenchPlanner,
+    /// Planner to time, with its defaults (WORKLOAD.md's settings): cem,
+    /// mppi or gd.
+    #[arg(long, value_parser = planner_decl)]
+    pub planner: PlannerDecl,
     /// Kernel threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -92,23 +89,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cpu = Arc::new(Cpu::new(isa, args.threads)?);
     let cost = wl.cost();
     let bounds = Bounds::symmetric(a_dim, 1.0);
-    let mut planner: Box<dyn Planner> = match args.planner {
-        BenchPlanner::Cem => {
-            let mut p = Cem::new(CemConfig { horizon, ..CemConfig::default() }, bounds)?;
-            p.set_backend(cpu.clone());
-            Box::new(p)
-        }
-        BenchPlanner::Mppi => {
-            let mut p = Mppi::new(MppiConfig { horizon, ..MppiConfig::default() }, bounds)?;
-            p.set_backend(cpu.clone());
-            Box::new(p)
-        }
-        BenchPlanner::Gd => {
-            let mut p = Gd::new(GdConfig { horizon, ..GdConfig::default() }, bounds)?;
-            p.set_backend(cpu.clone());
-            Box::new(p)
-        }
-    };
+    let decl = args.planner;
+    let settings = [("horizon".to_string(), ParamValue::Int(horizon as i64))];
+    let params = ami_core::Params::validate(&(decl.schema)(), &settings).map_err(|i| anyhow::anyhow!("{}: {i:?}", decl.name))?;
+    let mut planner = (decl.build)(&params, bounds, Some(cpu.clone()))?;
     let req = PlanRequest::new(&wl.model, &cost, s0.view());
     let mut plan = |seed: u64| -> anyhow::Result<Vec<f32>> {
         planner.reset(seed);
@@ -141,16 +125,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let median = percentile(&times, 50.0);
     let fwd = net.flops_per_step();
-    let flops = match args.planner {
-        BenchPlanner::Cem => fwd * (CemConfig::default().samples * horizon * CemConfig::default().iterations) as f64,
-        BenchPlanner::Mppi => fwd * (MppiConfig::default().samples * horizon * MppiConfig::default().iterations) as f64,
-        BenchPlanner::Gd => 3.0 * fwd * (GdConfig::default().samples * horizon * GdConfig::default().steps) as f64,
-    };
+    let flops = fwd * (decl.work)(&params)?;
     let n = energies.len().max(1) as f64;
     let mean_e = energies.iter().sum::<f64>() / n;
     let std_e = (energies.iter().map(|e| (e - mean_e).powi(2)).sum::<f64>() / n).sqrt();
     let zero = reference.sequence_energy_f64(net, s0.as_slice().expect("contiguous"), &vec![0.0; horizon * a_dim]);
-    let planner_name = format!("{:?}", args.planner).to_lowercase();
+    let planner_name = decl.name.to_string();
     let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
     // The peers' field order (common.run_bench), then ami's extras.
     let fields: Vec<(&str, serde_json::Value)> = vec![

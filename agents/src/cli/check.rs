@@ -2,17 +2,22 @@
 
 use std::path::PathBuf;
 
+use super::load_file;
+
 /// Arguments of `ami check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Agent file (TOML) to validate.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Plugin libraries and search paths (besides the file's `[plugins]`).
+    #[command(flatten)]
+    pub plugins: super::plugin::PluginLibArgs,
 }
 
 /// Validates the file: prints a summary, or every problem (exit code 2).
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let g = super::plugin::load_file_with_plugins(&args.file)?;
+    let g = load_file(&args.file, &args.plugins)?;
     println!(
         "{}: ok: {} nodes in {} levels, environment `{}` ({}), actor(s) {}, executor {}, {} episode(s)",
         args.file.display(),

@@ -2,12 +2,17 @@
 
 use std::path::PathBuf;
 
+use super::load_file;
+
 /// Arguments of `ami graph`.
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
     /// Agent file (TOML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Plugin libraries and search paths (besides the file's `[plugins]`).
+    #[command(flatten)]
+    pub plugins: super::plugin::PluginLibArgs,
     /// Print Graphviz DOT (e.g. `ami graph a.toml --dot | dot -Tsvg > a.svg`).
     #[arg(long)]
     pub dot: bool,
@@ -15,7 +20,7 @@ pub struct GraphArgs {
 
 /// Prints the graph as DOT, or its run order by level.
 pub fn run(args: GraphArgs) -> anyhow::Result<()> {
-    let g = super::plugin::load_file_with_plugins(&args.file)?;
+    let g = load_file(&args.file, &args.plugins)?;
     if args.dot {
         print!("{}", g.graph.to_dot());
         return Ok(());

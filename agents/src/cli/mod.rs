@@ -6,16 +6,28 @@ pub mod graph;
 pub mod plugin;
 pub mod run;
 
+use anyhow::Context;
+
 /// The run was stopped by Ctrl-C (after every node's `finish` ran).
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted (Ctrl-C): the current tick finished, every node's finish ran")]
 pub struct Interrupted;
 
-/// The exit code for an error: 2 when an agent file is invalid (like
-/// clap's bad arguments), 130 when interrupted, 1 otherwise.
+/// Loads an agent file with its plugins, for `ami check` and `ami graph`.
+pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> anyhow::Result<ami_config::AgentGraph> {
+    let opts = plugins.load_options()?;
+    let loaded = ami_agents::load(&ami_agents::AgentSource::File(file.to_path_buf()), &opts)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("{} is not a valid agent file", file.display()))?;
+    Ok(loaded.graph)
+}
+
+/// The exit code for an error: 2 for bad input (an invalid, unreadable or
+/// non-UTF-8 agent file, a refused parameter: [`ami_core::CoreError::is_user_input`],
+/// like clap's bad arguments), 130 when interrupted, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if matches!(cause.downcast_ref::<ami_core::CoreError>(), Some(ami_core::CoreError::Graph(_))) {
+        if cause.downcast_ref::<ami_core::CoreError>().is_some_and(|c| c.is_user_input()) {
             return 2;
         }
         if cause.downcast_ref::<Interrupted>().is_some() {

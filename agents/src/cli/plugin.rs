@@ -2,22 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
-use ami_agents::config::STANDARD_EDGES;
-use ami_agents::plugin_task::{referenced_plugins, register_plugin};
-use ami_core::config::AgentGraph;
-use ami_core::plugin::abi::{Dims, ModuleKind as Kind, ABI_MAJOR, ABI_MINOR, LAYOUT_HASH};
-use ami_core::plugin::{decl, probe_dims, ModuleInfo, Plugin, PluginHost, PluginHostConfig};
+use ami_agents::LoadOptions;
+use ami_plugin_host::abi::{Dims, ModuleKind as Kind, ABI_MAJOR, ABI_MINOR, LAYOUT_HASH};
+use ami_plugin_host::{decl, probe_dims, ModuleInfo, Plugin, PluginHost, PluginHostConfig};
 use anyhow::{bail, Context};
 
-use super::run::RunArgs;
-
-/// Plugin flags of `ami run`.
+/// Plugin library flags of `ami run`, `ami check` and `ami graph`.
 #[derive(clap::Args, Debug, Default)]
-pub struct PluginArgs {
+pub struct PluginLibArgs {
     /// Load a plugin library: a path, or a plugin name searched in
     /// --plugin-dir and $AMI_PLUGIN_PATH (repeatable). Agent files name
-    /// plugin modules `plugin:NAME/MODULE`; plugins they name are also
-    /// looked up by name.
+    /// plugin modules `plugin:NAME/MODULE` in their nodes; the plugins
+    /// their nodes name are also looked up by name.
     #[arg(long = "plugin", value_name = "PATH|NAME")]
     pub plugins: Vec<String>,
     /// A directory searched for `lib<NAME>.so` (repeatable).
@@ -30,6 +26,14 @@ pub struct PluginArgs {
     /// Accept plugins built with panic = "abort" (their panics abort ami).
     #[arg(long)]
     pub allow_panic_abort: bool,
+}
+
+/// Plugin flags of `ami run`: libraries, and plugin tasks.
+#[derive(clap::Args, Debug, Default)]
+pub struct PluginArgs {
+    /// Plugin libraries.
+    #[command(flatten)]
+    pub libs: PluginLibArgs,
     /// Run the standard agent on a plugin's environment:
     /// `PLUGIN` (its only environment) or `PLUGIN/MODULE`.
     #[arg(long, value_name = "PLUGIN[/ENV]", conflicts_with_all = ["file", "task"])]
@@ -40,113 +44,15 @@ pub struct PluginArgs {
     pub plugin_planner: Option<String>,
 }
 
-impl PluginArgs {
-    fn host_config(&self) -> anyhow::Result<PluginHostConfig> {
-        let mut cfg = PluginHostConfig { search_paths: self.plugin_dirs.clone(), allow_panic_abort: self.allow_panic_abort, ..Default::default() };
+impl PluginLibArgs {
+    /// The loader options these flags give.
+    pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        let mut host = PluginHostConfig { search_paths: self.plugin_dirs.clone(), allow_panic_abort: self.allow_panic_abort, ..Default::default() };
         for pin in &self.plugin_sha256 {
             let (k, v) = pin.split_once('=').with_context(|| format!("--plugin-sha256 `{pin}`: expected KEY=HEX"))?;
-            cfg.sha256.insert(k.to_string(), v.to_string());
+            host.sha256.insert(k.to_string(), v.to_string());
         }
-        Ok(cfg)
-    }
-}
-
-fn standard_agent(env: &str, actor: &str, actor_params: &str) -> String {
-    format!(
-        "[agent]\nname = \"{env}\"\nseed = 0\nepisodes = 10\n\n[[nodes]]\nname = \"env\"\nkind = \"environment\"\nimplementation = \"{env}\"\n\n\
-         [[nodes]]\nname = \"perception\"\nkind = \"perception\"\nimplementation = \"identity\"\n\n\
-         [[nodes]]\nname = \"configurator\"\nkind = \"configurator\"\nimplementation = \"schedule\"\n\n\
-         [[nodes]]\nname = \"actor\"\nkind = \"actor\"\nimplementation = \"{actor}\"\nparams = {{ {actor_params} }}\n\n\
-         [[nodes]]\nname = \"cost\"\nkind = \"cost\"\nimplementation = \"task\"\n\n\
-         [[nodes]]\nname = \"memory\"\nkind = \"memory\"\nimplementation = \"ring\"\n\n{STANDARD_EDGES}"
-    )
-}
-
-/// Loads the agent for `ami run` when plugins are involved (a plugin flag,
-/// or an agent file naming `plugin:...`); `None` otherwise.
-pub fn load_for_run(args: &RunArgs) -> anyhow::Result<Option<(AgentGraph, String)>> {
-    let pa = &args.plugins;
-    let file_text = match &args.file {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
-    };
-    let mentions_plugins = file_text.as_deref().is_some_and(|t| !referenced_plugins(t).is_empty());
-    // The file's [plugins] table (problems in it are reported by the full load below).
-    let table = match (&file_text, &args.file) {
-        (Some(t), Some(p)) => ami_core::config::parse_agent(t, &p.display().to_string()).0.map(|c| c.plugins).unwrap_or_default(),
-        _ => Default::default(),
-    };
-    if pa.plugins.is_empty() && pa.plugin_task.is_none() && !mentions_plugins && table.is_empty() {
-        return Ok(None);
-    }
-    let base = args.file.as_ref().and_then(|p| p.parent()).map(|p| p.to_path_buf()).unwrap_or_default();
-    let mut host = PluginHost::new(ami_agents::plugin_task::host_config(&table, &base, pa.host_config()?));
-    for p in &pa.plugins {
-        host.load(p).with_context(|| format!("loading plugin `{p}`"))?;
-    }
-    for p in ami_agents::plugin_task::libraries_to_load(&table, &base) {
-        host.load(&p).with_context(|| format!("loading plugin `{}` listed in [plugins]", p.display()))?;
-    }
-    let (text, source) = match (&file_text, &pa.plugin_task) {
-        (Some(t), _) => (t.clone(), args.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
-        (None, Some(task)) => {
-            let (plugin_name, env_module) = match task.strip_prefix("plugin:").unwrap_or(task).split_once('/') {
-                Some((p, m)) => (p.to_string(), Some(m.to_string())),
-                None => (task.strip_prefix("plugin:").unwrap_or(task).to_string(), None),
-            };
-            let plugin = host.load(&plugin_name).with_context(|| format!("loading plugin `{plugin_name}`"))?;
-            let env_module = match env_module {
-                Some(m) => m,
-                None => {
-                    let envs: Vec<&ModuleInfo> = plugin.modules_of(Kind::ENVIRONMENT).collect();
-                    match envs.as_slice() {
-                        [one] => one.name.clone(),
-                        [] => bail!("plugin `{plugin_name}` has no environment module"),
-                        many => bail!(
-                            "plugin `{plugin_name}` has several environments ({}): use --plugin-task {plugin_name}/MODULE",
-                            many.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    }
-                }
-            };
-            let env = format!("plugin:{plugin_name}/{env_module}");
-            let (actor, params) = match (&pa.plugin_planner, args.planner) {
-                (Some(p), _) => (format!("plugin:{}", p.strip_prefix("plugin:").unwrap_or(p)), String::new()),
-                (None, Some(ami_agents::agent::PlannerKind::Mppi)) => {
-                    ("mppi".into(), "horizon = 25, samples = 256, iterations = 5, temperature = 0.5, noise_std = 0.5".into())
-                }
-                (None, _) => (
-                    "cem".into(),
-                    "horizon = 25, samples = 256, iterations = 5, elites = 24, init_std = 0.5, min_std = 0.05, momentum = 0.1, return_best = true".into(),
-                ),
-            };
-            (standard_agent(&env, &actor, &params), format!("--plugin-task {env}"))
-        }
-        (None, None) => bail!("--plugin loads libraries for an agent file or --plugin-task; give one of them"),
-    };
-    for name in referenced_plugins(&text) {
-        if host.plugin(&name).is_none() {
-            host.load(&name).with_context(|| format!("the agent names plugin `{name}`"))?;
-        }
-    }
-    let mut registry = ami_agents::config::registry();
-    for p in host.plugins() {
-        register_plugin(&mut registry, p).with_context(|| format!("registering the modules of plugin `{}`", p.name()))?;
-    }
-    let graph = ami_core::config::load_str(&text, &source, &registry).with_context(|| format!("{source} is not a valid agent"))?;
-    Ok(Some((graph, source)))
-}
-
-/// Adds what plugins reported (panics, failed environment steps) to an
-/// episode's result: a failure the module contracts could only signal with
-/// NaN becomes an error naming the plugin and module.
-pub fn explain<T>(r: ami_core::Result<T>) -> anyhow::Result<T> {
-    let log = ami_core::plugin::failure_log();
-    match r {
-        Ok(v) if log.is_empty() => Ok(v),
-        Ok(_) => bail!("{}", log.join("\n")),
-        Err(e) if log.is_empty() => Err(e.into()),
-        Err(e) => Err(anyhow::Error::new(e).context(log.join("\n"))),
+        Ok(LoadOptions { plugins: self.plugins.clone(), host })
     }
 }
 
@@ -335,15 +241,4 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
-}
-
-/// Loads an agent file for `ami check` and `ami graph`: the plugins it
-/// needs come from its `[plugins]` table and the `plugin:NAME/...` names it
-/// uses (looked up in the table's directories and `$AMI_PLUGIN_PATH`).
-pub fn load_file_with_plugins(file: &std::path::Path) -> anyhow::Result<AgentGraph> {
-    let args = RunArgs { file: Some(file.to_path_buf()), ..RunArgs::default() };
-    match load_for_run(&args)? {
-        Some((graph, _)) => Ok(graph),
-        None => ami_agents::config::load_file(file).with_context(|| format!("{} is not a valid agent file", file.display())),
-    }
 }

@@ -1,20 +1,18 @@
 //! `ami run`: run a planning agent for some episodes.
 //!
-//! Every run goes through the agent-file machinery: `ami run FILE` loads
-//! FILE, `ami run --task X --planner Y` the standard graph generated for
-//! them, and `ami run` alone the embedded default
-//! (`agents/examples/pendulum.toml`).
+//! Every run goes through one path, [`ami_agents::load`]: `ami run FILE`
+//! loads FILE, `ami run --task X --planner Y` the standard agent generated
+//! for them, `--plugin-task` the standard agent on a plugin's environment,
+//! and `ami run` alone the embedded default (`agents/examples/pendulum.toml`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ami_agents::agent::{Agent, PlannerKind};
-use ami_agents::config::{load_file, load_str, task_agent_toml, DEFAULT_AGENT};
 use ami_agents::tasks::TaskKind;
-use ami_core::config::AgentGraph;
-use ami_core::graph::ExecutorKind;
+use ami_agents::{Agent, AgentSource, Loaded};
+use ami_graph::ExecutorKind;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -30,9 +28,9 @@ pub struct RunArgs {
     /// Built-in task: pendulum, cartpole or pointmass.
     #[arg(long)]
     pub task: Option<TaskKind>,
-    /// Mode-2 planner: cem or mppi.
-    #[arg(long)]
-    pub planner: Option<PlannerKind>,
+    /// Mode-2 planner: a registered planner (cem, mppi, gd).
+    #[arg(long, value_parser = planner_name)]
+    pub planner: Option<String>,
     /// Number of episodes (default: the file's, else 10).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub episodes: Option<u64>,
@@ -52,27 +50,45 @@ pub struct RunArgs {
     pub plugins: super::plugin::PluginArgs,
 }
 
-/// Loads the agent file the arguments name (validation problems come back
-/// as [`ami_core::CoreError::Graph`]).
-fn load(args: &RunArgs) -> anyhow::Result<(AgentGraph, String)> {
+/// A planner name `--planner` accepts: one the registry has.
+fn planner_name(s: &str) -> Result<String, String> {
+    let r = ami_agents::registry();
+    if r.planners().iter().any(|p| p == s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown planner `{s}` (registered: {})", r.planners().join(", ")))
+    }
+}
+
+/// Where the arguments say the agent comes from.
+pub fn source(args: &RunArgs) -> AgentSource {
     if let Some(path) = &args.file {
-        let g = load_file(path).with_context(|| format!("{} is not a valid agent file", path.display()))?;
-        return Ok((g, path.display().to_string()));
+        return AgentSource::File(path.clone());
+    }
+    if let Some(env) = &args.plugins.plugin_task {
+        let planner = match (&args.plugins.plugin_planner, &args.planner) {
+            (Some(p), _) => format!("plugin:{}", p.strip_prefix("plugin:").unwrap_or(p)),
+            (None, Some(p)) => p.clone(),
+            (None, None) => "cem".into(),
+        };
+        return AgentSource::PluginTask { env: env.clone(), planner };
     }
     if args.task.is_none() && args.planner.is_none() {
-        return Ok((load_str(DEFAULT_AGENT, "<default: agents/examples/pendulum.toml>")?, "default".into()));
+        return AgentSource::Default;
     }
-    let (task, planner) = (args.task.unwrap_or(TaskKind::Pendulum), args.planner.unwrap_or(PlannerKind::Cem));
-    let text = task_agent_toml(task, planner);
-    Ok((load_str(&text, &format!("<{task}-{planner}>"))?, format!("--task {task} --planner {planner}")))
+    AgentSource::Task { task: args.task.unwrap_or(TaskKind::Pendulum), planner: args.planner.clone().unwrap_or_else(|| "cem".into()) }
+}
+
+/// Loads the agent the arguments name, with its plugins.
+pub fn load(args: &RunArgs) -> anyhow::Result<Loaded> {
+    let src = source(args);
+    let opts = args.plugins.libs.load_options()?;
+    ami_agents::load(&src, &opts).with_context(|| format!("{} is not a valid agent", src.describe()))
 }
 
 /// Runs the agent and prints the returns.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let (graph, source) = match super::plugin::load_for_run(&args)? {
-        Some(loaded) => loaded,
-        None => load(&args)?,
-    };
+    let Loaded { graph, source, host } = load(&args)?;
     let task = graph.task.name.clone();
     let planner =
         graph.actors.first().and_then(|a| graph.config.nodes.iter().find(|n| &n.name == a)).map(|n| n.implementation.clone()).unwrap_or_else(|| "none".into());
@@ -110,7 +126,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             drop(agent);
             return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {seed}")));
         }
-        let r = super::plugin::explain(r).with_context(|| format!("episode with seed {seed}"))?;
+        let r = explain(r, host.as_ref()).with_context(|| format!("episode with seed {seed}"))?;
         bar.inc(1);
         bar.suspend(|| println!("episode seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step", seed, r.episode_return, r.steps, r.mean_plan_ms));
         returns.push(r.episode_return);
@@ -135,4 +151,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("{out}");
     }
     Ok(())
+}
+
+/// Adds what plugins reported (module panics) to an episode's result: a
+/// panic a module contract could only signal with NaN becomes an error
+/// naming the plugin and module.
+fn explain<T>(r: ami_core::Result<T>, host: Option<&ami_plugin_host::PluginHost>) -> anyhow::Result<T> {
+    let log = host.map(|h| h.poison_reports()).unwrap_or_default();
+    match r {
+        Ok(v) if log.is_empty() => Ok(v),
+        Ok(_) => anyhow::bail!("{}", log.join("\n")),
+        Err(e) if log.is_empty() => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(log.join("\n"))),
+    }
 }

@@ -11,9 +11,9 @@
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use rand::Rng;
 
-use ami_core::{Bounds, Cost, CostContext, IntrinsicCost, Result, WorldModel};
+use ami_core::{Bounds, Cost, CostContext, DifferentiableCost, DifferentiableWorldModel, IntrinsicCost, Result, WorldModel};
 
-use crate::env::{Environment, Step};
+use ami_core::{Environment, Step};
 
 /// Gravity (m/s^2).
 pub const GRAVITY: f64 = 9.8;
@@ -110,16 +110,16 @@ impl Environment for CartPole {
     fn max_steps(&self) -> usize {
         MAX_STEPS
     }
-    fn reset(&mut self, seed: u64) -> Array1<f32> {
+    fn reset(&mut self, seed: u64) -> Result<Array1<f32>> {
         let mut rng = ami_core::rng::rng(seed);
         for v in &mut self.state {
             *v = rng.gen_range(-0.05..0.05);
         }
         self.steps = 0;
         self.terminated = false;
-        self.observation()
+        Ok(self.observation())
     }
-    fn step(&mut self, action: ArrayView1<'_, f32>) -> Step {
+    fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
         let force = f64::from(action[0]).clamp(-FORCE_MAG, FORCE_MAG);
         self.state = dynamics(self.state, force);
         self.steps += 1;
@@ -127,7 +127,7 @@ impl Environment for CartPole {
         // Gymnasium: 1.0 up to and including the terminating step, 0.0 after.
         let reward = if self.terminated { 0.0 } else { 1.0 };
         self.terminated |= terminated;
-        Step { observation: self.observation(), reward, terminated, truncated: self.steps >= MAX_STEPS }
+        Ok(Step { observation: self.observation(), reward, terminated, truncated: self.steps >= MAX_STEPS })
     }
 }
 
@@ -164,6 +164,52 @@ impl WorldModel for CartPoleModel {
             n[1] = x_dot + DT * xacc;
             n[2] = theta + DT * theta_dot;
             n[3] = theta_dot + DT * thetaacc;
+        }
+        Ok(())
+    }
+    fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
+        Some(self)
+    }
+}
+
+impl DifferentiableWorldModel for CartPoleModel {
+    fn vjp(
+        &self,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        grad_next: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        ami_core::check_vjp_shapes(self, "CartPoleModel", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
+        const G: f32 = GRAVITY as f32;
+        const MP: f32 = MASSPOLE as f32;
+        const LEN: f32 = LENGTH as f32;
+        const TM: f32 = TOTAL_MASS as f32;
+        const PML: f32 = POLEMASS_LENGTH as f32;
+        const DT: f32 = TAU as f32;
+        const FMAX: f32 = FORCE_MAG as f32;
+        for b in 0..states.nrows() {
+            let (s, a, g) = (states.row(b), actions.row(b), grad_next.row(b));
+            let (theta, theta_dot) = (s[2], s[3]);
+            let force = a[0].clamp(-FMAX, FMAX);
+            let (st, ct) = theta.sin_cos();
+            let temp = (force + PML * theta_dot * theta_dot * st) / TM;
+            let den = LEN * (4.0 / 3.0 - MP * ct * ct / TM);
+            let tacc = (G * st - ct * temp) / den;
+            // Backward through n = [x + DT xd, xd + DT xacc, th + DT thd, thd + DT tacc].
+            let g_xacc = DT * g[1];
+            let g_tacc = DT * g[3] + g_xacc * (-PML * ct / TM);
+            let g_temp = g_xacc + g_tacc * (-ct / den);
+            let g_ct = g_xacc * (-PML * tacc / TM) + g_tacc * (-temp / den) + g_tacc * (-tacc / den) * (-2.0 * LEN * MP * ct / TM);
+            let g_st = g_tacc * G / den + g_temp * PML * theta_dot * theta_dot / TM;
+            grad_states[[b, 0]] += g[0];
+            grad_states[[b, 1]] += DT * g[0] + g[1];
+            grad_states[[b, 2]] += g[2] + g_st * ct - g_ct * st;
+            grad_states[[b, 3]] += DT * g[2] + g[3] + g_temp * PML * 2.0 * theta_dot * st / TM;
+            if a[0].abs() < FMAX {
+                grad_actions[[b, 0]] += g_temp / TM;
+            }
         }
         Ok(())
     }
@@ -217,6 +263,37 @@ impl IntrinsicCost for CartPoleCost {
             *o += weight * c;
         }
     }
+    fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
+        Some(self)
+    }
+}
+
+/// The gradient of the smooth part: the failure penalty is a step, whose
+/// gradient is zero where it is defined.
+impl DifferentiableCost for CartPoleCost {
+    fn add_gradient(
+        &self,
+        _ctx: &CostContext<'_>,
+        weight: f32,
+        _states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        _grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+        mut grad_next: ArrayViewMut2<'_, f32>,
+    ) {
+        let (xt, fmax) = (X_THRESHOLD as f32, FORCE_MAG as f32);
+        for b in 0..next_states.nrows() {
+            let (s, a) = (next_states.row(b), actions.row(b));
+            grad_next[[b, 0]] += weight * 2.0 * Self::X_WEIGHT * s[0] / (xt * xt);
+            grad_next[[b, 1]] += weight * 2.0 * Self::VELOCITY_WEIGHT * s[1];
+            grad_next[[b, 2]] += weight * 2.0 * s[2] / (Self::THETA_SCALE * Self::THETA_SCALE);
+            grad_next[[b, 3]] += weight * 2.0 * Self::VELOCITY_WEIGHT * s[3];
+            if a[0].abs() < fmax {
+                grad_actions[[b, 0]] += weight * 2.0 * Self::FORCE_WEIGHT * a[0] / (fmax * fmax);
+            }
+        }
+    }
 }
 
 /// A cost holding [`CartPoleCost`] with weight 1.0.
@@ -235,10 +312,10 @@ mod tests {
     fn reset_is_deterministic_and_in_bounds() {
         let mut a = CartPole::new();
         let mut b = CartPole::new();
-        assert_eq!(a.reset(7), b.reset(7));
-        assert_ne!(a.reset(7), b.reset(8));
+        assert_eq!(a.reset(7).unwrap(), b.reset(7).unwrap());
+        assert_ne!(a.reset(7).unwrap(), b.reset(8).unwrap());
         for seed in 0..500 {
-            a.reset(seed);
+            a.reset(seed).unwrap();
             assert!(a.state().iter().all(|v| (-0.05..0.05).contains(v)), "{:?}", a.state());
         }
     }
@@ -247,10 +324,10 @@ mod tests {
     fn constant_push_terminates() {
         for f in [10.0f32, -10.0, 25.0] {
             let mut env = CartPole::new();
-            env.reset(3);
+            env.reset(3).unwrap();
             let mut n = 0;
             let last = loop {
-                let s = env.step(array![f].view());
+                let s = env.step(array![f].view()).unwrap();
                 n += 1;
                 assert_eq!(s.reward, 1.0);
                 if s.terminated || s.truncated {
@@ -261,18 +338,18 @@ mod tests {
             // The pole falls against the push.
             assert_eq!(env.state()[2].signum(), -f64::from(f).signum());
             // Steps after termination earn nothing.
-            assert_eq!(env.step(array![0.0f32].view()).reward, 0.0);
+            assert_eq!(env.step(array![0.0f32].view()).unwrap().reward, 0.0);
         }
     }
 
     #[test]
     fn truncates_at_500() {
         let mut env = CartPole::new();
-        env.reset(0);
+        env.reset(0).unwrap();
         for i in 1..=MAX_STEPS {
             // Keep the system exactly at its equilibrium.
             env.set_state([0.0; 4]);
-            let s = env.step(array![0.0f32].view());
+            let s = env.step(array![0.0f32].view()).unwrap();
             assert_eq!(s.truncated, i == MAX_STEPS);
             assert!(!s.terminated);
         }
@@ -281,7 +358,7 @@ mod tests {
     #[test]
     fn model_follows_the_env_and_cost_penalises_failure() {
         let mut env = CartPole::new();
-        env.reset(5);
+        env.reset(5).unwrap();
         let model = CartPoleModel;
         let mut s = Array2::zeros((1, 4));
         let mut n = Array2::zeros((1, 4));
@@ -289,7 +366,7 @@ mod tests {
             let f = ((i as f32) * 0.7).sin() * 12.0;
             s.row_mut(0).assign(&env.observation());
             model.predict(s.view(), array![[f]].view(), n.view_mut()).unwrap();
-            let step = env.step(array![f].view());
+            let step = env.step(array![f].view()).unwrap();
             for j in 0..4 {
                 assert!((n[[0, j]] - step.observation[j]).abs() <= 1e-4 * step.observation[j].abs().max(1.0));
             }

@@ -13,7 +13,7 @@
 //!
 //! let kind: TaskKind = "pendulum".parse().unwrap();
 //! let mut spec = kind.spec();
-//! let obs = spec.env.reset(3);
+//! let obs = spec.env.reset(3).unwrap();
 //! assert_eq!(obs.len(), spec.model.state_dim());
 //! assert_eq!(spec.cost.term_names(), ["swingup"]);
 //! ```
@@ -24,9 +24,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use ami_core::{Cost, Result, WorldModel};
-
-use crate::env::Environment;
+use ami_core::{Cost, Environment, ParamValue, Result, WorldModel};
 
 pub mod cartpole;
 pub mod pendulum;
@@ -78,6 +76,57 @@ impl TaskKind {
                 cost.set_goal(Some(ndarray::Array1::from(goal.clone())));
                 TaskSpec { env: Box::new(env), model: Arc::new(PointMassModel), cost, goal: Some(goal) }
             }
+        }
+    }
+}
+
+/// `(name, value)` parameter overrides.
+fn overrides(values: &[(&str, ParamValue)]) -> Vec<(String, ParamValue)> {
+    values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+impl TaskKind {
+    /// The settings ami uses for `planner` on this task by default
+    /// (`ami run --task X --planner Y`): overrides of the planner's own
+    /// defaults, tuned per task; empty for a planner the task has none for.
+    pub fn planner_defaults(self, planner: &str) -> Vec<(String, ParamValue)> {
+        use ParamValue::{Bool, Float as F, Int as I};
+        let cem = |h, n, it, el, std: f64, min: f64| {
+            overrides(&[
+                ("horizon", I(h)),
+                ("samples", I(n)),
+                ("iterations", I(it)),
+                ("elites", I(el)),
+                ("init_std", F(std)),
+                ("min_std", F(min)),
+                ("momentum", F(0.1)),
+                ("return_best", Bool(true)),
+            ])
+        };
+        let mppi = |h, n, it, lambda: f64, noise: f64| {
+            overrides(&[("horizon", I(h)), ("samples", I(n)), ("iterations", I(it)), ("temperature", F(lambda)), ("noise_std", F(noise))])
+        };
+        let gd = |h, n, steps, lr: f64, std: f64| overrides(&[("horizon", I(h)), ("samples", I(n)), ("steps", I(steps)), ("lr", F(lr)), ("init_std", F(std))]);
+        match (self, planner) {
+            (TaskKind::Pendulum, "cem") => cem(30, 256, 6, 24, 1.0, 0.05),
+            (TaskKind::CartPole, "cem") => cem(25, 128, 4, 16, 5.0, 0.5),
+            (TaskKind::PointMass, "cem") => cem(20, 128, 4, 16, 0.5, 0.05),
+            (TaskKind::Pendulum, "mppi") => mppi(30, 256, 6, 0.5, 1.0),
+            (TaskKind::CartPole, "mppi") => mppi(25, 128, 4, 0.5, 5.0),
+            (TaskKind::PointMass, "mppi") => mppi(20, 128, 4, 0.1, 0.5),
+            (TaskKind::Pendulum, "gd") => gd(30, 16, 30, 0.2, 1.0),
+            (TaskKind::CartPole, "gd") => gd(25, 16, 30, 1.0, 3.0),
+            (TaskKind::PointMass, "gd") => gd(20, 16, 30, 0.1, 0.5),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One line for listings.
+    pub fn summary(self) -> &'static str {
+        match self {
+            TaskKind::Pendulum => "Gymnasium Pendulum-v1 (swing-up), 200 steps",
+            TaskKind::CartPole => "CartPole-v1 dynamics with a continuous force, 500 steps",
+            TaskKind::PointMass => "a damped 2-D point mass driven to a goal",
         }
     }
 }
@@ -161,7 +210,7 @@ mod tests {
         for k in TaskKind::ALL {
             let mut spec = k.spec();
             assert_eq!(spec.env.name(), k.name());
-            let obs = spec.env.reset(1);
+            let obs = spec.env.reset(1).unwrap();
             assert_eq!(obs.len(), spec.env.obs_dim());
             assert_eq!(spec.model.state_dim(), spec.env.obs_dim());
             assert_eq!(spec.model.action_dim(), spec.env.action_dim());

@@ -12,9 +12,9 @@ use std::f64::consts::PI;
 use ndarray::{array, Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use rand::Rng;
 
-use ami_core::{Bounds, Cost, CostContext, IntrinsicCost, Result, WorldModel};
+use ami_core::{Bounds, Cost, CostContext, DifferentiableCost, DifferentiableWorldModel, IntrinsicCost, Result, WorldModel};
 
-use crate::env::{Environment, Step};
+use ami_core::{Environment, Step};
 
 /// Largest angular velocity (rad/s); faster is clipped.
 pub const MAX_SPEED: f64 = 8.0;
@@ -89,14 +89,14 @@ impl Environment for Pendulum {
     fn max_steps(&self) -> usize {
         MAX_STEPS
     }
-    fn reset(&mut self, seed: u64) -> Array1<f32> {
+    fn reset(&mut self, seed: u64) -> Result<Array1<f32>> {
         let mut rng = ami_core::rng::rng(seed);
         self.th = rng.gen_range(-PI..PI);
         self.thdot = rng.gen_range(-1.0..1.0);
         self.steps = 0;
-        self.observation()
+        Ok(self.observation())
     }
-    fn step(&mut self, action: ArrayView1<'_, f32>) -> Step {
+    fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
         let u = f64::from(action[0]).clamp(-MAX_TORQUE, MAX_TORQUE);
         let (th, thdot) = (self.th, self.thdot);
         let costs = angle_normalize(th).powi(2) + 0.1 * thdot * thdot + 0.001 * (u * u);
@@ -104,7 +104,7 @@ impl Environment for Pendulum {
         self.th = th + newthdot * DT;
         self.thdot = newthdot;
         self.steps += 1;
-        Step { observation: self.observation(), reward: -costs, terminated: false, truncated: self.steps >= MAX_STEPS }
+        Ok(Step { observation: self.observation(), reward: -costs, terminated: false, truncated: self.steps >= MAX_STEPS })
     }
 }
 
@@ -133,6 +133,45 @@ impl WorldModel for PendulumModel {
             n[0] = newth.cos();
             n[1] = newth.sin();
             n[2] = newthdot;
+        }
+        Ok(())
+    }
+    fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
+        Some(self)
+    }
+}
+
+impl DifferentiableWorldModel for PendulumModel {
+    fn vjp(
+        &self,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        grad_next: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        ami_core::check_vjp_shapes(self, "PendulumModel", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
+        const GRAV: f32 = (3.0 * G / (2.0 * L)) as f32;
+        const TORQUE: f32 = (3.0 / (M * L * L)) as f32;
+        let (dt, max_speed, max_torque) = (DT as f32, MAX_SPEED as f32, MAX_TORQUE as f32);
+        for b in 0..states.nrows() {
+            let (s, a, g) = (states.row(b), actions.row(b), grad_next.row(b));
+            let th = s[1].atan2(s[0]);
+            let u = a[0].clamp(-max_torque, max_torque);
+            let w = s[2] + (GRAV * th.sin() + TORQUE * u) * dt;
+            let newthdot = w.clamp(-max_speed, max_speed);
+            let newth = th + newthdot * dt;
+            let g_newth = -newth.sin() * g[0] + newth.cos() * g[1];
+            let g_newthdot = g[2] + dt * g_newth;
+            let g_w = if w.abs() < max_speed { g_newthdot } else { 0.0 };
+            let g_th = g_newth + g_w * dt * GRAV * th.cos();
+            let r2 = (s[0] * s[0] + s[1] * s[1]).max(f32::MIN_POSITIVE);
+            grad_states[[b, 0]] += g_th * (-s[1] / r2);
+            grad_states[[b, 1]] += g_th * (s[0] / r2);
+            grad_states[[b, 2]] += g_w;
+            if a[0].abs() < max_torque {
+                grad_actions[[b, 0]] += g_w * dt * TORQUE;
+            }
         }
         Ok(())
     }
@@ -166,6 +205,37 @@ impl IntrinsicCost for PendulumCost {
             *o += weight * (th * th + 0.1 * s[2] * s[2] + 0.001 * u * u);
         }
     }
+    fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
+        Some(self)
+    }
+}
+
+impl DifferentiableCost for PendulumCost {
+    fn add_gradient(
+        &self,
+        _ctx: &CostContext<'_>,
+        weight: f32,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        _next_states: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+        _grad_next: ArrayViewMut2<'_, f32>,
+    ) {
+        let max_torque = MAX_TORQUE as f32;
+        for b in 0..states.nrows() {
+            let (s, a) = (states.row(b), actions.row(b));
+            let th = s[1].atan2(s[0]);
+            let r2 = (s[0] * s[0] + s[1] * s[1]).max(f32::MIN_POSITIVE);
+            let g_th = weight * 2.0 * th;
+            grad_states[[b, 0]] += g_th * (-s[1] / r2);
+            grad_states[[b, 1]] += g_th * (s[0] / r2);
+            grad_states[[b, 2]] += weight * 0.2 * s[2];
+            if a[0].abs() < max_torque {
+                grad_actions[[b, 0]] += weight * 0.002 * a[0];
+            }
+        }
+    }
 }
 
 /// A cost holding [`PendulumCost`] with weight 1.0.
@@ -193,11 +263,11 @@ mod tests {
     fn reset_is_deterministic_and_in_bounds() {
         let mut a = Pendulum::new();
         let mut b = Pendulum::new();
-        assert_eq!(a.reset(42), b.reset(42));
+        assert_eq!(a.reset(42).unwrap(), b.reset(42).unwrap());
         assert_eq!(a.state(), b.state());
-        assert_ne!(a.reset(1), b.reset(2));
+        assert_ne!(a.reset(1).unwrap(), b.reset(2).unwrap());
         for seed in 0..500 {
-            a.reset(seed);
+            a.reset(seed).unwrap();
             let [th, thdot] = a.state();
             assert!((-PI..PI).contains(&th), "{th}");
             assert!((-1.0..1.0).contains(&thdot), "{thdot}");
@@ -208,9 +278,9 @@ mod tests {
     #[test]
     fn episode_truncates_at_200_and_never_terminates() {
         let mut env = Pendulum::new();
-        env.reset(0);
+        env.reset(0).unwrap();
         for i in 1..=MAX_STEPS {
-            let s = env.step(array![2.0f32].view());
+            let s = env.step(array![2.0f32].view()).unwrap();
             assert!(!s.terminated);
             assert_eq!(s.truncated, i == MAX_STEPS);
             assert!(s.reward <= 0.0);
@@ -224,14 +294,14 @@ mod tests {
         let mut b = Pendulum::new();
         a.set_state([0.3, -0.2]);
         b.set_state([0.3, -0.2]);
-        assert_eq!(a.step(array![50.0f32].view()), b.step(array![2.0f32].view()));
+        assert_eq!(a.step(array![50.0f32].view()).unwrap(), b.step(array![2.0f32].view()).unwrap());
     }
 
     #[test]
     fn model_and_cost_follow_the_env() {
         let mut env = Pendulum::new();
         let model = PendulumModel;
-        env.reset(9);
+        env.reset(9).unwrap();
         let mut s = Array2::zeros((1, 3));
         let mut n = Array2::zeros((1, 3));
         let mut out = ndarray::Array1::zeros(1);
@@ -242,7 +312,7 @@ mod tests {
             model.predict(s.view(), a.view(), n.view_mut()).unwrap();
             out.fill(0.5);
             PendulumCost.add_cost(&CostContext { goal: None, step: 0 }, 2.0, s.view(), a.view(), n.view(), out.view_mut());
-            let step = env.step(a.row(0));
+            let step = env.step(a.row(0)).unwrap();
             for j in 0..3 {
                 assert!((n[[0, j]] - step.observation[j]).abs() < 1e-4, "{n} vs {}", step.observation);
             }

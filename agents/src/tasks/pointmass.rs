@@ -12,9 +12,9 @@ use std::sync::Arc;
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
-use ami_core::{Bounds, Cost, QuadraticCost, Result, WorldModel};
+use ami_core::{Bounds, Cost, DifferentiableWorldModel, QuadraticCost, Result, WorldModel};
 
-use crate::env::{Environment, Step};
+use ami_core::{Environment, Step};
 
 /// Time step (s).
 pub const DT: f64 = 0.1;
@@ -130,15 +130,15 @@ impl Environment for PointMass {
     fn max_steps(&self) -> usize {
         MAX_STEPS
     }
-    fn reset(&mut self, seed: u64) -> Array1<f32> {
+    fn reset(&mut self, seed: u64) -> Result<Array1<f32>> {
         let mut rng = ami_core::rng::rng(seed);
         let x = rng.gen_range(-1.0..1.0);
         let y = rng.gen_range(-1.0..1.0);
         self.state = [x, y, 0.0, 0.0];
         self.steps = 0;
-        self.observation()
+        Ok(self.observation())
     }
-    fn step(&mut self, action: ArrayView1<'_, f32>) -> Step {
+    fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
         let fx = f64::from(action[0]).clamp(-MAX_FORCE, MAX_FORCE);
         let fy = f64::from(action[1]).clamp(-MAX_FORCE, MAX_FORCE);
         let [x, y, vx, vy] = self.state;
@@ -148,7 +148,7 @@ impl Environment for PointMass {
         self.steps += 1;
         let (dx, dy) = (x - f64::from(self.goal[0]), y - f64::from(self.goal[1]));
         let reward = -(dx * dx + dy * dy).sqrt() - 0.01 * (fx * fx + fy * fy);
-        Step { observation: self.observation(), reward, terminated: false, truncated: self.steps >= MAX_STEPS }
+        Ok(Step { observation: self.observation(), reward, terminated: false, truncated: self.steps >= MAX_STEPS })
     }
 }
 
@@ -174,6 +174,40 @@ impl WorldModel for PointMassModel {
             n[1] = y;
             n[2] = vx;
             n[3] = vy;
+        }
+        Ok(())
+    }
+    fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
+        Some(self)
+    }
+}
+
+impl DifferentiableWorldModel for PointMassModel {
+    fn vjp(
+        &self,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        grad_next: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        ami_core::check_vjp_shapes(self, "PointMassModel", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
+        let (fmax, dt, damping) = (MAX_FORCE as f32, DT as f32, DAMPING as f32);
+        for b in 0..states.nrows() {
+            let (s, a, g) = (states.row(b), actions.row(b), grad_next.row(b));
+            for axis in 0..2 {
+                let (p, v) = axis_step_f32(s[axis], s[axis + 2], a[axis].clamp(-fmax, fmax));
+                // At a wall the state is pinned: no gradient flows back.
+                if v == 0.0 && p.abs() >= WALL as f32 {
+                    continue;
+                }
+                let (gp, gv) = (g[axis], g[axis + 2] + dt * g[axis]);
+                grad_states[[b, axis]] += gp;
+                grad_states[[b, axis + 2]] += gv * (1.0 - dt * damping);
+                if a[axis].abs() < fmax {
+                    grad_actions[[b, axis]] += gv * dt;
+                }
+            }
         }
         Ok(())
     }
@@ -208,10 +242,10 @@ mod tests {
     fn reset_is_deterministic_and_in_bounds() {
         let mut a = PointMass::new();
         let mut b = PointMass::new();
-        assert_eq!(a.reset(11), b.reset(11));
-        assert_ne!(a.reset(11), b.reset(12));
+        assert_eq!(a.reset(11).unwrap(), b.reset(11).unwrap());
+        assert_ne!(a.reset(11).unwrap(), b.reset(12).unwrap());
         for seed in 0..500 {
-            let o = a.reset(seed);
+            let o = a.reset(seed).unwrap();
             assert!((-1.0..1.0).contains(&o[0]) && (-1.0..1.0).contains(&o[1]), "{o}");
             assert_eq!((o[2], o[3]), (0.0, 0.0));
         }
@@ -220,14 +254,14 @@ mod tests {
     #[test]
     fn moves_toward_positive_force_and_stops_at_walls() {
         let mut env = PointMass::new();
-        env.reset(0);
+        env.reset(0).unwrap();
         let [x0, y0, _, _] = env.state();
-        let s = env.step(array![1.0f32, -0.5].view());
+        let s = env.step(array![1.0f32, -0.5].view()).unwrap();
         assert!(f64::from(s.observation[0]) > x0 && f64::from(s.observation[1]) < y0);
         assert!(s.observation[2] > 0.0 && s.observation[3] < 0.0);
         let mut last = s;
         for _ in 0..200 {
-            last = env.step(array![5.0f32, 0.0].view());
+            last = env.step(array![5.0f32, 0.0].view()).unwrap();
         }
         assert_eq!(last.observation[0], 2.0);
         assert_eq!(last.observation[2], 0.0);
@@ -238,10 +272,10 @@ mod tests {
     fn reward_is_distance_and_effort() {
         let mut env = PointMass::new().with_goal([0.5, -0.5]);
         env.set_state([0.5, -0.5, 0.0, 0.0]);
-        let s = env.step(array![0.0f32, 0.0].view());
+        let s = env.step(array![0.0f32, 0.0].view()).unwrap();
         assert_eq!(s.reward, 0.0);
         env.set_state([0.5, -0.5, 0.0, 0.0]);
-        let s = env.step(array![1.0f32, 0.0].view());
+        let s = env.step(array![1.0f32, 0.0].view()).unwrap();
         let dx = 0.1 * 0.1;
         assert!((s.reward - (-dx - 0.01)).abs() < 1e-12, "{}", s.reward);
     }
@@ -249,7 +283,7 @@ mod tests {
     #[test]
     fn model_follows_the_env() {
         let mut env = PointMass::new();
-        env.reset(4);
+        env.reset(4).unwrap();
         let model = PointMassModel;
         let mut s = Array2::zeros((1, 4));
         let mut n = Array2::zeros((1, 4));
@@ -257,7 +291,7 @@ mod tests {
             let a = array![[((i as f32) * 0.3).sin() * 1.5, ((i as f32) * 0.2).cos()]];
             s.row_mut(0).assign(&env.observation());
             model.predict(s.view(), a.view(), n.view_mut()).unwrap();
-            let step = env.step(a.row(0));
+            let step = env.step(a.row(0)).unwrap();
             for j in 0..4 {
                 assert!((n[[0, j]] - step.observation[j]).abs() < 1e-5);
             }

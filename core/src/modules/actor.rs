@@ -2,10 +2,11 @@ use ndarray::{Array1, Array2, ArrayView1};
 
 use crate::error::{CoreError, Result};
 use crate::modules::{Cost, Modulation};
+use crate::planner::Plan;
 
 /// The actor [paper §3.1, §5]: proposes the action to take in a state.
 /// Mode-1 actors are reactive policies; Mode-2 actors
-/// ([`crate::planner::PlanningActor`]) plan by minimising the energy of an
+/// (`ami_planners::PlanningActor`) plan by minimising the energy of an
 /// action sequence under the world model and the cost.
 pub trait Actor: Send {
     /// Width of an action.
@@ -18,6 +19,11 @@ pub trait Actor: Send {
     /// horizon). Others are ignored.
     fn modulate(&mut self, _m: &Modulation) -> Result<()> {
         Ok(())
+    }
+    /// The plan behind the last action, for actors that plan (`None`, the
+    /// default, for the others).
+    fn last_plan(&self) -> Option<&Plan> {
+        None
     }
 }
 

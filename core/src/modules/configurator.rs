@@ -1,7 +1,7 @@
 use ndarray::ArrayView1;
 use serde::{Deserialize, Serialize};
 
-use crate::planner::Budget;
+use crate::bounds::Budget;
 
 /// A change the configurator makes to another module's settings while the
 /// agent runs [paper §6]. The configurator is the only module that writes

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1};
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use crate::error::{CoreError, Result};
 use crate::modules::{Modulation, TransitionBatch};
@@ -40,6 +40,39 @@ pub trait IntrinsicCost: Send + Sync {
     fn as_quadratic(&self) -> Option<&QuadraticCost> {
         None
     }
+    /// The width of the goal this term compares states with, if it reads
+    /// the goal (`None`, the default: it does not). A goal of another width
+    /// is refused, so a 2-D fingertip goal is never silently compared with
+    /// joint angles.
+    fn goal_dim(&self) -> Option<usize> {
+        None
+    }
+    /// The differentiable capability, for gradient planners; `None` (the
+    /// default) if the term gives no gradient.
+    fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
+        None
+    }
+}
+
+/// An intrinsic cost term with a gradient, so gradient planners (GD) can
+/// minimise it through a differentiable world model.
+pub trait DifferentiableCost: IntrinsicCost {
+    /// **Adds** `weight * d cost[b] / d x[b]` for every row `b` to the
+    /// gradient with respect to `states` (`grad_states`), `actions`
+    /// (`grad_actions`) and `next_states` (`grad_next`), each the shape of
+    /// its input.
+    #[allow(clippy::too_many_arguments)]
+    fn add_gradient(
+        &self,
+        ctx: &CostContext<'_>,
+        weight: f32,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        grad_states: ArrayViewMut2<'_, f32>,
+        grad_actions: ArrayViewMut2<'_, f32>,
+        grad_next: ArrayViewMut2<'_, f32>,
+    );
 }
 
 /// A trainable critic TC_j [paper §3.2]: predicts the future intrinsic cost
@@ -110,6 +143,40 @@ impl IntrinsicCost for QuadraticCost {
     }
     fn as_quadratic(&self) -> Option<&QuadraticCost> {
         Some(self)
+    }
+    fn goal_dim(&self) -> Option<usize> {
+        self.state_weights.iter().any(|&q| q != 0.0).then_some(self.state_weights.len())
+    }
+    fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
+        Some(self)
+    }
+}
+
+impl DifferentiableCost for QuadraticCost {
+    fn add_gradient(
+        &self,
+        ctx: &CostContext<'_>,
+        weight: f32,
+        _states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        _grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+        mut grad_next: ArrayViewMut2<'_, f32>,
+    ) {
+        for (b, s) in next_states.rows().into_iter().enumerate() {
+            for (i, (&si, &qi)) in s.iter().zip(&self.state_weights).enumerate() {
+                if qi != 0.0 {
+                    let g = ctx.goal.map_or(0.0, |g| g.get(i).copied().unwrap_or(0.0));
+                    grad_next[[b, i]] += 2.0 * (weight * qi) * (si - g);
+                }
+            }
+        }
+        for (b, a) in actions.rows().into_iter().enumerate() {
+            for (j, (&aj, &rj)) in a.iter().zip(&self.action_weights).enumerate() {
+                grad_actions[[b, j]] += 2.0 * (weight * rj) * aj;
+            }
+        }
     }
 }
 
@@ -236,7 +303,7 @@ impl Cost {
             t.weight = weight;
             return Ok(());
         }
-        Err(CoreError::UnknownCostTerm(name.to_string(), self.term_names().join(", ")))
+        Err(CoreError::UnknownCostTerm { term: name.to_string(), known: self.term_names().join(", ") })
     }
 
     /// The goal that goal-relative terms measure against.
@@ -255,6 +322,9 @@ impl Cost {
         match m {
             Modulation::CostWeight { term, weight } => self.set_weight(term, *weight).map(|_| true),
             Modulation::Goal(g) => {
+                if let Some(g) = g {
+                    self.check_goal(g.len())?;
+                }
                 self.set_goal(g.clone().map(Array1::from));
                 Ok(true)
             }
@@ -284,6 +354,56 @@ impl Cost {
                 t.term.add_cost(&ctx, t.weight, states, actions, next_states, out.view_mut());
             }
         }
+    }
+
+    /// Checks that a goal of width `width` fits every term that reads the
+    /// goal ([`IntrinsicCost::goal_dim`]).
+    pub fn check_goal(&self, width: usize) -> Result<()> {
+        for t in &self.terms {
+            if let Some(d) = t.term.goal_dim() {
+                if d != width {
+                    return Err(CoreError::config(
+                        "goal",
+                        format!("the goal has {width} entries, and cost term `{}` compares it with {d} state coordinates", t.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every intrinsic term is differentiable (and no critic is
+    /// weighted in), so [`Cost::add_step_gradient`] is the whole gradient.
+    pub fn is_differentiable(&self) -> bool {
+        !self.has_terminal() && self.terms.iter().all(|t| t.weight == 0.0 || t.term.differentiable().is_some())
+    }
+
+    /// Adds the gradient of the step energy (see [`Cost::step_energy`])
+    /// with respect to `states`, `actions` and `next_states` to the three
+    /// gradient buffers; refuses a term without a gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_step_gradient(
+        &self,
+        step: usize,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+        mut grad_next: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        let ctx = self.context(step);
+        for t in &self.terms {
+            if t.weight == 0.0 {
+                continue;
+            }
+            let d = t
+                .term
+                .differentiable()
+                .ok_or_else(|| CoreError::config(format!("cost.{}", t.name), "this cost term has no gradient (IntrinsicCost::differentiable is None)"))?;
+            d.add_gradient(&ctx, t.weight, states, actions, next_states, grad_states.view_mut(), grad_actions.view_mut(), grad_next.view_mut());
+        }
+        Ok(())
     }
 
     /// Whether any critic term exists (a terminal cost is added to rollouts).

@@ -1,3 +1,6 @@
+//! The world model contract [paper §3, §4]: `s' = Pred(s, a, z)`, batched,
+//! with an optional differentiable capability for gradient planners.
+
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::error::{check_shape2, CoreError, Result};
@@ -40,9 +43,14 @@ pub trait WorldModel: Send + Sync {
     fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
         None
     }
-    /// The model as a residual MLP the fused kernels can run, if it is one
-    /// (planners then take the fast path); `None` otherwise.
-    fn residual_mlp(&self) -> Option<&ami_kernels::ResidualMlp> {
+    /// An accelerated form of the model that a planner may know how to
+    /// run faster than through `predict`, if the model has one; `None` (the
+    /// default) otherwise. The contract does not say what the type is, so
+    /// this crate depends on no kernel: `ami-planners` downcasts it to
+    /// `ami_kernels::ResidualMlp` and then rolls the model out in its fused
+    /// SIMD kernels (a model returning one promises that `predict` computes
+    /// the same function).
+    fn accelerated(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         None
     }
 }

@@ -68,9 +68,13 @@ use std::fmt;
 use std::mem::{offset_of, size_of};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+mod declare;
 mod json;
 pub mod kinds;
 mod tensor;
+
+#[doc(hidden)]
+pub use declare::__private;
 
 pub use json::{Config, Json};
 pub use kinds::{
@@ -587,7 +591,8 @@ pub const LAYOUT_HASH: u64 = layout_hash();
 pub const KNOWN_LAYOUT_HASHES: &[(u16, u64)] = &[(0, LAYOUT_HASH)];
 
 // ---------------------------------------------------------------------------
-// Plugin-side plumbing used by the macro.
+// Plugin-side plumbing used by the macro (the macro itself and its
+// `__private` helpers are in declare.rs).
 
 static HOST: AtomicPtr<HostApi> = AtomicPtr::new(std::ptr::null_mut());
 static PLUGIN_NAME: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
@@ -656,99 +661,6 @@ pub unsafe fn guard(err: *mut ErrBuf, f: impl FnOnce() -> Result<(), Error>) -> 
             Status::PANICKED
         }
     }
-}
-
-#[doc(hidden)]
-pub mod __private {
-    use super::*;
-
-    /// Remembers the host API and plugin name for [`log`](crate::log).
-    ///
-    /// # Safety
-    /// `host` is null or valid for the life of the process.
-    pub unsafe fn register_begin(host: *const HostApi, name: &'static str) {
-        PLUGIN_NAME_LEN.store(name.len(), Ordering::Release);
-        PLUGIN_NAME.store(name.as_ptr().cast_mut(), Ordering::Release);
-        if !host.is_null() {
-            HOST.store(host.cast_mut(), Ordering::Release);
-        }
-    }
-
-    /// Adds module `M` through the registrar.
-    ///
-    /// # Safety
-    /// `reg` and `err` come from the host; `vtable` is a static vtable of `kind`.
-    pub unsafe fn add_module<M: Module>(reg: *const Registrar, kind: ModuleKind, vtable: *const c_void, err: *mut ErrBuf) -> Status {
-        let desc = ModuleDesc {
-            size: size_of::<ModuleDesc>() as u32,
-            kind,
-            name: Str::new(M::NAME),
-            description: Str::new(M::DESCRIPTION),
-            params: M::PARAMS.as_ptr(),
-            n_params: M::PARAMS.len(),
-            vtable,
-        };
-        if reg.is_null() {
-            // SAFETY: forwarded from the caller.
-            unsafe { ErrBuf::write(err, "null registrar") };
-            return Status::ERROR;
-        }
-        // SAFETY: the host passed a valid registrar; `desc` lives across the call.
-        unsafe { ((*reg).add_module)((*reg).ctx, &desc, err) }
-    }
-}
-
-/// Declares a plugin: exports the [`PluginDecl`] static `AMI_PLUGIN_DECL_<name>`
-/// and a `register` function adding each listed module, and defines
-/// `ami_plugin_decl()` so the same crate can be linked statically (as an
-/// rlib) and loaded without `dlopen`.
-///
-/// Each module is `kind: Type`, where `kind` is one of `perception`,
-/// `world_model`, `intrinsic_cost`, `critic`, `actor`, `planner`, `memory`,
-/// `configurator`, `environment` and `Type` implements [`Module`] and the
-/// matching trait of [`kinds`]. Use it once per library.
-#[macro_export]
-macro_rules! declare_plugin {
-    (name: $name:literal, version: $version:expr, modules: [ $( $kind:ident : $ty:ty ),* $(,)? ] $(,)?) => {
-        #[doc(hidden)]
-        unsafe extern "C" fn __ami_plugin_register(
-            host: *const $crate::HostApi,
-            reg: *const $crate::Registrar,
-            err: *mut $crate::ErrBuf,
-        ) -> $crate::Status {
-            // SAFETY: the host passes a valid `HostApi` (or null), registrar and
-            // error buffer; see the ami-plugin-abi documentation.
-            unsafe {
-                $crate::__private::register_begin(host, $name);
-                $crate::guard(err, || {
-                    $(
-                        {
-                            static VT: $crate::kinds::$kind::VTable = $crate::kinds::$kind::vtable::<$ty>();
-                            let vt = (&VT as *const $crate::kinds::$kind::VTable).cast::<::std::ffi::c_void>();
-                            let st = $crate::__private::add_module::<$ty>(reg, $crate::kinds::$kind::KIND, vt, err);
-                            if st != $crate::Status::OK {
-                                let e = &*err;
-                                let msg = if e.ptr.is_null() { "" } else {
-                                    ::std::str::from_utf8(::std::slice::from_raw_parts(e.ptr, e.len)).unwrap_or("")
-                                };
-                                return Err($crate::Error::new(::std::format!("registering {}: {}", <$ty as $crate::Module>::NAME, msg)));
-                            }
-                        }
-                    )*
-                    Ok(())
-                })
-            }
-        }
-
-        /// The plugin's declaration, exported for the ami host.
-        #[unsafe(export_name = ::std::concat!("AMI_PLUGIN_DECL_", $name))]
-        pub static AMI_PLUGIN_DECL: $crate::PluginDecl = $crate::PluginDecl::new($name, $version, __ami_plugin_register);
-
-        /// The declaration, for linking this plugin statically.
-        pub fn ami_plugin_decl() -> &'static $crate::PluginDecl {
-            &AMI_PLUGIN_DECL
-        }
-    };
 }
 
 #[cfg(test)]

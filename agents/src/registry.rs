@@ -1,0 +1,101 @@
+//! The registry agent files are checked against: the composition layer's
+//! built-ins ([`ami_config::builtins`]), the built-in tasks as environments
+//! (`pendulum`, `cartpole`, `pointmass`), and the `workload` environment.
+
+use std::sync::Arc;
+
+use ami_config::nodes::EnvNode;
+use ami_config::{Built, Implementation, ModuleKind, Registry, TaskResources};
+use ami_core::{CoreError, Environment, ModelHandle, ParamSpec, ParamType, ParamValue, WorldModel};
+
+use crate::tasks::{pointmass, PointMass, TaskKind};
+use crate::workload::WorkloadEnv;
+
+fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResources) {
+    let mut spec = kind.spec();
+    let mut goal_state = spec.goal.clone();
+    if let (Some(g), TaskKind::PointMass) = (goal, kind) {
+        let env = PointMass::new().with_goal(g);
+        goal_state = Some(env.goal_state().to_vec());
+        spec.env = Box::new(env);
+    }
+    let cost_goal = goal_state.clone();
+    let cost: Arc<dyn Fn() -> ami_core::Cost + Send + Sync> = Arc::new(move || {
+        let mut c = match kind {
+            TaskKind::PointMass => pointmass::cost(),
+            k => k.spec().cost,
+        };
+        c.set_goal(cost_goal.clone().map(ndarray::Array1::from));
+        c
+    });
+    let res = TaskResources {
+        name: kind.name().to_string(),
+        obs_dim: spec.env.obs_dim(),
+        action_dim: spec.env.action_dim(),
+        bounds: spec.env.action_bounds(),
+        model: ModelHandle::new(spec.model),
+        cost,
+        goal: goal_state,
+    };
+    (EnvNode::new(spec.env), res)
+}
+
+/// Adds the built-in tasks as environments: `pendulum`, `cartpole`,
+/// `pointmass` (each supplies its true dynamics and intrinsic cost), and
+/// `workload` (a workload file's MLP from `s0` to `goal`).
+pub fn register_tasks(registry: &mut Registry) {
+    for kind in TaskKind::ALL {
+        let params = match kind {
+            TaskKind::PointMass => {
+                vec![ParamSpec::new("goal", ParamType::FloatList { min_len: 2, max_len: 2 }, "goal position [x, y] (default [1, 1])")]
+            }
+            _ => Vec::new(),
+        };
+        // The task names are distinct from one another and from the core's.
+        let _ = registry.register(Implementation::new(ModuleKind::Environment, kind.name(), kind.summary(), EnvNode::ports(), params, move |_, p| {
+            let goal = p.f32_list_opt("goal")?.map(|g| [g[0], g[1]]);
+            let (node, task) = task_resources(kind, goal);
+            Ok(Built { task: Some(task), ..Built::node(node) })
+        }));
+    }
+    let _ = registry.register(Implementation::new(
+        ModuleKind::Environment,
+        "workload",
+        "a workload file's residual MLP as the world, from its s0 towards its goal (reward: minus the step energy)",
+        EnvNode::ports(),
+        vec![
+            ParamSpec::new("path", ParamType::string(), "the workload safetensors file (relative to the agent file)").required(),
+            ParamSpec::new("max_steps", ParamType::int(1, 1_000_000), "steps per episode").default(ParamValue::Int(50)),
+        ],
+        |ctx, p| {
+            let path = ctx.path(p.str_opt("path")?.unwrap_or_default());
+            let (env, wl) = WorkloadEnv::load(&path, p.usize("max_steps")?).map_err(|e| CoreError::config("path", e.to_string()))?;
+            let (s, a, goal) = (wl.model.state_dim(), wl.model.action_dim(), wl.goal.clone());
+            let task = TaskResources {
+                name: "workload".into(),
+                obs_dim: env.obs_dim(),
+                action_dim: env.action_dim(),
+                bounds: env.action_bounds(),
+                model: ModelHandle::of(wl.model.clone()),
+                cost: Arc::new(move || {
+                    let mut c = ami_core::Cost::new();
+                    // A fresh cost has no terms, so the name is free.
+                    let _ = c.add_intrinsic(Arc::new(ami_planners::goal_energy(s, a)), 1.0);
+                    c.set_goal(goal.clone());
+                    c
+                }),
+                goal: wl.goal.as_ref().map(|g| g.to_vec()),
+            };
+            Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
+        },
+    ));
+}
+
+/// The registry agent files are checked against: the composition layer's
+/// built-ins and the built-in tasks. (The plugin host adds plugin modules
+/// to it with `ami_plugin_host::register_plugin`.)
+pub fn registry() -> Registry {
+    let mut r = Registry::with_core_builtins();
+    r.add(register_tasks);
+    r
+}

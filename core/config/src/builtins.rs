@@ -1,0 +1,327 @@
+//! ami-core's built-in implementations: identity perception, the schedule
+//! and waypoint configurators, the CEM and MPPI planning actors, the task
+//! cost and the ring memory.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ndarray::ArrayView1;
+use serde::Deserialize;
+
+use ami_core::{
+    Budget, Configurator, CoreError, IdentityPerception, Modulation, ParamSpec, ParamType, ParamValue, Params, Result, RingMemory, ScheduleConfigurator,
+};
+use ami_core::{Shared, WorldModel};
+use ami_planners::{MlpWorldModel, PlannerDecl, PlanningActor};
+
+use crate::nodes::{ActorNode, ConfiguratorNode, CostNode, MemoryNode, ModelNode, PerceptionNode};
+use crate::registry::{Built, Implementation, ModuleKind, Registry, TaskResources};
+
+/// One timed event of the `schedule` configurator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event {
+    tick: u64,
+    #[serde(default)]
+    goal: Option<Vec<f32>>,
+    #[serde(default)]
+    clear_goal: bool,
+    #[serde(default)]
+    weights: BTreeMap<String, f32>,
+    #[serde(default)]
+    iterations: Option<usize>,
+    #[serde(default)]
+    deadline_ms: Option<f64>,
+    #[serde(default)]
+    horizon: Option<usize>,
+}
+
+fn check_goal(task: &TaskResources, g: &[f32], field: &str) -> Result<()> {
+    let dim = task.model.get().state_dim();
+    if g.len() != dim {
+        return Err(CoreError::config(field, format!("the goal must have {dim} entries (the state width), got {}", g.len())));
+    }
+    Ok(())
+}
+
+fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Modulation)>> {
+    let mut out = Vec::new();
+    let goal = params.f32_list_opt("goal")?.or_else(|| task.goal.clone());
+    if let Some(g) = goal {
+        check_goal(task, &g, "goal")?;
+        out.push((0, Modulation::Goal(Some(g))));
+    }
+    let events: Vec<Event> = params.deserialize("events")?.unwrap_or_default();
+    let terms: Vec<String> = (task.cost)().term_names().iter().map(|s| s.to_string()).collect();
+    for (k, e) in events.iter().enumerate() {
+        let bad = |m: String| CoreError::config("events", format!("event {k} (tick {}): {m}", e.tick));
+        if let Some(g) = &e.goal {
+            check_goal(task, g, "events").map_err(|err| bad(err.to_string()))?;
+            if g.iter().any(|x| !x.is_finite()) {
+                return Err(bad("the goal must be finite".into()));
+            }
+            out.push((e.tick, Modulation::Goal(Some(g.clone()))));
+        }
+        if e.clear_goal {
+            out.push((e.tick, Modulation::Goal(None)));
+        }
+        for (term, &w) in &e.weights {
+            if !terms.contains(term) {
+                return Err(bad(format!("unknown cost term `{term}` (the task's terms: {})", terms.join(", "))));
+            }
+            if !w.is_finite() {
+                return Err(bad(format!("weight of `{term}` must be finite")));
+            }
+            out.push((e.tick, Modulation::CostWeight { term: term.clone(), weight: w }));
+        }
+        match (e.iterations, e.deadline_ms) {
+            (Some(0), _) => return Err(bad("iterations must be at least 1".into())),
+            (Some(it), d) => {
+                let deadline = match d {
+                    Some(ms) if ms > 0.0 && ms.is_finite() && ms < 1e9 => Some(Duration::from_secs_f64(ms / 1e3)),
+                    Some(ms) => return Err(bad(format!("deadline_ms must be positive and finite, got {ms}"))),
+                    None => None,
+                };
+                out.push((e.tick, Modulation::Budget(Budget { iterations: it, deadline })));
+            }
+            (None, Some(_)) => return Err(bad("a budget change needs `iterations` (and optionally `deadline_ms`)".into())),
+            (None, None) => {}
+        }
+        match e.horizon {
+            Some(0) => return Err(bad("horizon must be at least 1".into())),
+            Some(h) if h > 10_000 => return Err(bad(format!("horizon must be at most 10000, got {h}"))),
+            Some(h) => out.push((e.tick, Modulation::Horizon(h))),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A slow, high-level configurator: every call it sets the goal to a
+/// waypoint at most `step` away from the current state on its first `dims`
+/// coordinates, on the way to the final goal (the remaining coordinates are
+/// the final goal's). Run it every n ticks (in the background) above a fast
+/// planning actor.
+#[derive(Debug, Clone)]
+pub struct WaypointConfigurator {
+    goal: Vec<f32>,
+    step: f32,
+    dims: usize,
+}
+
+impl WaypointConfigurator {
+    /// Waypoints towards `goal`, at most `step` apart on the first `dims`
+    /// coordinates.
+    pub fn new(goal: Vec<f32>, step: f32, dims: usize) -> Self {
+        Self { goal, step, dims }
+    }
+}
+
+impl Configurator for WaypointConfigurator {
+    fn configure(&mut self, _tick: u64, state: ArrayView1<'_, f32>) -> Vec<Modulation> {
+        let d = self.dims.min(state.len()).min(self.goal.len());
+        let dist = (0..d).map(|i| (self.goal[i] - state[i]).powi(2)).sum::<f32>().sqrt();
+        let scale = if dist > self.step { self.step / dist } else { 1.0 };
+        let mut w = self.goal.clone();
+        for i in 0..d {
+            w[i] = state[i] + (self.goal[i] - state[i]) * scale;
+        }
+        vec![Modulation::Goal(Some(w))]
+    }
+}
+
+/// The actor implementation of a planner: a receding-horizon
+/// [`PlanningActor`] that plans with the planner, through the world model
+/// named by its `model` parameter (default: the task's true dynamics),
+/// under the cost named by `cost` (default: its own copy of the task's
+/// cost). The planner's own parameters come from its declaration; mismatches
+/// (the model's action width against the task's bounds, a gradient planner
+/// on a model without gradients) are refused when the agent is built.
+pub fn planner_actor(decl: PlannerDecl) -> Implementation {
+    let mut params = (decl.schema)();
+    params.push(ParamSpec::new("model", ParamType::node("world_model"), "world_model node to plan with (default: the task's true dynamics)"));
+    params.push(ParamSpec::new("cost", ParamType::node("cost"), "cost node whose cost to plan under (default: a copy of the task's cost)"));
+    Implementation::new(ModuleKind::Actor, decl.name, decl.summary, ActorNode::ports(), params, move |ctx, p| {
+        let task = ctx.task()?;
+        let model = ctx.world_model(p, "model")?;
+        let m = model.get();
+        if m.action_dim() != task.bounds.dim() {
+            return Err(CoreError::config(
+                "model",
+                format!("the world model takes actions of width {}, the environment's are of width {}", m.action_dim(), task.bounds.dim()),
+            ));
+        }
+        if decl.needs_gradients && m.differentiable().is_none() && m.accelerated().is_none() {
+            return Err(CoreError::config(
+                "model",
+                format!(
+                    "planner `{}` needs gradients, and this world model has none (WorldModel::differentiable is None); use a sampling planner (cem, mppi)",
+                    decl.name
+                ),
+            ));
+        }
+        let planner = (decl.build)(p, task.bounds.clone(), None)?;
+        let cost = ctx.cost(p, "cost")?;
+        if decl.needs_gradients {
+            let missing: Option<String> = cost.read().intrinsic_terms().find(|(_, t, _)| t.differentiable().is_none()).map(|(n, _, _)| n.to_string());
+            if let Some(term) = missing {
+                return Err(CoreError::config(
+                    "cost",
+                    format!(
+                        "planner `{}` needs gradients, and cost term `{term}` has none (IntrinsicCost::add_gradient); use a sampling planner (cem, mppi)",
+                        decl.name
+                    ),
+                ));
+            }
+        }
+        Ok(Built::node(ActorNode::new(Box::new(PlanningActor::with_handle(planner, model)), cost)))
+    })
+}
+
+fn memory_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new("capacity", ParamType::int(1, 1_000_000), "transitions kept").default(ParamValue::Int(10_000)),
+        ParamSpec::new("save_path", ParamType::string(), "file the memory is saved to when a run finishes (relative to the agent file)"),
+    ]
+}
+
+/// Registers the built-ins of the composition layer: `identity`
+/// perception, `schedule` and `waypoints` configurators, the `task` cost,
+/// `ring` memory, `task` and `mlp` world models, and an actor for every
+/// planner in [`ami_planners::decl::builtin`].
+pub fn register(r: &mut Registry) {
+    let all = [
+        Implementation::new(ModuleKind::Perception, "identity", "the observation is the state", PerceptionNode::ports(), vec![], |ctx, _| {
+            Ok(Built::node(PerceptionNode::new(Arc::new(IdentityPerception::new(ctx.task()?.obs_dim)))))
+        }),
+        Implementation::new(
+            ModuleKind::Configurator,
+            "schedule",
+            "emits the goal at tick 0 and timed modulations (goal, cost weights, planner budget, horizon)",
+            ConfiguratorNode::ports(),
+            vec![
+                ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "goal set at tick 0 (default: the task's goal, if any)"),
+                ParamSpec::new(
+                    "events",
+                    ParamType::Structured { what: "an array of tables {tick, goal?, clear_goal?, weights?, iterations?, deadline_ms?, horizon?}".into() },
+                    "timed modulations",
+                ),
+            ],
+            |ctx, params| {
+                let events = schedule_events(ctx.task()?, params)?;
+                Ok(Built::node(ConfiguratorNode::new(Box::new(ScheduleConfigurator::new(events)))))
+            },
+        ),
+        Implementation::new(
+            ModuleKind::Configurator,
+            "waypoints",
+            "sets the goal to a waypoint at most `step` from the state on the way to the final goal (a slow, high-level node)",
+            ConfiguratorNode::ports(),
+            vec![
+                ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "final goal (default: the task's goal)"),
+                ParamSpec::new("step", ParamType::float(1e-6, 1e6), "largest distance of a waypoint from the state").default(ParamValue::Float(0.5)),
+                ParamSpec::new("dims", ParamType::int(1, 4096), "leading state coordinates that are positions").default(ParamValue::Int(2)),
+            ],
+            |ctx, params| {
+                let task = ctx.task()?;
+                let goal =
+                    params.f32_list_opt("goal")?.or_else(|| task.goal.clone()).ok_or_else(|| CoreError::config("goal", "the task has no goal: set `goal`"))?;
+                check_goal(task, &goal, "goal")?;
+                let step = params.f32("step")?;
+                Ok(Built::node(ConfiguratorNode::new(Box::new(WaypointConfigurator::new(goal, step, params.usize("dims")?)))))
+            },
+        ),
+        Implementation::new(
+            ModuleKind::Cost,
+            "task",
+            "the task's intrinsic cost of each observed transition (actors may plan under it: `cost = \"NODE\"`)",
+            CostNode::ports(),
+            vec![],
+            |ctx, _| {
+                let cost = Shared::of((ctx.task()?.cost)());
+                Ok(Built { cost: Some(cost.clone()), ..Built::node(CostNode::new(cost)) })
+            },
+        ),
+        Implementation::new(
+            ModuleKind::Memory,
+            "ring",
+            "a bounded ring of observed transitions, saved at the end of each episode if `save_path` is set",
+            MemoryNode::ports(),
+            memory_params(),
+            |ctx, p| {
+                let task = ctx.task()?;
+                let mem = RingMemory::new(task.model.get().state_dim(), task.action_dim, p.usize("capacity")?)?;
+                let save = p.str_opt("save_path")?.map(|s| ctx.path(s));
+                if save.as_ref().is_some_and(|s| s.as_os_str().is_empty()) {
+                    return Err(CoreError::config("save_path", "must not be empty"));
+                }
+                Ok(Built::node(MemoryNode::new(Box::new(mem), save)))
+            },
+        ),
+        Implementation::new(ModuleKind::WorldModel, "task", "the environment's true dynamics", ModelNode::ports(), vec![], |ctx, _| {
+            let model = ctx.task()?.model.clone();
+            Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model)) })
+        }),
+        Implementation::new(
+            ModuleKind::WorldModel,
+            "mlp",
+            "a residual MLP s' = s + f(s, a) from safetensors (PyTorch Linear layout: W1 b1 W2 b2 ...), rolled out on the fused SIMD kernels",
+            ModelNode::ports(),
+            vec![ParamSpec::new("path", ParamType::string(), "the safetensors file (relative to the agent file)").required()],
+            |ctx, p| {
+                let path = ctx.path(p.str_opt("path")?.unwrap_or_default());
+                let mlp = MlpWorldModel::load(&path).map_err(|e| CoreError::config("path", e.to_string()))?;
+                if let Some(task) = ctx.task {
+                    if mlp.action_dim() != task.action_dim {
+                        return Err(CoreError::config(
+                            "path",
+                            format!(
+                                "{}: the model takes actions of width {}, the environment's are of width {}",
+                                path.display(),
+                                mlp.action_dim(),
+                                task.action_dim
+                            ),
+                        ));
+                    }
+                }
+                let model = ami_core::ModelHandle::of(mlp);
+                Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model)) })
+            },
+        ),
+    ];
+    for imp in all {
+        // Built-in names are distinct by construction.
+        let _ = r.register(imp);
+    }
+    for decl in ami_planners::decl::builtin() {
+        let _ = r.register_planner(decl);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn waypoints_step_towards_the_goal() {
+        let mut w = WaypointConfigurator::new(vec![3.0, 4.0, 0.0, 0.0], 1.0, 2);
+        let m = w.configure(0, array![0.0, 0.0, 5.0, 5.0].view());
+        assert_eq!(m, vec![Modulation::Goal(Some(vec![0.6, 0.8, 0.0, 0.0]))]);
+        let m = w.configure(0, array![2.9, 4.0, 0.0, 0.0].view());
+        assert_eq!(m, vec![Modulation::Goal(Some(vec![3.0, 4.0, 0.0, 0.0]))]);
+    }
+
+    #[test]
+    fn builtin_schemas_have_defaults_that_validate() {
+        let r = Registry::with_core_builtins();
+        for imp in r.iter() {
+            for p in &imp.params {
+                if let Some(d) = &p.default {
+                    assert!(Params::validate(std::slice::from_ref(p), &[(p.name.clone(), d.clone())]).is_ok(), "{}/{}: {}", imp.kind, imp.name, p.name);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! Graph nodes over the module contracts: each wraps one module and maps
+//! its calls to ports. The nodes own no policy of their own; what they do
+//! per tick is documented on each.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ami_core::{Actor, Configurator, CoreError, Environment, MemoryHandle, ModelHandle, Perception, Plan, Result, TransitionRef};
+use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
+use ndarray::{Array1, Axis};
+
+use crate::registry::SharedCost;
+
+/// Perception as a node: `observation` -> `state`.
+pub struct PerceptionNode {
+    perception: Arc<dyn Perception>,
+}
+
+impl PerceptionNode {
+    /// Wraps a perception module.
+    pub fn new(perception: Arc<dyn Perception>) -> Self {
+        Self { perception }
+    }
+    /// The ports of every perception node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new().input("observation", PortType::Observation, true).output("state", PortType::State)
+    }
+}
+
+impl Node for PerceptionNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        let obs = inputs.vector(0)?;
+        let s = self.perception.encode(obs.insert_axis(Axis(0)))?;
+        outputs.set_vector(0, s.row(0));
+        Ok(())
+    }
+}
+
+/// The configurator as a node: `state` -> `modulation` messages. Goals an
+/// environment sets per episode arrive on `goal` and are passed on first,
+/// so the configurator's own messages of the same tick override them.
+pub struct ConfiguratorNode {
+    configurator: Box<dyn Configurator>,
+}
+
+impl ConfiguratorNode {
+    /// Wraps a configurator.
+    pub fn new(configurator: Box<dyn Configurator>) -> Self {
+        Self { configurator }
+    }
+    /// The ports of every configurator node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new().input("state", PortType::State, true).input("goal", PortType::Modulation, false).output("modulation", PortType::Modulation)
+    }
+}
+
+impl Node for ConfiguratorNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn reset(&mut self, seed: u64) -> Result<()> {
+        self.configurator.reset(seed);
+        Ok(())
+    }
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        let own = self.configurator.configure(ctx.tick, inputs.vector(0)?);
+        let given = inputs.modulations(1)?;
+        if given.is_empty() {
+            outputs.set_modulations(0, own);
+        } else {
+            outputs.set_modulations(0, given.iter().cloned().chain(own).collect());
+        }
+        Ok(())
+    }
+}
+
+/// What an actor node reports after each decision, readable from outside
+/// the graph through an [`ActorHandle`].
+#[derive(Debug, Clone, Default)]
+pub struct ActorStats {
+    /// Decisions since the handle was made.
+    pub decisions: u64,
+    /// Total wall time of those decisions, milliseconds.
+    pub total_ms: f64,
+    /// The last action.
+    pub last_action: Option<Array1<f32>>,
+    /// The last plan, for planning actors.
+    pub last_plan: Option<Plan>,
+}
+
+impl ActorStats {
+    /// Mean wall time of a decision, milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        if self.decisions == 0 {
+            0.0
+        } else {
+            self.total_ms / self.decisions as f64
+        }
+    }
+}
+
+/// A handle on an actor node's [`ActorStats`] (cloning shares it).
+#[derive(Debug, Clone, Default)]
+pub struct ActorHandle(Arc<Mutex<ActorStats>>);
+
+impl ActorHandle {
+    /// A copy of the statistics now.
+    pub fn stats(&self) -> ActorStats {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn update(&self, f: impl FnOnce(&mut ActorStats)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// The actor as a node: `state` (+ `modulation`, `done`, `model`) ->
+/// `action`, and the wall time of the decision in `plan_ms`.
+///
+/// Modulations are applied before acting, so a change made by the
+/// configurator on tick t shapes the action of tick t: cost weights and goal
+/// go to the shared cost, budget and horizon to the actor. When `done` is
+/// true the actor does not act (the episode is over) and repeats its last
+/// action. `model` is the reference edge from the `world_model` node the
+/// actor plans with (its value, the model's version, orders the actor after
+/// whoever publishes new versions).
+pub struct ActorNode {
+    actor: Box<dyn Actor>,
+    cost: SharedCost,
+    last: Array1<f32>,
+    handle: ActorHandle,
+}
+
+impl ActorNode {
+    /// Wraps an actor acting under `cost`.
+    pub fn new(actor: Box<dyn Actor>, cost: SharedCost) -> Self {
+        let last = Array1::zeros(actor.action_dim());
+        Self { actor, cost, last, handle: ActorHandle::default() }
+    }
+    /// The ports of every actor node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new()
+            .input("state", PortType::State, true)
+            .input("modulation", PortType::Modulation, false)
+            .input("done", PortType::Done, false)
+            .input("model", PortType::Model, false)
+            .output("action", PortType::Action)
+            .output("plan_ms", PortType::Scalar)
+    }
+    /// The wrapped actor.
+    pub fn actor(&self) -> &dyn Actor {
+        self.actor.as_ref()
+    }
+    /// A handle on the node's statistics and last plan.
+    pub fn handle(&self) -> ActorHandle {
+        self.handle.clone()
+    }
+}
+
+impl Node for ActorNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn reset(&mut self, seed: u64) -> Result<()> {
+        self.actor.reset(seed);
+        self.last.fill(0.0);
+        Ok(())
+    }
+    fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        for m in inputs.modulations(1)? {
+            if !self.cost.write().apply(m)? {
+                self.actor.modulate(m)?;
+            }
+        }
+        if inputs.flag_opt(2)? == Some(true) {
+            outputs.set_vector(0, self.last.view());
+            outputs.set_scalar(1, 0.0);
+            return Ok(());
+        }
+        let state = inputs.vector(0)?;
+        let t0 = std::time::Instant::now();
+        let a = self.actor.act(state, &self.cost.read())?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if a.iter().any(|x| !x.is_finite()) {
+            return Err(CoreError::module("actor", "produced a non-finite action"));
+        }
+        self.last.assign(&a);
+        let plan = self.actor.last_plan().cloned();
+        self.handle.update(|s| {
+            s.decisions += 1;
+            s.total_ms += ms;
+            s.last_action = Some(a.clone());
+            s.last_plan = plan;
+        });
+        outputs.set_vector(0, a.view());
+        outputs.set_scalar(1, ms);
+        Ok(())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// The intrinsic cost of the last observed transition as a node:
+/// (`prev_state`, `prev_action`, `state`) -> `cost`. Wire `prev_*` with
+/// delayed edges; on the first tick of an episode nothing is written.
+/// Cost modulations (weights, goal) arriving on `modulation` are applied
+/// before the cost is evaluated.
+pub struct CostNode {
+    cost: SharedCost,
+    out: Array1<f32>,
+}
+
+impl CostNode {
+    /// A node evaluating `cost`'s intrinsic terms.
+    pub fn new(cost: SharedCost) -> Self {
+        Self { cost, out: Array1::zeros(1) }
+    }
+    /// The ports of every cost node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new()
+            .input("state", PortType::State, true)
+            .input("prev_state", PortType::State, false)
+            .input("prev_action", PortType::Action, false)
+            .input("modulation", PortType::Modulation, false)
+            .output("cost", PortType::Cost)
+    }
+    /// The cost it evaluates (shared).
+    pub fn cost(&self) -> &SharedCost {
+        &self.cost
+    }
+}
+
+impl Node for CostNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        for m in inputs.modulations(3)? {
+            self.cost.write().apply(m)?;
+        }
+        let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) else {
+            return Ok(());
+        };
+        let next = inputs.vector(0)?;
+        self.cost.read().step_energy(0, prev.insert_axis(Axis(0)), action.insert_axis(Axis(0)), next.insert_axis(Axis(0)), self.out.view_mut());
+        outputs.set_scalar(0, f64::from(self.out[0]));
+        Ok(())
+    }
+}
+
+/// Short-term memory as a node: records each observed transition
+/// (`prev_state`, `prev_action`, `cost`, `state`), reports its length on
+/// `memory` (the reference port trainers read it through), and saves
+/// itself to `save_path` (if set) when the run finishes. The memory is
+/// shared: [`MemoryNode::memory`] is a handle others read.
+pub struct MemoryNode {
+    memory: MemoryHandle,
+    save_path: Option<PathBuf>,
+}
+
+impl MemoryNode {
+    /// Wraps a memory; `save_path` is written atomically at finish.
+    pub fn new(memory: Box<dyn ami_core::ShortTermMemory>, save_path: Option<PathBuf>) -> Self {
+        Self::shared(MemoryHandle::new(memory), save_path)
+    }
+    /// A node writing a memory shared with others.
+    pub fn shared(memory: MemoryHandle, save_path: Option<PathBuf>) -> Self {
+        Self { memory, save_path }
+    }
+    /// The ports of every memory node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new()
+            .input("state", PortType::State, true)
+            .input("prev_state", PortType::State, false)
+            .input("prev_action", PortType::Action, false)
+            .input("cost", PortType::Cost, false)
+            .output("memory", PortType::Memory)
+    }
+    /// The memory (a shared handle).
+    pub fn memory(&self) -> &MemoryHandle {
+        &self.memory
+    }
+}
+
+impl Node for MemoryNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        if let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) {
+            let cost = inputs.scalar_opt(3)?.unwrap_or(f64::NAN) as f32;
+            let next = inputs.vector(0)?;
+            self.memory.lock().push(&TransitionRef { t: ctx.tick.saturating_sub(1), state: prev, action, cost, next_state: next, imagined: false })?;
+        }
+        let len = self.memory.lock().len();
+        outputs.set_scalar(0, len as f64);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        match &self.save_path {
+            Some(p) => self.memory.lock().save(p),
+            None => Ok(()),
+        }
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// A world model as a node that others refer to: it holds the model's
+/// [`ModelHandle`] (shared with the planners that name it) and writes the
+/// handle's version on `model` every tick, so the reference edges to its
+/// planners show in the graph and order them after it.
+pub struct ModelNode {
+    model: ModelHandle,
+}
+
+impl ModelNode {
+    /// A node for `model`.
+    pub fn new(model: ModelHandle) -> Self {
+        Self { model }
+    }
+    /// The ports of every world-model node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new().output("model", PortType::Model)
+    }
+    /// The handle.
+    pub fn model(&self) -> &ModelHandle {
+        &self.model
+    }
+}
+
+impl Node for ModelNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn tick(&mut self, _ctx: &TickContext, _inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        outputs.set_scalar(0, self.model.version() as f64);
+        Ok(())
+    }
+}
+
+/// What an environment node reports about the current episode, readable
+/// from outside the graph through an [`EnvHandle`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EpisodeStatus {
+    /// Sum of rewards since the episode began.
+    pub episode_return: f64,
+    /// Steps taken since the episode began.
+    pub steps: usize,
+    /// The last step was terminal.
+    pub terminated: bool,
+    /// The episode was cut off (by the environment or by its step limit).
+    pub truncated: bool,
+}
+
+impl EpisodeStatus {
+    /// Whether the episode has ended.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// A handle on an environment node's [`EpisodeStatus`] (cloning shares
+/// it).
+#[derive(Debug, Clone, Default)]
+pub struct EnvHandle(Arc<Mutex<EpisodeStatus>>);
+
+impl EnvHandle {
+    /// The status now.
+    pub fn status(&self) -> EpisodeStatus {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn set(&self, s: EpisodeStatus) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+}
+
+/// The environment as a graph node: `action` (fed back through a delayed
+/// edge) -> `observation`, `reward`, `done`, and `goal` (the episode's goal
+/// as a modulation on tick 0, for goal-conditioned environments). On the
+/// first tick of an episode it resets the environment with the episode
+/// seed. It ends the episode as truncated after
+/// [`Environment::max_steps`] steps even if the environment never says
+/// so, and refuses an action of the wrong width or a non-finite
+/// observation with an error naming the environment.
+pub struct EnvNode {
+    env: Box<dyn Environment>,
+    status: EpisodeStatus,
+    handle: EnvHandle,
+}
+
+impl EnvNode {
+    /// Wraps an environment.
+    pub fn new(env: Box<dyn Environment>) -> Self {
+        Self { env, status: EpisodeStatus::default(), handle: EnvHandle::default() }
+    }
+    /// The ports of every environment node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new()
+            .input("action", PortType::Action, false)
+            .output("observation", PortType::Observation)
+            .output("reward", PortType::Reward)
+            .output("done", PortType::Done)
+            .output("goal", PortType::Modulation)
+    }
+    /// Sum of rewards since the episode began.
+    pub fn episode_return(&self) -> f64 {
+        self.status.episode_return
+    }
+    /// Steps taken since the episode began.
+    pub fn steps(&self) -> usize {
+        self.status.steps
+    }
+    /// Whether the episode has ended.
+    pub fn done(&self) -> bool {
+        self.status.done()
+    }
+    /// A handle on the episode's status.
+    pub fn handle(&self) -> EnvHandle {
+        self.handle.clone()
+    }
+    fn check_obs(&self, obs: &Array1<f32>, what: &str) -> Result<()> {
+        if obs.len() != self.env.obs_dim() {
+            return Err(CoreError::shape(
+                format!("environment `{}`: {what} observation", self.env.name()),
+                format!("length {}", self.env.obs_dim()),
+                format!("length {}", obs.len()),
+            ));
+        }
+        if obs.iter().any(|x| !x.is_finite()) {
+            return Err(CoreError::module(self.env.name(), format!("{what} returned a non-finite observation {obs}")));
+        }
+        Ok(())
+    }
+}
+
+impl Node for EnvNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn reset(&mut self, _seed: u64) -> Result<()> {
+        self.status = EpisodeStatus::default();
+        self.handle.set(self.status);
+        Ok(())
+    }
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        if ctx.tick == 0 {
+            let obs = self.env.reset(ctx.seed)?;
+            self.check_obs(&obs, "reset")?;
+            outputs.set_vector(0, obs.view());
+            outputs.set_scalar(1, 0.0);
+            outputs.set_flag(2, false);
+            if let Some(g) = self.env.goal() {
+                outputs.set_modulations(3, vec![ami_core::Modulation::Goal(Some(g.to_vec()))]);
+            }
+            return Ok(());
+        }
+        if self.status.done() {
+            return Err(CoreError::module(self.env.name(), "stepped after the episode ended"));
+        }
+        let action = match inputs.vector_opt(0)? {
+            Some(a) => a.to_owned(),
+            None => Array1::zeros(self.env.action_dim()),
+        };
+        if action.len() != self.env.action_dim() {
+            return Err(CoreError::shape(
+                format!("{}: action", self.env.name()),
+                format!("length {}", self.env.action_dim()),
+                format!("length {}", action.len()),
+            ));
+        }
+        let step = self.env.step(action.view())?;
+        self.check_obs(&step.observation, "step")?;
+        self.status.episode_return += step.reward;
+        self.status.steps += 1;
+        self.status.terminated = step.terminated;
+        self.status.truncated = step.truncated || self.status.steps >= self.env.max_steps();
+        self.handle.set(self.status);
+        outputs.set_vector(0, step.observation.view());
+        outputs.set_scalar(1, step.reward);
+        outputs.set_flag(2, self.status.done());
+        Ok(())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}

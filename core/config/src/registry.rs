@@ -1,0 +1,373 @@
+//! The [`Registry`]: every implementation an agent file can name, declared
+//! once as an [`Implementation`] value (kind, name, summary, ports,
+//! parameter schema, constructor).
+//!
+//! Everything that lists or builds implementations reads the registry: the
+//! agent-file loader, `ami run --planner` and `--task`, `ami check` and its
+//! messages ("registered: cem, gd, mppi"), the plugin host (which adds a
+//! plugin's modules as `plugin:NAME/MODULE`) and the implementation table
+//! of `docs/agent-files.md` (a test compares the two). Like bevy's plugins,
+//! a set of implementations is added by any `fn(&mut Registry)`
+//! ([`Registry::add`]), so crates that define modules (the planners, the
+//! built-in tasks, a user's own crate) register them without this crate
+//! knowing them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ami_core::{Bounds, CoreError, Cost, ModelHandle, ParamSpec, Params, Result, Shared};
+use ami_graph::{Node, NodePorts};
+
+/// The module kinds an agent file's node may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum ModuleKind {
+    /// The world the agent acts in (a source and sink of the graph).
+    Environment,
+    /// Observation -> state.
+    Perception,
+    /// Sets up and modulates the other modules.
+    Configurator,
+    /// Proposes actions (Mode-1 policy or Mode-2 planner).
+    Actor,
+    /// Evaluates the energy of observed transitions.
+    Cost,
+    /// Short-term memory.
+    Memory,
+    /// A world model planners refer to by name (`model = "NODE"`): the
+    /// task's true dynamics, an MLP from safetensors, a plugin's model.
+    WorldModel,
+}
+
+impl ModuleKind {
+    /// Every kind.
+    pub const ALL: [ModuleKind; 7] = [
+        ModuleKind::Environment,
+        ModuleKind::Perception,
+        ModuleKind::Configurator,
+        ModuleKind::Actor,
+        ModuleKind::Cost,
+        ModuleKind::Memory,
+        ModuleKind::WorldModel,
+    ];
+    /// The name used in agent files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModuleKind::Environment => "environment",
+            ModuleKind::Perception => "perception",
+            ModuleKind::Configurator => "configurator",
+            ModuleKind::Actor => "actor",
+            ModuleKind::Cost => "cost",
+            ModuleKind::Memory => "memory",
+            ModuleKind::WorldModel => "world_model",
+        }
+    }
+    /// The order nodes are built in: environments first (they supply the
+    /// task), then the modules others refer to (world models, costs), then
+    /// the rest.
+    pub(crate) fn build_stage(self) -> u8 {
+        match self {
+            ModuleKind::Environment => 0,
+            ModuleKind::WorldModel => 1,
+            ModuleKind::Cost => 2,
+            _ => 3,
+        }
+    }
+}
+
+impl fmt::Display for ModuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModuleKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        ModuleKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown module kind `{s}` (expected one of: {})", ModuleKind::ALL.map(ModuleKind::name).join(", ")))
+    }
+}
+
+/// A cost shared by the nodes that evaluate it (the cost node, actors that
+/// refer to it) and changed by modulations.
+pub type SharedCost = Shared<Cost>;
+
+/// What an environment implementation tells the rest of the agent about its
+/// task: dimensions, action bounds, a true-dynamics world model and the
+/// task's intrinsic cost.
+#[derive(Clone)]
+pub struct TaskResources {
+    /// Task name.
+    pub name: String,
+    /// Width of an observation.
+    pub obs_dim: usize,
+    /// Width of an action.
+    pub action_dim: usize,
+    /// Action bounds.
+    pub bounds: Bounds,
+    /// The task's true dynamics (`implementation = "task"` world models,
+    /// and planners that name no model).
+    pub model: ModelHandle,
+    /// Builds a fresh cost with the task's intrinsic terms (and goal, if
+    /// any): every node that evaluates the cost owns its copy, and
+    /// modulations reach each copy through an edge.
+    pub cost: Arc<dyn Fn() -> Cost + Send + Sync>,
+    /// The goal the configurator sets at tick 0, if the task has one.
+    pub goal: Option<Vec<f32>>,
+}
+
+impl fmt::Debug for TaskResources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskResources").field("name", &self.name).field("obs_dim", &self.obs_dim).field("action_dim", &self.action_dim).finish()
+    }
+}
+
+/// What a node's constructor sees besides its parameters.
+#[derive(Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The node's name.
+    pub node: &'a str,
+    /// The task of the agent's environment node (`None` while the
+    /// environment itself is built, or when the file has none).
+    pub task: Option<&'a TaskResources>,
+    /// The directory relative paths in parameters are resolved against
+    /// (the agent file's), if any.
+    pub base_dir: Option<&'a Path>,
+    pub(crate) models: &'a BTreeMap<String, ModelHandle>,
+    pub(crate) costs: &'a BTreeMap<String, SharedCost>,
+}
+
+impl fmt::Debug for BuildContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildContext").field("node", &self.node).field("task", &self.task).finish()
+    }
+}
+
+impl<'a> BuildContext<'a> {
+    /// A context for building `node` outside an agent file (tests, code).
+    pub fn standalone(node: &'a str, task: Option<&'a TaskResources>) -> Self {
+        static EMPTY_MODELS: BTreeMap<String, ModelHandle> = BTreeMap::new();
+        static EMPTY_COSTS: BTreeMap<String, SharedCost> = BTreeMap::new();
+        Self { node, task, base_dir: None, models: &EMPTY_MODELS, costs: &EMPTY_COSTS }
+    }
+    /// The task, or an error saying the node needs an environment node.
+    pub fn task(&self) -> Result<&'a TaskResources> {
+        self.task.ok_or_else(|| CoreError::config("kind", "needs the task of an environment node (its dimensions, world model and cost): add one to the agent"))
+    }
+    /// The world model named by parameter `param` (a `world_model` node's
+    /// name), or the task's true model when the parameter is not set.
+    pub fn world_model(&self, params: &Params, param: &str) -> Result<ModelHandle> {
+        match params.str_opt(param)? {
+            Some(name) => self.models.get(name).cloned().ok_or_else(|| {
+                let have: Vec<&str> = self.models.keys().map(String::as_str).collect();
+                CoreError::config(
+                    param,
+                    format!("no world_model node named `{name}` (world_model nodes: {})", if have.is_empty() { "none".into() } else { have.join(", ") }),
+                )
+            }),
+            None => Ok(self.task()?.model.clone()),
+        }
+    }
+    /// The cost named by parameter `param` (a `cost` node's name, shared
+    /// with it), or a fresh copy of the task's cost when it is not set.
+    pub fn cost(&self, params: &Params, param: &str) -> Result<SharedCost> {
+        match params.str_opt(param)? {
+            Some(name) => self.costs.get(name).cloned().ok_or_else(|| {
+                let have: Vec<&str> = self.costs.keys().map(String::as_str).collect();
+                CoreError::config(param, format!("no cost node named `{name}` (cost nodes: {})", if have.is_empty() { "none".into() } else { have.join(", ") }))
+            }),
+            None => Ok(Shared::of((self.task()?.cost)())),
+        }
+    }
+    /// Resolves a path parameter against [`BuildContext::base_dir`].
+    pub fn path(&self, p: &str) -> std::path::PathBuf {
+        match self.base_dir {
+            Some(d) if Path::new(p).is_relative() => d.join(p),
+            _ => std::path::PathBuf::from(p),
+        }
+    }
+}
+
+/// What a constructor returns: the node and what it provides to the nodes
+/// built after it.
+pub struct Built {
+    /// The node.
+    pub node: Box<dyn Node>,
+    /// The task (environments only).
+    pub task: Option<TaskResources>,
+    /// The world model others may refer to (`world_model` nodes).
+    pub model: Option<ModelHandle>,
+    /// The cost others may refer to (`cost` nodes).
+    pub cost: Option<SharedCost>,
+}
+
+impl Built {
+    /// A node that provides nothing to others.
+    pub fn node(node: impl Node + 'static) -> Self {
+        Self { node: Box::new(node), task: None, model: None, cost: None }
+    }
+}
+
+/// A constructor: builds the node from validated parameters. Errors of the
+/// form [`CoreError::Config`] whose `field` is a parameter name are reported
+/// against that parameter's line.
+pub type BuildFn = Arc<dyn Fn(&BuildContext<'_>, &Params) -> Result<Built> + Send + Sync>;
+
+/// One implementation of a module kind, declared once: its name, summary,
+/// ports, parameter schema and constructor.
+#[derive(Clone)]
+pub struct Implementation {
+    /// The module kind.
+    pub kind: ModuleKind,
+    /// The name agent files use (`cem`, `ring`, `plugin:NAME/MODULE`, ...).
+    pub name: String,
+    /// One line of documentation.
+    pub summary: String,
+    /// The ports every node built by this implementation has.
+    pub ports: NodePorts,
+    /// The parameters it accepts.
+    pub params: Vec<ParamSpec>,
+    /// The constructor.
+    pub build: BuildFn,
+}
+
+impl fmt::Debug for Implementation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Implementation").field("kind", &self.kind).field("name", &self.name).field("params", &self.params).finish()
+    }
+}
+
+impl Implementation {
+    /// An implementation.
+    pub fn new(
+        kind: ModuleKind,
+        name: &str,
+        summary: &str,
+        ports: NodePorts,
+        params: Vec<ParamSpec>,
+        build: impl Fn(&BuildContext<'_>, &Params) -> Result<Built> + Send + Sync + 'static,
+    ) -> Self {
+        Self { kind, name: name.into(), summary: summary.into(), ports, params, build: Arc::new(build) }
+    }
+}
+
+/// The implementations agent files can name, by kind and name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    impls: BTreeMap<(ModuleKind, String), Implementation>,
+    planners: Vec<String>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.impls.keys().map(|(k, n)| format!("{k}/{n}"))).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// A registry holding the built-in modules of the composition layer
+    /// ([`crate::builtins::register`]: perception, configurators, memory, the
+    /// task cost, world models, and an actor for every planner of
+    /// `ami-planners`). Environments come from the crate that defines
+    /// them (ami-agents adds its tasks).
+    pub fn with_core_builtins() -> Self {
+        let mut r = Self::new();
+        r.add(crate::builtins::register);
+        r
+    }
+    /// Adds a set of implementations: any `fn(&mut Registry)` (or closure)
+    /// is one, like a bevy plugin.
+    pub fn add(&mut self, set: impl FnOnce(&mut Registry)) -> &mut Self {
+        set(self);
+        self
+    }
+    /// Adds an implementation; refuses a second one of the same kind and
+    /// name.
+    pub fn register(&mut self, imp: Implementation) -> Result<()> {
+        if imp.name.is_empty() {
+            return Err(CoreError::config("implementation", "the name must not be empty"));
+        }
+        let key = (imp.kind, imp.name.clone());
+        if self.impls.contains_key(&key) {
+            return Err(CoreError::config(format!("{}/{}", imp.kind, imp.name), "an implementation of this kind and name is already registered"));
+        }
+        self.impls.insert(key, imp);
+        Ok(())
+    }
+    /// Adds a planner: an `actor` implementation of the same name that
+    /// plans with it (see [`crate::builtins::planner_actor`]), listed by
+    /// [`Registry::planners`].
+    pub fn register_planner(&mut self, decl: ami_planners::PlannerDecl) -> Result<()> {
+        self.register(crate::builtins::planner_actor(decl))?;
+        self.planners.push(decl.name.to_string());
+        Ok(())
+    }
+    /// The names of the planners registered with
+    /// [`Registry::register_planner`], in registration order.
+    pub fn planners(&self) -> &[String] {
+        &self.planners
+    }
+    /// The hook for the plugin host: registers module `module` of plugin
+    /// `plugin` under the name `plugin:PLUGIN/MODULE` (the `name` field of
+    /// `imp` is replaced). Agent files then use
+    /// `implementation = "plugin:PLUGIN/MODULE"`.
+    pub fn register_plugin_module(&mut self, plugin: &str, module: &str, mut imp: Implementation) -> Result<()> {
+        if plugin.is_empty() || module.is_empty() || plugin.contains('/') {
+            return Err(CoreError::config("plugin", format!("bad plugin or module name `{plugin}/{module}`")));
+        }
+        imp.name = plugin_name(plugin, module);
+        self.register(imp)
+    }
+    /// The implementation `name` of `kind`.
+    pub fn get(&self, kind: ModuleKind, name: &str) -> Option<&Implementation> {
+        self.impls.get(&(kind, name.to_string()))
+    }
+    /// The implementations of `kind`, by name.
+    pub fn of_kind(&self, kind: ModuleKind) -> impl Iterator<Item = &Implementation> {
+        self.impls.values().filter(move |i| i.kind == kind)
+    }
+    /// Every implementation.
+    pub fn iter(&self) -> impl Iterator<Item = &Implementation> {
+        self.impls.values()
+    }
+    /// The implementation table of `docs/agent-files.md` (Markdown): one
+    /// row per implementation with its kind, name, parameters and summary.
+    pub fn markdown_table(&self) -> String {
+        let mut out = String::from("| kind | implementation | parameters | what it is |\n|---|---|---|---|\n");
+        for imp in self.iter().filter(|i| !i.name.starts_with("plugin:")) {
+            let params: Vec<String> = imp
+                .params
+                .iter()
+                .map(|p| match &p.default {
+                    Some(d) => format!("`{}` = {d}", p.name),
+                    None => format!("`{}`", p.name),
+                })
+                .collect();
+            let params = if params.is_empty() { "—".to_string() } else { params.join(", ") };
+            out.push_str(&format!("| {} | `{}` | {} | {} |\n", imp.kind, imp.name, params, imp.summary));
+        }
+        out
+    }
+}
+
+/// The registry name of a plugin's module: `plugin:PLUGIN/MODULE`.
+pub fn plugin_name(plugin: &str, module: &str) -> String {
+    format!("plugin:{plugin}/{module}")
+}
+
+/// The plugin named by an implementation name `plugin:PLUGIN/MODULE`.
+pub fn plugin_of(implementation: &str) -> Option<&str> {
+    let rest = implementation.strip_prefix("plugin:")?;
+    let (plugin, module) = rest.split_once('/')?;
+    (!plugin.is_empty() && !module.is_empty()).then_some(plugin)
+}

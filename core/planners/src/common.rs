@@ -1,0 +1,119 @@
+//! What the planners share: request checks, settings updates that keep the
+//! old settings when the new ones are refused, and warm-start handling.
+
+use ami_core::{Bounds, CoreError, PlanRequest, Result};
+use ndarray::Array2;
+
+pub(crate) fn check_request(name: &str, horizon: usize, bounds: &Bounds, req: &PlanRequest<'_>) -> Result<()> {
+    if req.model.action_dim() != bounds.dim() {
+        return Err(CoreError::shape(
+            format!("{name}: world model action_dim"),
+            format!("{} (the bounds' dimension)", bounds.dim()),
+            req.model.action_dim().to_string(),
+        ));
+    }
+    if req.state.len() != req.model.state_dim() {
+        return Err(CoreError::shape(
+            format!("{name}: state"),
+            format!("length {} (the model's state_dim)", req.model.state_dim()),
+            format!("length {}", req.state.len()),
+        ));
+    }
+    if horizon == 0 {
+        return Err(CoreError::config(format!("{name}.horizon"), "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Changes a planner's settings on a copy and keeps the copy only if it
+/// validates, so a refused change leaves the planner as it was.
+pub(crate) fn update_settings<C: Clone>(cfg: &mut C, validate: fn(&C) -> Result<()>, change: impl FnOnce(&mut C)) -> Result<()> {
+    let mut next = cfg.clone();
+    change(&mut next);
+    validate(&next)?;
+    *cfg = next;
+    Ok(())
+}
+
+/// The mean a sampling planner starts from: the previous plan shifted one
+/// step earlier when warm starting (and its shape still fits), otherwise
+/// zero actions clamped into the bounds.
+pub(crate) fn initial_mean(warm: Option<Array2<f32>>, warm_start: bool, horizon: usize, bounds: &Bounds) -> Array2<f32> {
+    match warm {
+        Some(mut w) if warm_start && w.dim() == (horizon, bounds.dim()) => {
+            shift_plan(&mut w);
+            w
+        }
+        _ => {
+            let mut m = Array2::<f32>::zeros((horizon, bounds.dim()));
+            for mut row in m.rows_mut() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = v.clamp(bounds.low[j], bounds.high[j]);
+                }
+            }
+            m
+        }
+    }
+}
+
+/// Shifts a `[T, A]` plan one step earlier, repeating the last action.
+pub(crate) fn shift_plan(plan: &mut Array2<f32>) {
+    let (t, a) = plan.dim();
+    if t < 2 {
+        return;
+    }
+    match plan.as_slice_mut() {
+        Some(v) => v.copy_within(a.., 0),
+        None => {
+            for i in 1..t {
+                for j in 0..a {
+                    plan[[i - 1, j]] = plan[[i, j]];
+                }
+            }
+        }
+    }
+}
+
+/// The wall-clock deadline of one planning call (the one place planners
+/// read the clock for their budget). With no deadline set, a planner runs
+/// all its iterations and stays bit-exact; with one, how many iterations
+/// run depends on the machine's speed.
+pub(crate) struct Deadline {
+    start: std::time::Instant,
+    ms: Option<f64>,
+}
+
+impl Deadline {
+    /// Starts the clock of a call with an optional deadline in ms.
+    pub(crate) fn start(ms: Option<f64>) -> Self {
+        Self { start: std::time::Instant::now(), ms }
+    }
+    /// Whether a new iteration must not start after `done` iterations
+    /// (the first always runs).
+    pub(crate) fn expired(&self, done: usize) -> bool {
+        done > 0 && self.ms.is_some_and(|d| self.start.elapsed().as_secs_f64() * 1e3 >= d)
+    }
+}
+
+/// Picks the returned plan of a sampling planner: the final mean, or the
+/// best sample seen if it is better (or the mean's energy is not finite);
+/// refuses a plan with a non-finite action.
+pub(crate) fn final_plan(
+    planner: &str,
+    mean: (Array2<f32>, f32),
+    best: Option<(f32, Array2<f32>)>,
+    iterations: usize,
+    evaluated: usize,
+) -> Result<ami_core::Plan> {
+    let (mut actions, mut energy) = mean;
+    if let Some((e, b)) = best {
+        if e < energy || !energy.is_finite() {
+            actions = b;
+            energy = e;
+        }
+    }
+    if actions.iter().any(|v| !v.is_finite()) {
+        return Err(CoreError::NonFinite { planner: planner.into(), samples: evaluated });
+    }
+    Ok(ami_core::Plan { actions, energy, iterations, evaluated })
+}

@@ -1,0 +1,70 @@
+use ndarray::{Array1, Array2, ArrayView1, ArrayView3, Axis};
+
+use ami_core::error::Result;
+use ami_core::modules::{Cost, WorldModel};
+
+/// Scratch buffers to evaluate the energy of many action sequences through
+/// a world model with the generic batched calls; reused across calls so a
+/// planner allocates nothing per iteration once sizes settle.
+#[derive(Debug, Default, Clone)]
+pub struct Rollout {
+    cur: Array2<f32>,
+    next: Array2<f32>,
+    step: Array1<f32>,
+}
+
+impl Rollout {
+    /// Empty scratch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes into `energies[n]` the energy of action sequence `n` of
+    /// `actions` (`[T, N, A]`) from `s0`: the sum over steps of the cost of
+    /// each transition, plus the cost's terminal (critic) energy of the
+    /// final state. Non-finite energies are written as they are: callers
+    /// decide how to skip them.
+    pub fn energies(
+        &mut self,
+        model: &dyn WorldModel,
+        cost: &Cost,
+        s0: ArrayView1<'_, f32>,
+        actions: ArrayView3<'_, f32>,
+        energies: &mut Array1<f32>,
+    ) -> Result<()> {
+        let (t_len, n, _) = actions.dim();
+        let s = s0.len();
+        if self.cur.dim() != (n, s) {
+            self.cur = Array2::zeros((n, s));
+            self.next = Array2::zeros((n, s));
+            self.step = Array1::zeros(n);
+        }
+        if energies.len() != n {
+            *energies = Array1::zeros(n);
+        }
+        energies.fill(0.0);
+        for mut row in self.cur.rows_mut() {
+            row.assign(&s0);
+        }
+        for t in 0..t_len {
+            let a = actions.index_axis(Axis(0), t);
+            model.predict(self.cur.view(), a, self.next.view_mut())?;
+            cost.step_energy(t, self.cur.view(), a, self.next.view(), self.step.view_mut());
+            *energies += &self.step;
+            std::mem::swap(&mut self.cur, &mut self.next);
+        }
+        if cost.has_terminal() {
+            cost.add_terminal_energy(t_len, self.cur.view(), energies.view_mut());
+        }
+        Ok(())
+    }
+
+    /// Energy of a single sequence `[T, A]`.
+    pub fn energy_of(model: &dyn WorldModel, cost: &Cost, s0: ArrayView1<'_, f32>, plan: &Array2<f32>) -> Result<f32> {
+        let mut e = Array1::zeros(1);
+        let a = plan.view().insert_axis(Axis(1));
+        let mut scratch = Rollout::new();
+        scratch.energies(model, cost, s0, a, &mut e)?;
+        Ok(e[0])
+    }
+}

@@ -1,0 +1,187 @@
+//! Handles through which modules are shared between nodes while an agent
+//! runs.
+//!
+//! * [`Handle`]: a versioned, immutable value that a new version replaces
+//!   atomically: a world model (new weights from a trainer), a critic, a
+//!   policy. Readers take a snapshot ([`Handle::get`]) and keep it for a
+//!   whole call, so a planning call never mixes two versions.
+//! * [`Shared`]: one mutable module behind a lock, read and written by
+//!   several nodes: the short-term memory (written by the memory node,
+//!   sampled by a trainer), a cost (modulated by the configurator, read by
+//!   the actor).
+//!
+//! # Determinism
+//!
+//! A new version published from code between ticks (or between episodes)
+//! is seen by every reader from the next tick on, in both executors. A node
+//! that publishes while the graph runs must be ordered before its readers
+//! by an edge: the graph's reference ports (`PortType::Model`) carry the
+//! handle's version, so a reader wired to the writer runs after it in the
+//! same tick and sees the new version on that tick, bit for bit the same
+//! in the sequential and the parallel executor.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::modules::{ShortTermMemory, WorldModel};
+
+struct Slot<T: ?Sized> {
+    version: u64,
+    value: Arc<T>,
+}
+
+/// A versioned value shared by its writer and its readers (see the module
+/// docs). Cloning a handle shares it.
+pub struct Handle<T: ?Sized> {
+    slot: Arc<RwLock<Slot<T>>>,
+}
+
+impl<T: ?Sized> Clone for Handle<T> {
+    fn clone(&self) -> Self {
+        Self { slot: self.slot.clone() }
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("version", &self.version()).finish()
+    }
+}
+
+impl<T: ?Sized> Handle<T> {
+    /// A handle holding `value` as version 0.
+    pub fn new(value: Arc<T>) -> Self {
+        Self { slot: Arc::new(RwLock::new(Slot { version: 0, value })) }
+    }
+    fn read(&self) -> RwLockReadGuard<'_, Slot<T>> {
+        self.slot.read().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The current version, to keep for a whole call.
+    pub fn get(&self) -> Arc<T> {
+        self.read().value.clone()
+    }
+    /// The current version number (0 for the first, +1 per publication).
+    pub fn version(&self) -> u64 {
+        self.read().version
+    }
+    /// Replaces the value atomically (readers see the old or the new one,
+    /// never a mix); returns the new version number.
+    pub fn publish(&self, value: Arc<T>) -> u64 {
+        let mut s = self.slot.write().unwrap_or_else(|p| p.into_inner());
+        s.version += 1;
+        s.value = value;
+        s.version
+    }
+    /// Whether two handles share the same slot.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.slot, &other.slot)
+    }
+}
+
+/// A shared world model: planners hold one, trainers publish to it.
+pub type ModelHandle = Handle<dyn WorldModel>;
+
+impl ModelHandle {
+    /// A handle over a world model.
+    pub fn of(model: impl WorldModel + 'static) -> Self {
+        Handle::new(Arc::new(model))
+    }
+}
+
+/// One mutable module shared by several nodes (see the module docs).
+/// Cloning shares it.
+pub struct Shared<T: ?Sized> {
+    inner: Arc<RwLock<Box<T>>>,
+}
+
+impl<T: ?Sized> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared(..)")
+    }
+}
+
+impl<T: ?Sized> Shared<T> {
+    /// Shares `value`.
+    pub fn new(value: Box<T>) -> Self {
+        Self { inner: Arc::new(RwLock::new(value)) }
+    }
+    /// Reads the module (many readers at once). A lock poisoned by a
+    /// panicking writer is still readable: modules keep their own
+    /// invariants per call.
+    pub fn read(&self) -> RwLockReadGuard<'_, Box<T>> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Writes the module (one writer, no readers).
+    pub fn write(&self) -> RwLockWriteGuard<'_, Box<T>> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Whether two handles share the same module.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<T> Shared<T> {
+    /// Shares a sized value.
+    pub fn of(value: T) -> Self {
+        Self::new(Box::new(value))
+    }
+}
+
+/// The short-term memory, shared by the memory node (which writes it) and
+/// whoever reads it (trainers, the code that runs the agent). Memories are
+/// `Send` but need not be `Sync` (a plugin's memory may not be), so the
+/// handle is a mutex: one reader or writer at a time. Cloning shares it.
+#[derive(Clone)]
+pub struct MemoryHandle {
+    inner: Arc<Mutex<Box<dyn ShortTermMemory>>>,
+}
+
+impl std::fmt::Debug for MemoryHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryHandle(..)")
+    }
+}
+
+impl MemoryHandle {
+    /// Shares `memory`.
+    pub fn new(memory: Box<dyn ShortTermMemory>) -> Self {
+        Self { inner: Arc::new(Mutex::new(memory)) }
+    }
+    /// Locks the memory to read or write it. A lock poisoned by a panicking
+    /// holder is still usable: the memory keeps its invariants per call.
+    pub fn lock(&self) -> MutexGuard<'_, Box<dyn ShortTermMemory>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Whether two handles share the same memory.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LinearModel;
+    use ndarray::Array2;
+
+    #[test]
+    fn publishing_replaces_the_value_and_counts_versions() {
+        let a = ModelHandle::of(LinearModel::new(Array2::eye(1), Array2::eye(1)).unwrap());
+        let reader = a.clone();
+        let snapshot = reader.get();
+        assert_eq!(a.version(), 0);
+        let v = a.publish(Arc::new(LinearModel::new(Array2::eye(2), Array2::eye(2)).unwrap()));
+        assert_eq!(v, 1);
+        assert_eq!(reader.version(), 1);
+        assert_eq!(reader.get().state_dim(), 2);
+        // A snapshot taken before keeps the old version.
+        assert_eq!(snapshot.state_dim(), 1);
+        assert!(a.same(&reader));
+    }
+}

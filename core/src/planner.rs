@@ -1,0 +1,66 @@
+//! The Mode-2 planner contract [paper §3.1.2, §5]: find the action sequence
+//! whose predicted future has the lowest energy under the cost. The
+//! planners themselves (CEM, MPPI, GD) live in `ami-planners`; this file is
+//! what every planner, built in or shipped in a plugin, implements.
+
+use ndarray::{Array2, ArrayView1};
+
+use crate::bounds::Budget;
+use crate::error::Result;
+use crate::modules::{Cost, WorldModel};
+
+/// One planning problem: plan from `state` through `model` under `cost`.
+#[derive(Clone, Copy)]
+pub struct PlanRequest<'a> {
+    /// The world model to roll out.
+    pub model: &'a dyn WorldModel,
+    /// The energy to minimise.
+    pub cost: &'a Cost,
+    /// The current state.
+    pub state: ArrayView1<'a, f32>,
+}
+
+impl<'a> PlanRequest<'a> {
+    /// A request.
+    pub fn new(model: &'a dyn WorldModel, cost: &'a Cost, state: ArrayView1<'a, f32>) -> Self {
+        Self { model, cost, state }
+    }
+}
+
+/// The result of a planning call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The action sequence `[horizon, action_dim]`; row 0 is executed.
+    pub actions: Array2<f32>,
+    /// Energy of `actions` under the model and cost.
+    pub energy: f32,
+    /// Iterations done.
+    pub iterations: usize,
+    /// Action sequences evaluated.
+    pub evaluated: usize,
+}
+
+/// A Mode-2 planner: minimises the energy of an action sequence.
+pub trait Planner: Send {
+    /// The planner's name (`cem`, `mppi`, ...).
+    fn name(&self) -> &str;
+    /// Planning horizon (steps).
+    fn horizon(&self) -> usize;
+    /// Width of an action.
+    fn action_dim(&self) -> usize;
+    /// Forgets the warm start and reseeds the planner's random stream.
+    fn reset(&mut self, seed: u64);
+    /// Plans from `req.state`. Successive calls warm-start from the previous
+    /// plan shifted by one step.
+    fn plan(&mut self, req: &PlanRequest<'_>) -> Result<Plan>;
+    /// Changes the budget.
+    fn set_budget(&mut self, budget: Budget) -> Result<()>;
+    /// Changes the horizon (the warm start is dropped).
+    fn set_horizon(&mut self, horizon: usize) -> Result<()>;
+    /// Whether the planner needs gradients (a differentiable world model
+    /// and cost); agents refuse such a planner without them when they are
+    /// built. Default: `false`.
+    fn needs_gradients(&self) -> bool {
+        false
+    }
+}
