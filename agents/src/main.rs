@@ -28,6 +28,9 @@ enum Command {
     Check(CheckArgs),
     /// Show an agent file's graph: run order by level, or Graphviz DOT.
     Graph(GraphArgs),
+    /// List every implementation agent files can name, with its
+    /// parameters (--markdown: the table of docs/agent-files.md).
+    List(cli::list::ListArgs),
     /// Time a planner on a workload file against the peers' procedure
     /// (one JSON line with --json).
     Bench(cli::bench::BenchArgs),
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => cli::check::run(args),
         Some(Command::Graph(args)) => cli::graph::run(args),
         Some(Command::Bench(args)) => cli::bench::run(args),
+        Some(Command::List(args)) => cli::list::run(args),
         Some(Command::Plugin(args)) => cli::plugin::run(args),
         None => cli::run::run(RunArgs::default()),
     };

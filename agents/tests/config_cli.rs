@@ -207,3 +207,16 @@ fn ctrl_c_finishes_the_tick_saves_memory_and_exits_130() {
     assert!(ami_core::ShortTermMemory::len(&saved) >= 100, "at least the first episode's transitions");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_docs_implementation_table_is_the_registry() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/agent-files.md")).unwrap();
+    let begin = docs.find("<!-- implementations:begin -->\n").expect("begin marker") + "<!-- implementations:begin -->\n".len();
+    let end = docs.find("<!-- implementations:end -->").expect("end marker");
+    let table = ami_agents::registry().markdown_table();
+    assert_eq!(&docs[begin..end], table, "docs/agent-files.md is out of date: replace its table with `ami list --markdown`");
+    // `ami list --markdown` prints the same table.
+    let out = ami(&["list", "--markdown"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), table);
+}

@@ -22,7 +22,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::modules::{ShortTermMemory, WorldModel};
+use crate::error::{CoreError, Result};
+use crate::modules::{CostContext, Critic, Policy, ShortTermMemory, TransitionBatch, WorldModel};
+use ndarray::{Array2, ArrayView2, ArrayViewMut1};
 
 struct Slot<T: ?Sized> {
     version: u64,
@@ -84,6 +86,50 @@ impl ModelHandle {
     /// A handle over a world model.
     pub fn of(model: impl WorldModel + 'static) -> Self {
         Handle::new(Arc::new(model))
+    }
+}
+
+/// A shared critic: the planners that use it as their terminal cost hold
+/// one, a trainer publishes new versions.
+pub type CriticHandle = Handle<dyn Critic>;
+
+/// A critic term that reads whatever version its handle holds (so a cost
+/// can carry a shared critic). Training goes through the critic's trainer,
+/// which publishes new versions; [`Critic::train`] here refuses.
+#[derive(Debug, Clone)]
+pub struct SharedCritic {
+    name: String,
+    handle: CriticHandle,
+}
+
+impl SharedCritic {
+    /// The critic of `handle`, as a cost term called `name`.
+    pub fn new(name: impl Into<String>, handle: CriticHandle) -> Self {
+        Self { name: name.into(), handle }
+    }
+}
+
+impl Critic for SharedCritic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>) {
+        self.handle.get().add_value(ctx, weight, states, out);
+    }
+    fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
+        Err(CoreError::config(format!("critic.{}", self.name), "a shared critic is trained by its trainer, which publishes new versions to its handle"))
+    }
+}
+
+/// A shared Mode-1 policy (a distilled planner, a hand-written controller).
+pub type PolicyHandle = Handle<dyn Policy>;
+
+impl Policy for PolicyHandle {
+    fn action_dim(&self) -> usize {
+        self.get().action_dim()
+    }
+    fn act_batch(&self, states: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.get().act_batch(states)
     }
 }
 

@@ -12,7 +12,7 @@
 //!   [`Actor`] and [`Configurator`].
 //! * [`planner`]: the Mode-2 planner contract (implementations in
 //!   `ami-planners`).
-//! * [`env`]: the world an agent acts in (built-in tasks in `ami-agents`,
+//! * [`env`](mod@env): the world an agent acts in (built-in tasks in `ami-agents`,
 //!   plugin environments through `ami-plugin-host`).
 //!
 //! ## Why a crate of its own
@@ -57,7 +57,7 @@ pub mod rng;
 pub use bounds::{Bounds, Budget};
 pub use env::{Environment, Step};
 pub use error::{CoreError, Result};
-pub use handle::{Handle, MemoryHandle, ModelHandle, Shared};
+pub use handle::{CriticHandle, Handle, MemoryHandle, ModelHandle, PolicyHandle, Shared, SharedCritic};
 pub use modules::*;
 pub use params::{ParamSpec, ParamType, ParamValue, Params, Settings};
 pub use planner::{Plan, PlanRequest, Planner};

@@ -509,8 +509,11 @@ impl ParamField for f32 {
     fn param_type(range: Option<(f64, f64)>) -> ParamType {
         f64::param_type(range)
     }
+    /// The shortest decimal that reads back as this `f32` (`0.05`, not
+    /// `0.05000000074505806`), so defaults print and range-check as written.
     fn to_value(&self) -> Option<ParamValue> {
-        Some(ParamValue::Float(f64::from(*self)))
+        let decimal: f64 = self.to_string().parse().unwrap_or(f64::from(*self));
+        Some(ParamValue::Float(if decimal as f32 == *self { decimal } else { f64::from(*self) }))
     }
     fn read(p: &Params, name: &str) -> Result<Self> {
         p.f32(name)

@@ -30,6 +30,7 @@ pub mod mlp;
 pub mod pool;
 pub mod rng;
 mod scalar;
+mod scratch;
 mod simd;
 
 pub use cpu::{AdamSpec, Cpu, Sampling, SeqBatch};

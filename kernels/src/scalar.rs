@@ -11,8 +11,8 @@
 //! and [`crate::fused::dense_block`].
 #![allow(clippy::needless_range_loop)]
 
-use crate::fused::Scratch;
 use crate::mlp::{Layer, QuadEnergy, ResidualMlp};
+use crate::scratch::Scratch;
 
 /// One dense layer over a block of `nb` lanes, feature-major:
 /// `y[0..out][nb] = act(W x + b)` from `x[0..inp][nb]`, with `layer`'s

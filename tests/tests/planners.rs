@@ -102,7 +102,9 @@ fn same_seed_gives_bit_identical_actions() {
     for make in [
         || Box::new(Cem::new(CemConfig { horizon: T, ..CemConfig::default() }, Bounds::symmetric(1, 1.0)).unwrap()) as Box<dyn Planner>,
         || Box::new(Mppi::new(MppiConfig { horizon: T, ..MppiConfig::default() }, Bounds::symmetric(1, 1.0)).unwrap()) as Box<dyn Planner>,
+        || Box::new(Gd::new(GdConfig { horizon: T, ..GdConfig::default() }, Bounds::symmetric(1, 1.0)).unwrap()) as Box<dyn Planner>,
     ] {
+        // Iteration-only budgets (no deadline_ms): bit-exact.
         let (mut p1, mut p2) = (make(), make());
         let a = actions_of(p1.as_mut(), 42);
         assert_eq!(a, actions_of(p2.as_mut(), 42), "{}", p1.name());
@@ -204,4 +206,55 @@ fn terminal_cost_hook_adds_the_critic_on_the_final_state() {
     let v = 0.5 * 0.1 * T as f32;
     let p = 0.5 * 0.5 * (0.1 * T as f32).powi(2);
     assert!((with - base - 2.0 * (p * p + v * v)).abs() < 1e-4, "{with} - {base}");
+}
+
+#[test]
+fn a_deadline_bounds_the_call_and_still_returns_a_valid_plan() {
+    // `deadline_ms` trades bit-exactness for a wall-clock bound: how many
+    // iterations run depends on the machine, but the plan is always finite,
+    // in bounds, and at least one iteration is done.
+    let (model, cost, s0) = problem();
+    let mut cem =
+        Cem::new(CemConfig { horizon: T, iterations: 1000, samples: 4096, deadline_ms: Some(1e-3), ..CemConfig::default() }, Bounds::symmetric(1, 1.0))
+            .unwrap();
+    cem.reset(1);
+    let plan = cem.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap();
+    assert!(plan.iterations >= 1 && plan.iterations < 1000, "{} iterations", plan.iterations);
+    assert!(plan.actions.iter().all(|a| a.is_finite() && a.abs() <= 1.0));
+}
+
+#[test]
+fn a_smaller_samples_does_not_inherit_too_many_elites() {
+    // `elites` defaults to samples / 8: `..CemConfig::default()` with 32 samples plans.
+    let cfg = CemConfig { horizon: T, samples: 32, ..CemConfig::default() };
+    assert_eq!(cfg.elite_count(), 4);
+    let mut cem = Cem::new(cfg, Bounds::symmetric(1, 1.0)).unwrap();
+    let (model, cost, s0) = problem();
+    cem.reset(0);
+    assert!(cem.plan(&PlanRequest::new(&model, &cost, s0.view())).is_ok());
+    // An explicit elites above samples is still refused, naming the field.
+    let err = Cem::new(CemConfig { samples: 32, elites: Some(64), ..CemConfig::default() }, Bounds::symmetric(1, 1.0)).err().unwrap().to_string();
+    assert!(err.contains("cem.elites: must be in 1..=32 (samples), got 64"), "{err}");
+}
+
+#[test]
+fn mppi_relative_temperature_does_not_depend_on_the_cost_scale() {
+    // With `relative_temperature` the temperature is a multiple of the
+    // energies' spread, so scaling the cost by 100 barely moves the plan;
+    // with an absolute temperature it changes how greedy MPPI is.
+    let plan = |scale: f32, relative: bool| {
+        let (model, mut cost, s0) = problem();
+        cost.set_weight("goal", scale).unwrap();
+        cost.set_weight("effort", R * scale).unwrap();
+        let cfg =
+            MppiConfig { horizon: T, samples: 256, iterations: 4, temperature: 0.5, noise_std: 0.5, relative_temperature: relative, ..MppiConfig::default() };
+        let mut m = Mppi::new(cfg, Bounds::symmetric(1, 5.0)).unwrap();
+        m.reset(7);
+        m.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap().actions
+    };
+    let gap = |a: &Array2<f32>, b: &Array2<f32>| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let relative_gap = gap(&plan(1.0, true), &plan(100.0, true));
+    let absolute_gap = gap(&plan(1.0, false), &plan(100.0, false));
+    assert!(relative_gap < 1e-3, "relative temperature: plans differ by {relative_gap}");
+    assert!(absolute_gap > 10.0 * relative_gap.max(1e-4), "absolute temperature: plans differ by only {absolute_gap}");
 }

@@ -2,30 +2,15 @@
 //! dlopen, run them, and check every refusal and the containment of panics.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ami_core::{Bounds, Cost, Environment, PlanRequest, Planner, WorldModel};
 use ami_planners::{Cem, CemConfig};
 use ami_plugin_host::{decl, PluginError, PluginHost, PluginHostConfig};
 use ndarray::{Array1, Array2};
 
-/// Builds the plugin libraries once per test binary (debug profile, shared
-/// target directory) and returns the directory holding them.
 fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let st = std::process::Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "--quiet", "-p", "ami-plugin-acrobot", "-p", "ami-plugin-sampling", "-p", "ami-plugin-testkit"])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("run cargo build for the plugins");
-        assert!(st.success(), "building the plugins failed");
-        target.join("debug")
-    })
+    ami_tests::plugin_dir()
 }
 
 fn lib(name: &str) -> PathBuf {
@@ -471,4 +456,20 @@ fn agent_files_list_their_plugins_in_a_plugins_table() {
     let msgs: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert!(msgs.iter().any(|m| m.starts_with("p.toml:2: plugins.load must be an array of strings")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.starts_with("p.toml:3: unknown key `bogus` in [plugins]")), "{msgs:?}");
+}
+
+#[test]
+fn plugins_to_load_come_from_the_parsed_file_not_its_text() {
+    use ami_agents::{load, AgentSource, LoadOptions};
+    // Comments and strings that mention plugins load nothing.
+    let text = ami_agents::DEFAULT_AGENT
+        .replace("[agent]", "# implementation = \"plugin:acrobot/env\"   (commented out: must not be loaded)\n[agent]\n# see plugin:sampling/predictive");
+    let text = text.replace("name = \"pendulum-cem\"", "name = \"plugin:sampling/predictive\"");
+    let loaded = load(&AgentSource::Text { text, name: "commented.toml".into() }, &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.graph.config.name.as_deref(), Some("plugin:sampling/predictive"));
+    assert!(loaded.host.is_none(), "a plugin was loaded for a comment");
+    // A node that names a plugin does load it (and says which one is missing).
+    let text = ami_agents::DEFAULT_AGENT.replace("implementation = \"pendulum\"", "implementation = \"plugin:nosuch/env\"");
+    let err = load(&AgentSource::Text { text, name: "named.toml".into() }, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("the agent names plugin `nosuch`"), "{err}");
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod graph;
+pub mod list;
 pub mod plugin;
 pub mod run;
 

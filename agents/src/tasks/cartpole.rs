@@ -145,7 +145,7 @@ impl WorldModel for CartPoleModel {
         1
     }
     fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
-        super::check_shapes(self, "CartPoleModel", &states, &actions, &next)?;
+        ami_core::check_predict_shapes(self, "CartPoleModel", &states, &actions, &next)?;
         const G: f32 = GRAVITY as f32;
         const MP: f32 = MASSPOLE as f32;
         const LEN: f32 = LENGTH as f32;

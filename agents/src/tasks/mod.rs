@@ -22,9 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
-
-use ami_core::{Cost, Environment, ParamValue, Result, WorldModel};
+use ami_core::{Cost, Environment, ParamValue, WorldModel};
 
 pub mod cartpole;
 pub mod pendulum;
@@ -164,22 +162,6 @@ pub struct TaskSpec {
     pub cost: Cost,
     /// The goal state the configurator should set (point mass only).
     pub goal: Option<Vec<f32>>,
-}
-
-/// Checks the shapes of a `predict` call without allocating when they are
-/// right (the core helper formats its labels eagerly).
-pub(crate) fn check_shapes(
-    model: &dyn WorldModel,
-    name: &str,
-    states: &ArrayView2<'_, f32>,
-    actions: &ArrayView2<'_, f32>,
-    next: &ArrayViewMut2<'_, f32>,
-) -> Result<()> {
-    let b = states.nrows();
-    if states.ncols() == model.state_dim() && actions.dim() == (b, model.action_dim()) && next.dim() == (b, model.state_dim()) {
-        return Ok(());
-    }
-    ami_core::check_predict_shapes(model, name, states, actions, next)
 }
 
 #[cfg(test)]

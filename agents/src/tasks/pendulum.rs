@@ -121,7 +121,7 @@ impl WorldModel for PendulumModel {
         1
     }
     fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
-        super::check_shapes(self, "PendulumModel", &states, &actions, &next)?;
+        ami_core::check_predict_shapes(self, "PendulumModel", &states, &actions, &next)?;
         const GRAV: f32 = (3.0 * G / (2.0 * L)) as f32;
         const TORQUE: f32 = (3.0 / (M * L * L)) as f32;
         let (dt, max_speed, max_torque) = (DT as f32, MAX_SPEED as f32, MAX_TORQUE as f32);

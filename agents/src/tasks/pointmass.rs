@@ -165,7 +165,7 @@ impl WorldModel for PointMassModel {
         2
     }
     fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
-        super::check_shapes(self, "PointMassModel", &states, &actions, &next)?;
+        ami_core::check_predict_shapes(self, "PointMassModel", &states, &actions, &next)?;
         let fmax = MAX_FORCE as f32;
         for ((s, a), mut n) in states.rows().into_iter().zip(actions.rows()).zip(next.rows_mut()) {
             let (x, vx) = axis_step_f32(s[0], s[2], a[0].clamp(-fmax, fmax));

@@ -30,8 +30,8 @@ use ami_graph::{executor, Executor, ExecutorKind, GraphBuilder, Value};
 use ami_planners::PlanningActor;
 
 use crate::load::AgentGraph;
+use crate::nodes::SharedCost;
 use crate::nodes::{ActorHandle, ActorNode, ConfiguratorNode, CostNode, EnvHandle, EnvNode, MemoryNode, ModelNode, PerceptionNode};
-use crate::registry::SharedCost;
 
 /// The edges of the standard agent: `(from, to..., delayed)`.
 pub const STANDARD_EDGES: &[(&str, &[&str], bool)] = &[
@@ -490,7 +490,7 @@ impl AgentBuilder {
         b.add_node("cost", CostNode::new(cost.clone()));
         b.add_node("memory", MemoryNode::shared(memory, None));
         if let Some(m) = &model {
-            b.add_node("world_model", ModelNode::new(m.clone()));
+            b.add_node("world_model", ModelNode::new(m.clone(), "model"));
             b.connect("world_model.model", "actor.model");
         }
         for (from, to, delayed) in STANDARD_EDGES {

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use ami_core::{
     Budget, Configurator, CoreError, IdentityPerception, Modulation, ParamSpec, ParamType, ParamValue, Params, Result, RingMemory, ScheduleConfigurator,
 };
-use ami_core::{Shared, WorldModel};
+use ami_core::{Critic, CriticHandle, Handle, LinearPolicy, Policy, PolicyActor, PolicyHandle, QuadraticCritic, Shared, SharedCritic, WorldModel};
 use ami_planners::{MlpWorldModel, PlannerDecl, PlanningActor};
 
-use crate::nodes::{ActorNode, ConfiguratorNode, CostNode, MemoryNode, ModelNode, PerceptionNode};
+use crate::nodes::{ActorNode, ConfiguratorNode, CostNode, HandleNode, MemoryNode, ModelNode, PerceptionNode};
 use crate::registry::{Built, Implementation, ModuleKind, Registry, TaskResources};
 
 /// One timed event of the `schedule` configurator.
@@ -142,6 +142,8 @@ pub fn planner_actor(decl: PlannerDecl) -> Implementation {
     let mut params = (decl.schema)();
     params.push(ParamSpec::new("model", ParamType::node("world_model"), "world_model node to plan with (default: the task's true dynamics)"));
     params.push(ParamSpec::new("cost", ParamType::node("cost"), "cost node whose cost to plan under (default: a copy of the task's cost)"));
+    params.push(ParamSpec::new("critic", ParamType::node("critic"), "critic node added to the cost as the terminal value of every rollout"));
+    params.push(ParamSpec::new("critic_weight", ParamType::float(0.0, 1e9), "weight of the critic term").default(ParamValue::Float(1.0)));
     Implementation::new(ModuleKind::Actor, decl.name, decl.summary, ActorNode::ports(), params, move |ctx, p| {
         let task = ctx.task()?;
         let model = ctx.world_model(p, "model")?;
@@ -163,6 +165,10 @@ pub fn planner_actor(decl: PlannerDecl) -> Implementation {
         }
         let planner = (decl.build)(p, task.bounds.clone(), None)?;
         let cost = ctx.cost(p, "cost")?;
+        if let Some(critic) = ctx.critic(p, "critic")? {
+            let name = p.str_opt("critic")?.unwrap_or("critic").to_string();
+            cost.write().add_critic(Box::new(SharedCritic::new(name, critic)), p.f32("critic_weight")?)?;
+        }
         if decl.needs_gradients {
             let missing: Option<String> = cost.read().intrinsic_terms().find(|(_, t, _)| t.differentiable().is_none()).map(|(n, _, _)| n.to_string());
             if let Some(term) = missing {
@@ -188,7 +194,8 @@ fn memory_params() -> Vec<ParamSpec> {
 
 /// Registers the built-ins of the composition layer: `identity`
 /// perception, `schedule` and `waypoints` configurators, the `task` cost,
-/// `ring` memory, `task` and `mlp` world models, and an actor for every
+/// `ring` memory, `task` and `mlp` world models, the `quadratic` critic,
+/// the `linear` policy and its `policy` actor, and an actor for every
 /// planner in [`ami_planners::decl::builtin`].
 pub fn register(r: &mut Registry) {
     let all = [
@@ -259,15 +266,84 @@ pub fn register(r: &mut Registry) {
                 Ok(Built::node(MemoryNode::new(Box::new(mem), save)))
             },
         ),
-        Implementation::new(ModuleKind::WorldModel, "task", "the environment's true dynamics", ModelNode::ports(), vec![], |ctx, _| {
+        Implementation::new(
+            ModuleKind::Critic,
+            "quadratic",
+            "a fixed critic V(s) = sum_i w_i (s_i - g_i)^2 towards the goal: the terminal value a short horizon plans with",
+            HandleNode::<dyn Critic>::ports_for("critic"),
+            vec![ParamSpec::new("weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "per-state-coordinate weights w_i").required()],
+            |ctx, p| {
+                let weights = p.f32_list_opt("weights")?.unwrap_or_default();
+                if let Some(task) = ctx.task {
+                    let sd = task.model.get().state_dim();
+                    if weights.len() != sd {
+                        return Err(CoreError::config("weights", format!("needs {sd} entries (the state width), got {}", weights.len())));
+                    }
+                }
+                let critic: CriticHandle = Handle::new(Arc::new(QuadraticCritic::new(ctx.node, weights)));
+                Ok(Built { critic: Some(critic.clone()), ..Built::node(HandleNode::new(critic, "critic")) })
+            },
+        ),
+        Implementation::new(
+            ModuleKind::Policy,
+            "linear",
+            "a Mode-1 linear policy a = clip(K (s - reference), low, high)",
+            HandleNode::<dyn Policy>::ports_for("policy"),
+            vec![
+                ParamSpec::new("gain", ParamType::Structured { what: "an array of rows, [action_dim][state_dim] numbers".into() }, "the gain matrix K")
+                    .required(),
+                ParamSpec::new("reference", ParamType::FloatList { min_len: 1, max_len: 4096 }, "the state the policy regulates to (default: zeros)"),
+                ParamSpec::new("low", ParamType::float(-1e9, 1e9), "lowest action").default(ParamValue::Float(-1.0)),
+                ParamSpec::new("high", ParamType::float(-1e9, 1e9), "highest action").default(ParamValue::Float(1.0)),
+            ],
+            |ctx, p| {
+                let rows: Vec<Vec<f32>> = p.deserialize("gain")?.unwrap_or_default();
+                let (a, sd) = (rows.len(), rows.first().map_or(0, Vec::len));
+                if a == 0 || sd == 0 || rows.iter().any(|r| r.len() != sd) {
+                    return Err(CoreError::config("gain", "must be a non-empty array of equally long rows of numbers"));
+                }
+                if let Some(task) = ctx.task {
+                    if a != task.action_dim {
+                        return Err(CoreError::config("gain", format!("has {a} rows, the environment's actions {} entries", task.action_dim)));
+                    }
+                }
+                let gain = ndarray::Array2::from_shape_vec((a, sd), rows.concat()).map_err(|e| CoreError::config("gain", e.to_string()))?;
+                let reference = ndarray::Array1::from(p.f32_list_opt("reference")?.unwrap_or_else(|| vec![0.0; sd]));
+                let (low, high) = (p.f32("low")?, p.f32("high")?);
+                if low > high {
+                    return Err(CoreError::config("low", format!("must be <= high ({high}), got {low}")));
+                }
+                let policy: PolicyHandle = Handle::new(Arc::new(LinearPolicy::new(gain, reference, low, high)?));
+                Ok(Built { policy: Some(policy.clone()), ..Built::node(HandleNode::new(policy, "policy")) })
+            },
+        ),
+        Implementation::new(
+            ModuleKind::Actor,
+            "policy",
+            "Mode-1: acts with the policy node named by `policy`, no planning",
+            ActorNode::ports(),
+            vec![ParamSpec::new("policy", ParamType::node("policy"), "the policy node to act with").required()],
+            |ctx, p| {
+                let task = ctx.task()?;
+                let policy = ctx.policy(p, "policy")?;
+                if policy.get().action_dim() != task.action_dim {
+                    return Err(CoreError::config(
+                        "policy",
+                        format!("acts with width {}, the environment takes {}", policy.get().action_dim(), task.action_dim),
+                    ));
+                }
+                Ok(Built::node(ActorNode::new(Box::new(PolicyActor::new(policy)), Shared::of((task.cost)()))))
+            },
+        ),
+        Implementation::new(ModuleKind::WorldModel, "task", "the environment's true dynamics", ModelNode::ports_for("model"), vec![], |ctx, _| {
             let model = ctx.task()?.model.clone();
-            Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model)) })
+            Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model, "model")) })
         }),
         Implementation::new(
             ModuleKind::WorldModel,
             "mlp",
             "a residual MLP s' = s + f(s, a) from safetensors (PyTorch Linear layout: W1 b1 W2 b2 ...), rolled out on the fused SIMD kernels",
-            ModelNode::ports(),
+            ModelNode::ports_for("model"),
             vec![ParamSpec::new("path", ParamType::string(), "the safetensors file (relative to the agent file)").required()],
             |ctx, p| {
                 let path = ctx.path(p.str_opt("path")?.unwrap_or_default());
@@ -286,7 +362,7 @@ pub fn register(r: &mut Registry) {
                     }
                 }
                 let model = ami_core::ModelHandle::of(mlp);
-                Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model)) })
+                Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model, "model")) })
             },
         ),
     ];
@@ -296,6 +372,27 @@ pub fn register(r: &mut Registry) {
     }
     for decl in ami_planners::decl::builtin() {
         let _ = r.register_planner(decl);
+    }
+}
+
+impl Registry {
+    /// A registry holding the built-in modules of the composition layer
+    /// ([`register`]: perception, configurators, memory, the
+    /// task cost, world models, and an actor for every planner of
+    /// `ami-planners`). Environments come from the crate that defines
+    /// them (ami-agents adds its tasks).
+    pub fn with_core_builtins() -> Self {
+        let mut r = Self::new();
+        r.add(register);
+        r
+    }
+    /// Adds a planner: an `actor` implementation of the same name that
+    /// plans with it (see [`planner_actor`]), listed by
+    /// [`Registry::planners`].
+    pub fn register_planner(&mut self, decl: ami_planners::PlannerDecl) -> Result<()> {
+        self.register(planner_actor(decl))?;
+        self.planners.push(decl.name.to_string());
+        Ok(())
     }
 }
 

@@ -50,4 +50,5 @@ pub use agent::{standard_agent_toml, Agent, AgentBuilder, EpisodeResult, Handles
 pub use builtins::WaypointConfigurator;
 pub use file::{parse_agent, AgentConfig, NodeConfig, ParamEntry, PluginsConfig, DEFAULT_EPISODES};
 pub use load::{build, load_file, load_str, read_agent_file, AgentGraph};
-pub use registry::{plugin_name, plugin_of, BuildContext, BuildFn, Built, Implementation, ModuleKind, Registry, SharedCost, TaskResources};
+pub use nodes::SharedCost;
+pub use registry::{plugin_name, plugin_of, BuildContext, BuildFn, Built, Implementation, ModuleKind, Registry, TaskResources};

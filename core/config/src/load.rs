@@ -203,15 +203,14 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     // modules others refer to (world models, costs), then the rest.
     let mut built: Vec<Option<Box<dyn Node>>> = (0..cfg.nodes.len()).map(|_| None).collect();
     let mut task: Option<TaskResources> = None;
-    let mut models = BTreeMap::new();
-    let mut costs = BTreeMap::new();
+    let (mut models, mut costs, mut critics, mut policies) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let first_env = envs.first().copied();
     let mut order: Vec<usize> = (0..cfg.nodes.len()).filter(|&i| Some(i) == first_env || !envs.contains(&i)).collect();
     order.sort_by_key(|&i| resolved[i].as_ref().map_or(9, |(k, _, _)| k.build_stage()));
     for i in order {
         let Some((_, imp, Some(params))) = &resolved[i] else { continue };
         let node = &cfg.nodes[i];
-        let ctx = BuildContext { node: &node.name, task: task.as_ref(), base_dir, models: &models, costs: &costs };
+        let ctx = BuildContext { node: &node.name, task: task.as_ref(), base_dir, models: &models, costs: &costs, critics: &critics, policies: &policies };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (imp.build)(&ctx, params)))
             .unwrap_or_else(|_| Err(CoreError::module(&node.name, "the constructor panicked")));
         match r {
@@ -224,6 +223,12 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
                 }
                 if let Some(c) = b.cost {
                     costs.insert(node.name.clone(), c);
+                }
+                if let Some(c) = b.critic {
+                    critics.insert(node.name.clone(), c);
+                }
+                if let Some(p) = b.policy {
+                    policies.insert(node.name.clone(), p);
                 }
                 built[i] = Some(b.node);
             }

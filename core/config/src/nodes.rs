@@ -5,11 +5,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ami_core::{Actor, Configurator, CoreError, Environment, MemoryHandle, ModelHandle, Perception, Plan, Result, TransitionRef};
+use ami_core::{Actor, Configurator, CoreError, Environment, Handle, MemoryHandle, Perception, Plan, Result, TransitionRef, WorldModel};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ndarray::{Array1, Axis};
 
-use crate::registry::SharedCost;
+/// A cost shared by the nodes that evaluate it (the cost node, actors that
+/// refer to it) and changed by modulations.
+pub type SharedCost = ami_core::Shared<ami_core::Cost>;
 
 /// Perception as a node: `observation` -> `state`.
 pub struct PerceptionNode {
@@ -123,9 +125,9 @@ impl ActorHandle {
 /// configurator on tick t shapes the action of tick t: cost weights and goal
 /// go to the shared cost, budget and horizon to the actor. When `done` is
 /// true the actor does not act (the episode is over) and repeats its last
-/// action. `model` is the reference edge from the `world_model` node the
-/// actor plans with (its value, the model's version, orders the actor after
-/// whoever publishes new versions).
+/// action. `model`, `critic` and `policy` are the reference edges from the
+/// shared modules the actor uses (their value, the module's version, orders
+/// the actor after whoever publishes new versions).
 pub struct ActorNode {
     actor: Box<dyn Actor>,
     cost: SharedCost,
@@ -146,6 +148,8 @@ impl ActorNode {
             .input("modulation", PortType::Modulation, false)
             .input("done", PortType::Done, false)
             .input("model", PortType::Model, false)
+            .input("critic", PortType::Model, false)
+            .input("policy", PortType::Model, false)
             .output("action", PortType::Action)
             .output("plan_ms", PortType::Scalar)
     }
@@ -310,35 +314,40 @@ impl Node for MemoryNode {
     }
 }
 
-/// A world model as a node that others refer to: it holds the model's
-/// [`ModelHandle`] (shared with the planners that name it) and writes the
-/// handle's version on `model` every tick, so the reference edges to its
-/// planners show in the graph and order them after it.
-pub struct ModelNode {
-    model: ModelHandle,
+/// A shared module as a node that others refer to (a world model, a
+/// critic, a policy): it holds the module's [`Handle`] (shared with the
+/// nodes that name it) and writes the handle's version on its one output
+/// (`model`, `critic` or `policy`) every tick, so the reference edges show
+/// in the graph and order the readers after it.
+pub struct HandleNode<T: ?Sized> {
+    handle: Handle<T>,
+    port: &'static str,
 }
 
-impl ModelNode {
-    /// A node for `model`.
-    pub fn new(model: ModelHandle) -> Self {
-        Self { model }
+/// A world model as a node (`kind = "world_model"`).
+pub type ModelNode = HandleNode<dyn WorldModel>;
+
+impl<T: ?Sized + Send + Sync + 'static> HandleNode<T> {
+    /// A node for `handle` with output port `port`.
+    pub fn new(handle: Handle<T>, port: &'static str) -> Self {
+        Self { handle, port }
     }
-    /// The ports of every world-model node.
-    pub fn ports() -> NodePorts {
-        NodePorts::new().output("model", PortType::Model)
+    /// The ports of a node whose output is `port`.
+    pub fn ports_for(port: &str) -> NodePorts {
+        NodePorts::new().output(port, PortType::Model)
     }
     /// The handle.
-    pub fn model(&self) -> &ModelHandle {
-        &self.model
+    pub fn handle(&self) -> &Handle<T> {
+        &self.handle
     }
 }
 
-impl Node for ModelNode {
+impl<T: ?Sized + Send + Sync + 'static> Node for HandleNode<T> {
     fn ports(&self) -> NodePorts {
-        Self::ports()
+        Self::ports_for(self.port)
     }
     fn tick(&mut self, _ctx: &TickContext, _inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
-        outputs.set_scalar(0, self.model.version() as f64);
+        outputs.set_scalar(0, self.handle.version() as f64);
         Ok(())
     }
 }

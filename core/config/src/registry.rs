@@ -18,7 +18,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ami_core::{Bounds, CoreError, Cost, ModelHandle, ParamSpec, Params, Result, Shared};
+use ami_core::{Bounds, CoreError, Cost, CriticHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, Shared};
+
+use crate::nodes::SharedCost;
 use ami_graph::{Node, NodePorts};
 
 /// The module kinds an agent file's node may have.
@@ -40,11 +42,15 @@ pub enum ModuleKind {
     /// A world model planners refer to by name (`model = "NODE"`): the
     /// task's true dynamics, an MLP from safetensors, a plugin's model.
     WorldModel,
+    /// A critic planners add as their terminal cost (`critic = "NODE"`).
+    Critic,
+    /// A Mode-1 policy an actor acts with (`policy = "NODE"`).
+    Policy,
 }
 
 impl ModuleKind {
     /// Every kind.
-    pub const ALL: [ModuleKind; 7] = [
+    pub const ALL: [ModuleKind; 9] = [
         ModuleKind::Environment,
         ModuleKind::Perception,
         ModuleKind::Configurator,
@@ -52,6 +58,8 @@ impl ModuleKind {
         ModuleKind::Cost,
         ModuleKind::Memory,
         ModuleKind::WorldModel,
+        ModuleKind::Critic,
+        ModuleKind::Policy,
     ];
     /// The name used in agent files.
     pub fn name(self) -> &'static str {
@@ -63,6 +71,8 @@ impl ModuleKind {
             ModuleKind::Cost => "cost",
             ModuleKind::Memory => "memory",
             ModuleKind::WorldModel => "world_model",
+            ModuleKind::Critic => "critic",
+            ModuleKind::Policy => "policy",
         }
     }
     /// The order nodes are built in: environments first (they supply the
@@ -71,7 +81,7 @@ impl ModuleKind {
     pub(crate) fn build_stage(self) -> u8 {
         match self {
             ModuleKind::Environment => 0,
-            ModuleKind::WorldModel => 1,
+            ModuleKind::WorldModel | ModuleKind::Critic | ModuleKind::Policy => 1,
             ModuleKind::Cost => 2,
             _ => 3,
         }
@@ -93,10 +103,6 @@ impl FromStr for ModuleKind {
             .ok_or_else(|| format!("unknown module kind `{s}` (expected one of: {})", ModuleKind::ALL.map(ModuleKind::name).join(", ")))
     }
 }
-
-/// A cost shared by the nodes that evaluate it (the cost node, actors that
-/// refer to it) and changed by modulations.
-pub type SharedCost = Shared<Cost>;
 
 /// What an environment implementation tells the rest of the agent about its
 /// task: dimensions, action bounds, a true-dynamics world model and the
@@ -141,6 +147,8 @@ pub struct BuildContext<'a> {
     pub base_dir: Option<&'a Path>,
     pub(crate) models: &'a BTreeMap<String, ModelHandle>,
     pub(crate) costs: &'a BTreeMap<String, SharedCost>,
+    pub(crate) critics: &'a BTreeMap<String, CriticHandle>,
+    pub(crate) policies: &'a BTreeMap<String, PolicyHandle>,
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -154,7 +162,9 @@ impl<'a> BuildContext<'a> {
     pub fn standalone(node: &'a str, task: Option<&'a TaskResources>) -> Self {
         static EMPTY_MODELS: BTreeMap<String, ModelHandle> = BTreeMap::new();
         static EMPTY_COSTS: BTreeMap<String, SharedCost> = BTreeMap::new();
-        Self { node, task, base_dir: None, models: &EMPTY_MODELS, costs: &EMPTY_COSTS }
+        static EMPTY_CRITICS: BTreeMap<String, CriticHandle> = BTreeMap::new();
+        static EMPTY_POLICIES: BTreeMap<String, PolicyHandle> = BTreeMap::new();
+        Self { node, task, base_dir: None, models: &EMPTY_MODELS, costs: &EMPTY_COSTS, critics: &EMPTY_CRITICS, policies: &EMPTY_POLICIES }
     }
     /// The task, or an error saying the node needs an environment node.
     pub fn task(&self) -> Result<&'a TaskResources> {
@@ -185,6 +195,17 @@ impl<'a> BuildContext<'a> {
             None => Ok(Shared::of((self.task()?.cost)())),
         }
     }
+    /// The critic named by parameter `param` (a `critic` node's name), if
+    /// the parameter is set.
+    pub fn critic(&self, params: &Params, param: &str) -> Result<Option<CriticHandle>> {
+        let Some(name) = params.str_opt(param)? else { return Ok(None) };
+        self.critics.get(name).cloned().map(Some).ok_or_else(|| missing(param, "critic", name, self.critics.keys()))
+    }
+    /// The policy named by parameter `param` (a `policy` node's name).
+    pub fn policy(&self, params: &Params, param: &str) -> Result<PolicyHandle> {
+        let name = params.str_opt(param)?.ok_or_else(|| CoreError::config(param, "missing: name the policy node"))?;
+        self.policies.get(name).cloned().ok_or_else(|| missing(param, "policy", name, self.policies.keys()))
+    }
     /// Resolves a path parameter against [`BuildContext::base_dir`].
     pub fn path(&self, p: &str) -> std::path::PathBuf {
         match self.base_dir {
@@ -192,6 +213,11 @@ impl<'a> BuildContext<'a> {
             _ => std::path::PathBuf::from(p),
         }
     }
+}
+
+fn missing<'k>(param: &str, kind: &str, name: &str, have: impl Iterator<Item = &'k String>) -> CoreError {
+    let have: Vec<&str> = have.map(String::as_str).collect();
+    CoreError::config(param, format!("no {kind} node named `{name}` ({kind} nodes: {})", if have.is_empty() { "none".into() } else { have.join(", ") }))
 }
 
 /// What a constructor returns: the node and what it provides to the nodes
@@ -205,12 +231,16 @@ pub struct Built {
     pub model: Option<ModelHandle>,
     /// The cost others may refer to (`cost` nodes).
     pub cost: Option<SharedCost>,
+    /// The critic others may refer to (`critic` nodes).
+    pub critic: Option<CriticHandle>,
+    /// The policy others may refer to (`policy` nodes).
+    pub policy: Option<PolicyHandle>,
 }
 
 impl Built {
     /// A node that provides nothing to others.
     pub fn node(node: impl Node + 'static) -> Self {
-        Self { node: Box::new(node), task: None, model: None, cost: None }
+        Self { node: Box::new(node), task: None, model: None, cost: None, critic: None, policy: None }
     }
 }
 
@@ -261,7 +291,7 @@ impl Implementation {
 #[derive(Clone, Default)]
 pub struct Registry {
     impls: BTreeMap<(ModuleKind, String), Implementation>,
-    planners: Vec<String>,
+    pub(crate) planners: Vec<String>,
 }
 
 impl fmt::Debug for Registry {
@@ -274,16 +304,6 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
-    }
-    /// A registry holding the built-in modules of the composition layer
-    /// ([`crate::builtins::register`]: perception, configurators, memory, the
-    /// task cost, world models, and an actor for every planner of
-    /// `ami-planners`). Environments come from the crate that defines
-    /// them (ami-agents adds its tasks).
-    pub fn with_core_builtins() -> Self {
-        let mut r = Self::new();
-        r.add(crate::builtins::register);
-        r
     }
     /// Adds a set of implementations: any `fn(&mut Registry)` (or closure)
     /// is one, like a bevy plugin.
@@ -304,16 +324,9 @@ impl Registry {
         self.impls.insert(key, imp);
         Ok(())
     }
-    /// Adds a planner: an `actor` implementation of the same name that
-    /// plans with it (see [`crate::builtins::planner_actor`]), listed by
-    /// [`Registry::planners`].
-    pub fn register_planner(&mut self, decl: ami_planners::PlannerDecl) -> Result<()> {
-        self.register(crate::builtins::planner_actor(decl))?;
-        self.planners.push(decl.name.to_string());
-        Ok(())
-    }
     /// The names of the planners registered with
-    /// [`Registry::register_planner`], in registration order.
+    /// [`Registry::register_planner`] (in `builtins.rs`, next to the actor
+    /// implementation it makes), in registration order.
     pub fn planners(&self) -> &[String] {
         &self.planners
     }

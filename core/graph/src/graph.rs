@@ -6,8 +6,8 @@ use std::fmt;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::builder::{EdgeSpec, NodeEntry};
 use crate::node::{Node, NodePorts};
+use crate::spec::{EdgeSpec, NodeEntry};
 use crate::validate::Checked;
 use crate::value::{Binding, PortType};
 
@@ -70,7 +70,7 @@ impl Graph {
         self.index(name).map(|i| self.rates[i])
     }
     /// Whether node `name` runs in the background (see
-    /// [`GraphBuilder::set_background`]).
+    /// [`GraphBuilder::set_background`](crate::GraphBuilder::set_background)).
     pub fn is_background(&self, name: &str) -> Option<bool> {
         self.index(name).map(|i| self.background[i])
     }

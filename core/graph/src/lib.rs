@@ -65,17 +65,21 @@
 
 mod builder;
 mod dot;
+mod exec;
 mod executor;
 mod graph;
 mod node;
 mod parallel;
+mod spec;
 mod validate;
 mod value;
 
 pub use ami_core::{Location, Problem, ProblemKind};
-pub use builder::{EdgeSpec, GraphBuilder};
-pub use executor::{executor, Executor, ExecutorKind, TickExecutor};
+pub use builder::GraphBuilder;
+pub use exec::{Executor, ExecutorKind};
+pub use executor::{executor, TickExecutor};
 pub use graph::Graph;
 pub use node::{Node, NodePorts, PortSpec, TickContext};
 pub use parallel::ParallelExecutor;
+pub use spec::EdgeSpec;
 pub use value::{Inputs, Outputs, PortType, Value};

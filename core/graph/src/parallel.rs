@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crossbeam::channel::{bounded, Receiver, Sender};
 
-use crate::executor::{clear_events, publishes_at, runs_at, Executor, ExecutorKind};
+use crate::exec::{clear_events, publishes_at, runs_at, Executor, ExecutorKind};
 use crate::graph::{Graph, OutEdge};
 use crate::node::{Node, TickContext};
 use crate::value::{Binding, Inputs, Outputs, Value};

@@ -9,8 +9,8 @@ use ami_core::{CoreError, Problem, ProblemKind, Result};
 use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::builder::{EdgeSpec, NodeEntry};
 use crate::node::NodePorts;
+use crate::spec::{EdgeSpec, NodeEntry};
 use crate::value::Binding;
 
 /// A resolved edge: (source node, output port, destination node, input

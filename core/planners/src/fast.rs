@@ -1,5 +1,5 @@
 //! The fused fast path: when the world model is a residual MLP
-//! ([`WorldModel::residual_mlp`](ami_core::modules::WorldModel::residual_mlp))
+//! ([`WorldModel::accelerated`](ami_core::WorldModel::accelerated))
 //! and the whole energy is one quadratic form with no critic
 //! ([`Cost::as_quadratic`](ami_core::modules::Cost::as_quadratic)), planners
 //! sample, roll out, score (and differentiate) inside ami-kernels.

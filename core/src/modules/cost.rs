@@ -87,6 +87,43 @@ pub trait Critic: Send + Sync {
     fn train(&mut self, batch: &TransitionBatch, discount: f32) -> Result<f32>;
 }
 
+/// A fixed critic `V(s) = sum_i w_i (s_i - g_i)^2` (the goal `g` from the
+/// context, zero without one): a hand-written estimate of the cost still to
+/// come, used as a terminal cost so a short horizon sees further. It does
+/// not learn: [`Critic::train`] refuses (trained critics come from
+/// `ami-learn`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuadraticCritic {
+    name: String,
+    weights: Vec<f32>,
+}
+
+impl QuadraticCritic {
+    /// A critic with per-dimension weights.
+    pub fn new(name: impl Into<String>, weights: Vec<f32>) -> Self {
+        Self { name: name.into(), weights }
+    }
+}
+
+impl Critic for QuadraticCritic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+        for (o, s) in out.iter_mut().zip(states.rows()) {
+            let mut v = 0.0f32;
+            for (i, (&si, &wi)) in s.iter().zip(&self.weights).enumerate() {
+                let g = ctx.goal.map_or(0.0, |g| g.get(i).copied().unwrap_or(0.0));
+                v += wi * (si - g) * (si - g);
+            }
+            *o += weight * v;
+        }
+    }
+    fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
+        Err(CoreError::config(format!("critic.{}", self.name), "a quadratic critic is fixed and does not train"))
+    }
+}
+
 /// `IC(s, a, s') = sum_i q_i (s'_i - g_i)^2 + sum_j r_j a_j^2`, with `g` the
 /// goal from the context (zero when no goal is set).
 #[derive(Debug, Clone, PartialEq)]

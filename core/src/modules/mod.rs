@@ -1,7 +1,7 @@
 //! The six module contracts of the architecture (paper sections in brackets):
-//! [`Perception`] [3], [`WorldModel`] [3, 4], [`Cost`] [3.2] made of
-//! [`IntrinsicCost`] and [`Critic`] terms, [`ShortTermMemory`] [3.3, 4.9],
-//! [`Actor`] [3.1, 5] and [`Configurator`] [6].
+//! [`Perception`] (§3), [`WorldModel`] (§3, §4), [`Cost`] (§3.2) made of
+//! [`IntrinsicCost`] and [`Critic`] terms, [`ShortTermMemory`] (§3.3, §4.9),
+//! [`Actor`] (§3.1, §5) and [`Configurator`] (§6).
 
 mod actor;
 mod configurator;

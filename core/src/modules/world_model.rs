@@ -83,6 +83,9 @@ pub fn check_vjp_shapes(
     grad_actions: &ArrayViewMut2<'_, f32>,
 ) -> Result<()> {
     let (b, sd, ad) = (states.nrows(), model.state_dim(), model.action_dim());
+    if states.ncols() == sd && actions.dim() == (b, ad) && grad_next.dim() == (b, sd) && grad_states.dim() == (b, sd) && grad_actions.dim() == (b, ad) {
+        return Ok(());
+    }
     check_shape2(&format!("{name}::vjp(states)"), [b, sd], states.shape())?;
     check_shape2(&format!("{name}::vjp(actions)"), [b, ad], actions.shape())?;
     check_shape2(&format!("{name}::vjp(grad_next)"), [b, sd], grad_next.shape())?;
@@ -90,7 +93,10 @@ pub fn check_vjp_shapes(
     check_shape2(&format!("{name}::vjp(grad_actions)"), [b, ad], grad_actions.shape())
 }
 
-/// Checks the shapes of a `predict` call against a model.
+/// Checks the shapes of a `predict` call against a model: `states` and
+/// `next` are `[batch, state_dim]`, `actions` `[batch, action_dim]`;
+/// errors name `{name}::predict(argument)`. Allocates nothing when the
+/// shapes are right (the hot path).
 pub fn check_predict_shapes(
     model: &dyn WorldModel,
     name: &str,
@@ -99,9 +105,13 @@ pub fn check_predict_shapes(
     next: &ArrayViewMut2<'_, f32>,
 ) -> Result<()> {
     let b = states.nrows();
-    check_shape2(&format!("{name}::predict(states)"), [b, model.state_dim()], states.shape())?;
-    check_shape2(&format!("{name}::predict(actions)"), [b, model.action_dim()], actions.shape())?;
-    check_shape2(&format!("{name}::predict(next)"), [b, model.state_dim()], next.shape())
+    let (sd, ad) = (model.state_dim(), model.action_dim());
+    if states.ncols() == sd && actions.dim() == (b, ad) && next.dim() == (b, sd) {
+        return Ok(());
+    }
+    check_shape2(&format!("{name}::predict(states)"), [b, sd], states.shape())?;
+    check_shape2(&format!("{name}::predict(actions)"), [b, ad], actions.shape())?;
+    check_shape2(&format!("{name}::predict(next)"), [b, sd], next.shape())
 }
 
 /// A linear world model `s' = A s + B a` (with `A: [S, S]`, `B: [S, A]`).

@@ -1,5 +1,34 @@
-//! The [`declare_plugin!`](crate::declare_plugin) macro and the `__private` functions its expansion calls
-//! (re-exported at the crate root, where `$crate::__private::...` finds them).
+//! The [`declare_plugin!`](crate::declare_plugin) macro, [`PluginDecl::new`] that its expansion builds the
+//! exported static with, and the `__private` functions the expansion calls (re-exported at the crate root,
+//! where `$crate::__private::...` finds them). `PluginDecl::new` lives here rather than in decl.rs because
+//! it reads [`LAYOUT_HASH`], whose computation (layout.rs) covers `PluginDecl` itself.
+
+use std::mem::size_of;
+
+use crate::decl::{fixed, target, PluginDecl, ABI_MAJOR, ABI_MINOR, FLAG_DEBUG_ASSERTIONS, FLAG_PANIC_UNWIND, MAGIC};
+use crate::host::RegisterFn;
+use crate::layout::LAYOUT_HASH;
+
+impl PluginDecl {
+    /// A declaration of this ABI version (used by [`declare_plugin!`](crate::declare_plugin)).
+    /// Fails to compile if the name exceeds 63 bytes or the version 31.
+    pub const fn new(name: &str, version: &str, register: RegisterFn) -> Self {
+        let flags = if cfg!(panic = "unwind") { FLAG_PANIC_UNWIND } else { 0 } | if cfg!(debug_assertions) { FLAG_DEBUG_ASSERTIONS } else { 0 };
+        Self {
+            magic: MAGIC,
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            decl_size: size_of::<PluginDecl>() as u32,
+            layout_hash: LAYOUT_HASH,
+            flags,
+            name: fixed::<64>(name),
+            version: fixed::<32>(version),
+            target: target(),
+            abi_crate_version: fixed::<32>(env!("CARGO_PKG_VERSION")),
+            register,
+        }
+    }
+}
 
 #[doc(hidden)]
 pub mod __private {
@@ -7,7 +36,10 @@ pub mod __private {
     use std::mem::size_of;
     use std::sync::atomic::Ordering;
 
-    use crate::{ErrBuf, HostApi, Module, ModuleDesc, ModuleKind, Registrar, Status, Str, HOST, PLUGIN_NAME, PLUGIN_NAME_LEN};
+    use crate::host::{HostApi, ModuleDesc, Registrar};
+    use crate::kinds::Module;
+    use crate::logging::{HOST, PLUGIN_NAME, PLUGIN_NAME_LEN};
+    use crate::types::{ErrBuf, ModuleKind, Status, Str};
 
     /// Remembers the host API and plugin name for [`log`](crate::log).
     ///

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::Error;
+use crate::types::Error;
 
 /// A JSON value.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
-use crate::Error;
+use crate::types::Error;
 
 /// The most dimensions a [`TensorView`] describes.
 pub const MAX_DIMS: usize = 4;

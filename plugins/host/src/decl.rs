@@ -8,7 +8,7 @@ use ami_plugin_abi::{
 };
 use object::{Object, ObjectSegment, ObjectSymbol};
 
-use super::PluginError;
+use crate::error::PluginError;
 
 /// The fixed, pointer-free part of a [`PluginDecl`], as read from a file or
 /// from memory.

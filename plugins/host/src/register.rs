@@ -11,12 +11,13 @@
 //! | configurator | `configurator` | configurator |
 //! | memory | `memory` | short-term memory |
 //! | intrinsic cost | `cost` | a cost node with this one term (weight 1) |
+//! | critic | `critic` | a critic planners add as their terminal value (`critic = "NODE"`) |
 
 use std::sync::Arc;
 
-use ami_config::nodes::{ActorNode, ConfiguratorNode, CostNode, EnvNode, MemoryNode, ModelNode, PerceptionNode};
+use ami_config::nodes::{ActorNode, ConfiguratorNode, CostNode, EnvNode, HandleNode, MemoryNode, ModelNode, PerceptionNode};
 use ami_config::{Built, Implementation, ModuleKind, PluginsConfig, Registry, TaskResources};
-use ami_core::{CoreError, Cost, Environment, ModelHandle, ParamSpec, ParamType, ParamValue, Params, Shared};
+use ami_core::{CoreError, Cost, Critic, CriticHandle, Environment, Handle, ModelHandle, ParamSpec, ParamType, ParamValue, Params, Shared};
 use ami_planners::PlanningActor;
 use ndarray::Array1;
 
@@ -160,7 +161,7 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
             Kind::MEMORY => Implementation::new(ModuleKind::Memory, &m.name, &summary, MemoryNode::ports(), params, move |_, p| {
                 Ok(Built::node(MemoryNode::new(Box::new(pl.memory(&name, &plugin_json(p, &[]))?), None)))
             }),
-            Kind::WORLD_MODEL => Implementation::new(ModuleKind::WorldModel, &m.name, &summary, ModelNode::ports(), params, move |ctx, p| {
+            Kind::WORLD_MODEL => Implementation::new(ModuleKind::WorldModel, &m.name, &summary, ModelNode::ports_for("model"), params, move |ctx, p| {
                 let model = ModelHandle::of(pl.world_model(&name, &plugin_json(p, &[]))?);
                 if let Some(task) = ctx.task {
                     if model.get().action_dim() != task.action_dim {
@@ -170,7 +171,11 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
                         ));
                     }
                 }
-                Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model)) })
+                Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model, "model")) })
+            }),
+            Kind::CRITIC => Implementation::new(ModuleKind::Critic, &m.name, &summary, HandleNode::<dyn Critic>::ports_for("critic"), params, move |_, p| {
+                let critic: CriticHandle = Handle::new(Arc::new(pl.critic(&name, &plugin_json(p, &[]))?));
+                Ok(Built { critic: Some(critic.clone()), ..Built::node(HandleNode::new(critic, "critic")) })
             }),
             Kind::INTRINSIC_COST => Implementation::new(ModuleKind::Cost, &m.name, &summary, CostNode::ports(), params, move |ctx, p| {
                 let mut c = Cost::new();

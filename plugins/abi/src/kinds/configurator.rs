@@ -5,9 +5,10 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use super::{header, write_dims, Err, Module, View};
+use crate::guard::guard;
 use crate::json::Json;
 use crate::tensor::TensorView;
-use crate::{guard, Dims, Error, ModuleKind, Status, Str, VTableHeader};
+use crate::types::{Dims, Error, ModuleKind, Status, Str, VTableHeader};
 
 // ---------------------------------------------------------------------------
 // Rust-side types.

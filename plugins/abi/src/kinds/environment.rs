@@ -4,8 +4,9 @@ use std::ffi::c_void;
 use std::mem::size_of;
 
 use super::{header, write_dims, Err, Module, View};
+use crate::guard::guard;
 use crate::tensor::TensorView;
-use crate::{guard, Dims, Error, ModuleKind, Status, VTableHeader};
+use crate::types::{Dims, Error, ModuleKind, Status, VTableHeader};
 
 // ---------------------------------------------------------------------------
 // Rust-side types.

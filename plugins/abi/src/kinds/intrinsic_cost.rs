@@ -4,8 +4,9 @@ use std::ffi::c_void;
 use std::mem::size_of;
 
 use super::{cost_ctx, header, write_dims, CostContext, CostCtxFfi, Err, Module, View};
+use crate::guard::guard;
 use crate::tensor::{Tensor, TensorView};
-use crate::{guard, Dims, Error, ModuleKind, Status, VTableHeader};
+use crate::types::{Dims, Error, ModuleKind, Status, VTableHeader};
 
 // ---------------------------------------------------------------------------
 // Rust-side types.

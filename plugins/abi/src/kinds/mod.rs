@@ -13,9 +13,10 @@
 
 use std::ffi::c_void;
 
+use crate::guard::guard;
 use crate::json::Config;
 use crate::tensor::{Tensor, TensorMut, TensorView};
-use crate::{guard, Dims, ErrBuf, Error, ModuleKind, Param, Status, Str, VTableHeader};
+use crate::types::{Dims, ErrBuf, Error, ModuleKind, Param, Status, Str, VTableHeader};
 
 pub mod actor;
 pub mod configurator;

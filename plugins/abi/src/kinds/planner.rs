@@ -5,8 +5,9 @@ use std::mem::size_of;
 use std::time::Duration;
 
 use super::{call_host, header, write_dims, Err, HostCost, HostCostRef, Module, View};
+use crate::guard::guard;
 use crate::tensor::{Tensor, TensorMut, TensorView};
-use crate::{guard, Dims, ErrBuf, Error, ModuleKind, Status, VTableHeader};
+use crate::types::{Dims, ErrBuf, Error, ModuleKind, Status, VTableHeader};
 
 // ---------------------------------------------------------------------------
 // Rust-side types.
