@@ -1,4 +1,5 @@
 //! The `ami` command-line tool. Each subcommand lives in `cli/<name>.rs`.
+#![forbid(unsafe_code)]
 
 mod cli;
 

@@ -53,4 +53,10 @@ pub trait Environment: Send {
     fn goal(&self) -> Option<Array1<f32>> {
         None
     }
+    /// The width of the goals [`Environment::goal`] returns, if the task
+    /// has per-episode goals, so an agent can check it against its cost
+    /// when it is built (default: `None`).
+    fn goal_dim(&self) -> Option<usize> {
+        None
+    }
 }

@@ -87,6 +87,20 @@ impl ModelHandle {
     pub fn of(model: impl WorldModel + 'static) -> Self {
         Handle::new(Arc::new(model))
     }
+    /// Publishes a new version of the model after checking that it has the
+    /// current version's state and action widths (the planners holding the
+    /// handle were checked against those when the agent was built).
+    pub fn publish_model(&self, model: Arc<dyn WorldModel>) -> Result<u64> {
+        let cur = self.get();
+        if (model.state_dim(), model.action_dim()) != (cur.state_dim(), cur.action_dim()) {
+            return Err(CoreError::shape(
+                "ModelHandle::publish_model",
+                format!("state {} and action {} wide (the current version)", cur.state_dim(), cur.action_dim()),
+                format!("state {} and action {}", model.state_dim(), model.action_dim()),
+            ));
+        }
+        Ok(self.publish(model))
+    }
 }
 
 /// A shared critic: the planners that use it as their terminal cost hold
@@ -229,5 +243,10 @@ mod tests {
         // A snapshot taken before keeps the old version.
         assert_eq!(snapshot.state_dim(), 1);
         assert!(a.same(&reader));
+        // The checked publication refuses other widths and keeps the current version.
+        let err = a.publish_model(Arc::new(LinearModel::new(Array2::eye(3), Array2::eye(3)).unwrap())).unwrap_err();
+        assert!(err.to_string().contains("ModelHandle::publish_model"), "{err}");
+        assert_eq!(a.version(), 1);
+        assert_eq!(a.publish_model(Arc::new(LinearModel::new(Array2::eye(2), Array2::zeros((2, 2))).unwrap())).unwrap(), 2);
     }
 }

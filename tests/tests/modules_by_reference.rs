@@ -34,6 +34,7 @@ const TRUE_MODEL: &str = "[[nodes]]\nname = \"dynamics\"\nkind = \"world_model\"
 fn a_planner_plans_through_the_world_model_node_it_names() {
     let text = pointmass_with(TRUE_MODEL, "model = \"dynamics\"");
     let g = load_str(&text, "agent.toml").unwrap();
+    assert!(g.models.contains_key("dynamics"));
     // The reference is an edge of the graph, drawn dotted.
     assert!(
         g.graph.to_dot().contains("\"dynamics\":\"o_model\" -> \"actor\":\"i_model\" [style=dotted, arrowhead=odot, label=\"uses\"]"),
@@ -66,6 +67,23 @@ fn references_to_missing_or_wrong_nodes_are_problems_with_their_line() {
     // A reference to a node of another kind.
     let err = load_str(&pointmass_with("", "model = \"memory\""), "agent.toml").unwrap_err().to_string();
     assert!(err.contains("parameter `model`: node `memory` is a memory node, not a world_model node"), "{err}");
+}
+
+#[test]
+fn a_planner_may_share_a_cost_node_and_is_ordered_after_it() {
+    let text = pointmass_with("", "cost = \"cost\"");
+    let g = load_str(&text, "agent.toml").unwrap();
+    assert!(g.graph.to_dot().contains("\"cost\":\"o_shared\" -> \"actor\":\"i_cost\" [style=dotted"), "{}", g.graph.to_dot());
+    let levels = g.graph.levels();
+    let level = |n: &str| levels.iter().position(|l| l.contains(&n)).unwrap();
+    assert!(level("cost") < level("actor"), "{levels:?}");
+    // Sharing the task cost plans exactly as the actor's own copy does.
+    let plain = std::fs::read_to_string(examples().join("pointmass.toml")).unwrap();
+    assert_eq!(final_distance(&text, 2).to_bits(), final_distance(&plain, 2).to_bits());
+    // A critic goes on the actor's own cost, never on a shared one.
+    let critic = "[[nodes]]\nname = \"value\"\nkind = \"critic\"\nimplementation = \"quadratic\"\nparams = { weights = [1.0, 1.0, 0.1, 0.1] }\n";
+    let err = load_str(&pointmass_with(critic, "cost = \"cost\"\ncritic = \"value\""), "agent.toml").unwrap_err().to_string();
+    assert!(err.contains("a critic is added to the actor's own cost"), "{err}");
 }
 
 #[test]
@@ -129,7 +147,7 @@ fn new_model_weights_published_while_running_are_planned_with() {
     let mut agent = AgentBuilder::new(env).model_handle(handle.clone()).cost(ami_agents::tasks::pointmass::cost()).goal(goal).planner(cem).build().unwrap();
     let blind = agent.run_episode(1, |_| {}).unwrap().episode_return;
     // Publish the true dynamics between episodes: the same agent now plans.
-    assert_eq!(handle.publish(Arc::new(PointMassModel)), 1);
+    assert_eq!(handle.publish_model(Arc::new(PointMassModel)).unwrap(), 1);
     assert_eq!(agent.handles().model.as_ref().unwrap().get().state_dim(), 4);
     let sighted = agent.run_episode(1, |_| {}).unwrap().episode_return;
     assert!(sighted > blind + 10.0, "blind {blind}, sighted {sighted}");

@@ -117,6 +117,9 @@ impl Environment for Reacher {
     fn goal(&self) -> Option<Array1<f32>> {
         Some(array![self.goal[0], self.goal[1]])
     }
+    fn goal_dim(&self) -> Option<usize> {
+        Some(2)
+    }
 }
 
 /// `|tip(next) - goal|^2`: its goal is a 2-D point, not a state.
@@ -211,7 +214,7 @@ fn a_users_reacher_needs_no_wiring_and_no_downcasts() {
         let r = agent.run_episode(seed, |_| {}).unwrap();
         assert_eq!(r.steps, 60, "the runner stops an environment that never truncates");
         let h = agent.handles();
-        assert_eq!(h.env.status().steps, 60);
+        assert_eq!(h.env.as_ref().unwrap().status().steps, 60);
         // The fingertip ends near the goal the environment drew.
         let last = h.actor.as_ref().unwrap().stats();
         assert!(last.last_plan.is_some() && last.decisions >= 60);
@@ -247,11 +250,20 @@ fn mismatches_are_refused_when_the_agent_is_built() {
     let mut c = cost();
     c.add_intrinsic(std::sync::Arc::new(NoGrad), 1.0).unwrap();
     let err = AgentBuilder::new(reacher()).model(ReacherModel).cost(c).planner(gd()).build().unwrap_err().to_string();
-    assert!(err.contains("planner `gd` needs gradients and a cost term has none"), "{err}");
+    assert!(err.contains("planner `gd` needs gradients and cost term `nograd` has none"), "{err}");
     // A world model whose actions do not fit the environment's.
     let wrong = ami_core::LinearModel::new(ndarray::Array2::eye(4), ndarray::Array2::zeros((4, 3))).unwrap();
     let err = AgentBuilder::new(reacher()).model(wrong).cost(cost()).planner(gd()).build().unwrap_err().to_string();
     assert!(err.contains("widths disagree: environment actions 2, world model actions 3"), "{err}");
+    // A cost that compares goals with the state cannot take the
+    // environment's 2-D fingertip goals.
+    let mut c = Cost::new();
+    c.add_intrinsic(std::sync::Arc::new(ami_core::GoalDistance::new(4)), 1.0).unwrap();
+    let err = AgentBuilder::new(reacher()).model(ReacherModel).cost(c).planner(gd()).build().unwrap_err().to_string();
+    assert!(err.contains("the environment `reacher` sets goals of width 2 per episode"), "{err}");
+    // A planner with nothing to minimise.
+    let err = AgentBuilder::new(reacher()).model(ReacherModel).planner(gd()).build().unwrap_err().to_string();
+    assert!(err.contains("a planner needs a cost to minimise"), "{err}");
     // No actor at all.
     let err = AgentBuilder::new(reacher()).model(ReacherModel).build().unwrap_err().to_string();
     assert!(err.contains("the agent has no actor"), "{err}");

@@ -12,9 +12,11 @@
 //! | [`config`] | `ami-config` | agent files, the registry, graph nodes, `Agent`, `AgentBuilder` |
 //! | [`agents`] | `ami-agents` | the built-in tasks and agent loading with plugins |
 //!
-//! The plugin host (`ami-plugin-host`, the one crate that loads libraries)
-//! and learning (`ami-learn`, dfdx) are separate dependencies, so a program
-//! that needs neither compiles neither.
+//! `ami` pulls in `ami-agents`, which loads agents with their plugins (so
+//! `ami-plugin-host`, the one crate that loads libraries, comes along).
+//! Learning (`ami-learn`, dfdx) is a separate dependency. A program that
+//! needs neither tasks nor plugins can depend on `ami-config` and
+//! `ami-planners` directly, and a module author on `ami-core` alone.
 //!
 //! ```
 //! use ami::prelude::*;

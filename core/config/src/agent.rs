@@ -138,14 +138,18 @@ pub struct EpisodeResult {
 /// and the cost.
 #[derive(Debug, Clone)]
 pub struct Handles {
-    /// The environment node's episode status.
-    pub env: EnvHandle,
+    /// The environment node's episode status (`None` if the environment
+    /// node is not an [`EnvNode`]).
+    pub env: Option<EnvHandle>,
     /// The first actor node's statistics and last plan.
     pub actor: Option<ActorHandle>,
     /// The first memory node's memory.
     pub memory: Option<MemoryHandle>,
     /// The world model the planner rolls out (agents built in code).
     pub model: Option<ModelHandle>,
+    /// The `world_model` nodes' handles by node name (agents from files;
+    /// `world_model` for agents built in code).
+    pub models: std::collections::BTreeMap<String, ModelHandle>,
     /// The cost the actor plans under (agents built in code).
     pub cost: Option<SharedCost>,
 }
@@ -196,14 +200,16 @@ impl Agent {
                 }
             });
         }
-        let handles = Handles { env: env_handle.unwrap_or_default(), actor: actor_handle, memory, model: None, cost: None };
+        let handles = Handles { env: env_handle, actor: actor_handle, memory, model: None, models: Default::default(), cost: None };
         Ok(Self { exec, env: env.to_string(), done, reward, plan_ms, interrupt: None, handles })
     }
 
     /// An agent from a validated agent file, run by the executor `kind`.
     pub fn from_agent_graph(graph: AgentGraph, kind: ExecutorKind) -> Result<Self> {
-        let AgentGraph { graph, environment, actors, .. } = graph;
-        Self::new(executor(graph, kind), &environment, actors.first().map(String::as_str))
+        let AgentGraph { graph, environment, actors, models, .. } = graph;
+        let mut agent = Self::new(executor(graph, kind), &environment, actors.first().map(String::as_str))?;
+        agent.handles.models = models;
+        Ok(agent)
     }
 
     /// The executor.
@@ -438,35 +444,21 @@ impl AgentBuilder {
         if let Some(g) = &goal {
             cost.check_goal(g.len())?;
         }
+        if let Some(d) = env.goal_dim() {
+            cost.check_goal(d).map_err(|e| CoreError::config("goal", format!("the environment `{}` sets goals of width {d} per episode: {e}", env.name())))?;
+        }
         let actor: Box<dyn Actor> = match actor {
             ActorChoice::None => return bad("actor", "the agent has no actor: call .planner(...) or .actor(...)".into()),
             ActorChoice::Actor(a) => a,
             ActorChoice::Planner(p) => {
                 let Some(model) = &model else { return bad("model", "a planner needs a world model: call .model(...)".into()) };
-                let m = model.get();
-                if m.action_dim() != action_dim || p.action_dim() != action_dim {
-                    return bad(
-                        "model",
-                        format!(
-                            "widths disagree: environment actions {action_dim}, world model actions {}, planner actions {}",
-                            m.action_dim(),
-                            p.action_dim()
-                        ),
-                    );
+                if cost.term_names().is_empty() {
+                    return bad("cost", "a planner needs a cost to minimise (this one has no terms): call .cost(...)".into());
                 }
+                let m = model.get();
+                crate::builtins::check_planner_fits(p.as_ref(), m.as_ref(), &cost, action_dim)?;
                 if m.state_dim() != state_dim {
                     return bad("model", format!("the world model's states have width {}, perception's {state_dim}", m.state_dim()));
-                }
-                if p.needs_gradients() {
-                    if m.differentiable().is_none() {
-                        return bad(
-                            "model",
-                            format!("planner `{}` needs gradients and the world model has none (WorldModel::differentiable is None)", p.name()),
-                        );
-                    }
-                    if !cost.is_differentiable() {
-                        return bad("cost", format!("planner `{}` needs gradients and a cost term has none (IntrinsicCost::differentiable is None)", p.name()));
-                    }
                 }
                 Box::new(PlanningActor::with_handle(p, model.clone()))
             }
@@ -503,6 +495,9 @@ impl AgentBuilder {
             }
         }
         let mut agent = Agent::new(executor(b.build()?, kind), "env", Some("actor"))?;
+        if let Some(m) = &model {
+            agent.handles.models.insert("world_model".into(), m.clone());
+        }
         agent.handles.model = model;
         agent.handles.cost = Some(cost);
         Ok(agent)

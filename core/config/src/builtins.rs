@@ -1,6 +1,8 @@
-//! ami-core's built-in implementations: identity perception, the schedule
-//! and waypoint configurators, the CEM and MPPI planning actors, the task
-//! cost and the ring memory.
+//! The composition layer's built-in implementations: identity perception,
+//! the schedule and waypoint configurators, a planning actor for every
+//! planner declaration (and the one check that a planner fits its model and
+//! cost), the task cost, the ring memory, the `task` and `mlp` world models,
+//! the `quadratic` critic, the `linear` policy and its Mode-1 actor.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +14,13 @@ use serde::Deserialize;
 use ami_core::{
     Budget, Configurator, CoreError, IdentityPerception, Modulation, ParamSpec, ParamType, ParamValue, Params, Result, RingMemory, ScheduleConfigurator,
 };
-use ami_core::{Critic, CriticHandle, Handle, LinearPolicy, Policy, PolicyActor, PolicyHandle, QuadraticCritic, Shared, SharedCritic, WorldModel};
+use ami_core::{
+    Cost, Critic, CriticHandle, Handle, LinearPolicy, Planner, Policy, PolicyActor, PolicyHandle, QuadraticCritic, Shared, SharedCritic, WorldModel,
+};
 use ami_planners::{MlpWorldModel, PlannerDecl, PlanningActor};
 
 use crate::nodes::{ActorNode, ConfiguratorNode, CostNode, HandleNode, MemoryNode, ModelNode, PerceptionNode};
-use crate::registry::{Built, Implementation, ModuleKind, Registry, TaskResources};
+use crate::registry::{BuildContext, Built, Implementation, ModuleKind, Registry, TaskResources};
 
 /// One timed event of the `schedule` configurator.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,7 +41,17 @@ struct Event {
     horizon: Option<usize>,
 }
 
+/// A configurator's goal must fit what the task's cost compares goals with
+/// (the same check `AgentBuilder` makes), or, when no term reads a goal,
+/// have the state's width.
 fn check_goal(task: &TaskResources, g: &[f32], field: &str) -> Result<()> {
+    let cost = (task.cost)();
+    if cost.intrinsic_terms().any(|(_, t, _)| t.goal_dim().is_some()) {
+        return cost.check_goal(g.len()).map_err(|e| match e {
+            CoreError::Config { reason, .. } => CoreError::config(field, reason),
+            other => other,
+        });
+    }
     let dim = task.model.get().state_dim();
     if g.len() != dim {
         return Err(CoreError::config(field, format!("the goal must have {dim} entries (the state width), got {}", g.len())));
@@ -131,57 +145,87 @@ impl Configurator for WaypointConfigurator {
     }
 }
 
-/// The actor implementation of a planner: a receding-horizon
-/// [`PlanningActor`] that plans with the planner, through the world model
-/// named by its `model` parameter (default: the task's true dynamics),
-/// under the cost named by `cost` (default: its own copy of the task's
-/// cost). The planner's own parameters come from its declaration; mismatches
-/// (the model's action width against the task's bounds, a gradient planner
-/// on a model without gradients) are refused when the agent is built.
-pub fn planner_actor(decl: PlannerDecl) -> Implementation {
-    let mut params = (decl.schema)();
-    params.push(ParamSpec::new("model", ParamType::node("world_model"), "world_model node to plan with (default: the task's true dynamics)"));
-    params.push(ParamSpec::new("cost", ParamType::node("cost"), "cost node whose cost to plan under (default: a copy of the task's cost)"));
-    params.push(ParamSpec::new("critic", ParamType::node("critic"), "critic node added to the cost as the terminal value of every rollout"));
-    params.push(ParamSpec::new("critic_weight", ParamType::float(0.0, 1e9), "weight of the critic term").default(ParamValue::Float(1.0)));
-    Implementation::new(ModuleKind::Actor, decl.name, decl.summary, ActorNode::ports(), params, move |ctx, p| {
-        let task = ctx.task()?;
-        let model = ctx.world_model(p, "model")?;
-        let m = model.get();
-        if m.action_dim() != task.bounds.dim() {
-            return Err(CoreError::config(
-                "model",
-                format!("the world model takes actions of width {}, the environment's are of width {}", m.action_dim(), task.bounds.dim()),
-            ));
-        }
-        if decl.needs_gradients && m.differentiable().is_none() && m.accelerated().is_none() {
+/// Checks that a planner fits the world model and cost it will plan with,
+/// so a mismatch is refused when the agent is built, not at tick 0: the
+/// model's action width against the environment's, and, for a planner
+/// that needs gradients, a differentiable model and a cost whose weighted
+/// terms all have gradients and that has no critic (GD cannot yet
+/// differentiate a critic). `AgentBuilder` and every planning actor of an
+/// agent file use this one check.
+pub fn check_planner_fits(planner: &dyn Planner, model: &dyn WorldModel, cost: &Cost, action_dim: usize) -> Result<()> {
+    if model.action_dim() != action_dim || planner.action_dim() != action_dim {
+        return Err(CoreError::config(
+            "model",
+            format!("widths disagree: environment actions {action_dim}, world model actions {}, planner actions {}", model.action_dim(), planner.action_dim()),
+        ));
+    }
+    if planner.needs_gradients() {
+        let name = planner.name();
+        if model.differentiable().is_none() {
             return Err(CoreError::config(
                 "model",
                 format!(
-                    "planner `{}` needs gradients, and this world model has none (WorldModel::differentiable is None); use a sampling planner (cem, mppi)",
-                    decl.name
+                    "planner `{name}` needs gradients and the world model has none (WorldModel::differentiable is None); use a sampling planner (cem, mppi)"
                 ),
             ));
         }
-        let planner = (decl.build)(p, task.bounds.clone(), None)?;
-        let cost = ctx.cost(p, "cost")?;
-        if let Some(critic) = ctx.critic(p, "critic")? {
-            let name = p.str_opt("critic")?.unwrap_or("critic").to_string();
-            cost.write().add_critic(Box::new(SharedCritic::new(name, critic)), p.f32("critic_weight")?)?;
+        if let Some(term) = cost.intrinsic_terms().find(|(_, t, w)| *w != 0.0 && t.differentiable().is_none()).map(|(n, _, _)| n.to_string()) {
+            return Err(CoreError::config(
+                "cost",
+                format!("planner `{name}` needs gradients and cost term `{term}` has none (IntrinsicCost::differentiable is None); use a sampling planner (cem, mppi)"),
+            ));
         }
-        if decl.needs_gradients {
-            let missing: Option<String> = cost.read().intrinsic_terms().find(|(_, t, _)| t.differentiable().is_none()).map(|(n, _, _)| n.to_string());
-            if let Some(term) = missing {
-                return Err(CoreError::config(
-                    "cost",
-                    format!(
-                        "planner `{}` needs gradients, and cost term `{term}` has none (IntrinsicCost::add_gradient); use a sampling planner (cem, mppi)",
-                        decl.name
-                    ),
-                ));
-            }
+        if cost.has_terminal() {
+            return Err(CoreError::config(
+                "critic",
+                format!("planner `{name}` cannot differentiate a critic yet; use a sampling planner (cem, mppi) with a critic"),
+            ));
         }
-        Ok(Built::node(ActorNode::new(Box::new(PlanningActor::with_handle(planner, model)), cost)))
+    }
+    Ok(())
+}
+
+/// The parameters every planning actor takes besides its planner's own.
+pub fn planning_actor_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new("model", ParamType::node("world_model"), "world_model node to plan with (default: the task's true dynamics)"),
+        ParamSpec::new("cost", ParamType::node("cost"), "cost node whose (shared) cost to plan under (default: a copy of the task's cost)"),
+        ParamSpec::new("critic", ParamType::node("critic"), "critic node added to the actor's cost as the terminal value of every rollout"),
+        ParamSpec::new("critic_weight", ParamType::float(0.0, 1e9), "weight of the critic term").default(ParamValue::Float(1.0)),
+    ]
+}
+
+/// Builds a planning actor node around `planner`: the world model named by
+/// `model` (default: the task's true dynamics), the cost named by `cost`
+/// (default: its own copy of the task's cost), the critic named by
+/// `critic` as terminal value, all checked by [`check_planner_fits`].
+pub fn planning_actor(ctx: &BuildContext<'_>, p: &Params, planner: Box<dyn Planner>) -> Result<Built> {
+    let task = ctx.task()?;
+    let model = ctx.world_model(p, "model")?;
+    let critic = ctx.critic(p, "critic")?;
+    if critic.is_some() && p.get("cost").is_some() {
+        return Err(CoreError::config(
+            "critic",
+            "a critic is added to the actor's own cost; with `cost = \"NODE\"` the cost is shared with that node (and its other users): add the critic there, or drop `cost`",
+        ));
+    }
+    let cost = ctx.cost(p, "cost")?;
+    if let Some(critic) = critic {
+        let name = p.str_opt("critic")?.unwrap_or("critic").to_string();
+        cost.write().add_critic(Box::new(SharedCritic::new(name, critic)), p.f32("critic_weight")?)?;
+    }
+    check_planner_fits(planner.as_ref(), model.get().as_ref(), &cost.read(), task.action_dim)?;
+    Ok(Built::node(ActorNode::new(Box::new(PlanningActor::with_handle(planner, model)), cost)))
+}
+
+/// The actor implementation of a planner declaration: its schema plus
+/// [`planning_actor_params`], built by [`planning_actor`].
+pub fn planner_actor(decl: PlannerDecl) -> Implementation {
+    let mut params = (decl.schema)();
+    params.extend(planning_actor_params());
+    Implementation::new(ModuleKind::Actor, decl.name, decl.summary, ActorNode::ports(), params, move |ctx, p| {
+        let planner = (decl.build)(p, ctx.task()?.bounds.clone(), None)?;
+        planning_actor(ctx, p, planner)
     })
 }
 
@@ -263,7 +307,8 @@ pub fn register(r: &mut Registry) {
                 if save.as_ref().is_some_and(|s| s.as_os_str().is_empty()) {
                     return Err(CoreError::config("save_path", "must not be empty"));
                 }
-                Ok(Built::node(MemoryNode::new(Box::new(mem), save)))
+                let memory = ami_core::MemoryHandle::new(Box::new(mem));
+                Ok(Built { memory: Some(memory.clone()), ..Built::node(MemoryNode::shared(memory, save)) })
             },
         ),
         Implementation::new(

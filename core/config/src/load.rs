@@ -25,6 +25,9 @@ pub struct AgentGraph {
     pub actors: Vec<String>,
     /// The task of the environment node.
     pub task: TaskResources,
+    /// The handles of the `world_model` nodes, by node name (publish new
+    /// weights to them while the agent runs).
+    pub models: BTreeMap<String, ami_core::ModelHandle>,
 }
 
 /// Reads an agent file's text: a missing or unreadable file, or one that
@@ -203,14 +206,24 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     // modules others refer to (world models, costs), then the rest.
     let mut built: Vec<Option<Box<dyn Node>>> = (0..cfg.nodes.len()).map(|_| None).collect();
     let mut task: Option<TaskResources> = None;
-    let (mut models, mut costs, mut critics, mut policies) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut models, mut costs, mut critics, mut policies, mut memories) =
+        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let first_env = envs.first().copied();
     let mut order: Vec<usize> = (0..cfg.nodes.len()).filter(|&i| Some(i) == first_env || !envs.contains(&i)).collect();
     order.sort_by_key(|&i| resolved[i].as_ref().map_or(9, |(k, _, _)| k.build_stage()));
     for i in order {
         let Some((_, imp, Some(params))) = &resolved[i] else { continue };
         let node = &cfg.nodes[i];
-        let ctx = BuildContext { node: &node.name, task: task.as_ref(), base_dir, models: &models, costs: &costs, critics: &critics, policies: &policies };
+        let ctx = BuildContext {
+            node: &node.name,
+            task: task.as_ref(),
+            base_dir,
+            models: &models,
+            costs: &costs,
+            critics: &critics,
+            policies: &policies,
+            memories: &memories,
+        };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (imp.build)(&ctx, params)))
             .unwrap_or_else(|_| Err(CoreError::module(&node.name, "the constructor panicked")));
         match r {
@@ -229,6 +242,9 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
                 }
                 if let Some(p) = b.policy {
                     policies.insert(node.name.clone(), p);
+                }
+                if let Some(m) = b.memory {
+                    memories.insert(node.name.clone(), m);
                 }
                 built[i] = Some(b.node);
             }
@@ -282,5 +298,5 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     };
     let environment = cfg.nodes[envs[0]].name.clone();
     let actors = cfg.nodes.iter().zip(&resolved).filter(|(_, r)| matches!(r, Some((ModuleKind::Actor, _, _)))).map(|(n, _)| n.name.clone()).collect();
-    Ok(AgentGraph { graph, config: cfg, environment, actors, task })
+    Ok(AgentGraph { graph, config: cfg, environment, actors, task, models })
 }

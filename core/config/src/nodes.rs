@@ -125,9 +125,11 @@ impl ActorHandle {
 /// configurator on tick t shapes the action of tick t: cost weights and goal
 /// go to the shared cost, budget and horizon to the actor. When `done` is
 /// true the actor does not act (the episode is over) and repeats its last
-/// action. `model`, `critic` and `policy` are the reference edges from the
-/// shared modules the actor uses (their value, the module's version, orders
-/// the actor after whoever publishes new versions).
+/// action. `model`, `cost`, `critic` and `policy` are the reference edges
+/// from the shared modules the actor uses: they order the actor after the
+/// node that holds the module (a cost node applies its modulations to a
+/// shared cost before the actor plans under it; a trainer publishes new
+/// weights before the planner reads them).
 pub struct ActorNode {
     actor: Box<dyn Actor>,
     cost: SharedCost,
@@ -148,6 +150,7 @@ impl ActorNode {
             .input("modulation", PortType::Modulation, false)
             .input("done", PortType::Done, false)
             .input("model", PortType::Model, false)
+            .input("cost", PortType::Model, false)
             .input("critic", PortType::Model, false)
             .input("policy", PortType::Model, false)
             .output("action", PortType::Action)
@@ -211,7 +214,8 @@ impl Node for ActorNode {
 /// (`prev_state`, `prev_action`, `state`) -> `cost`. Wire `prev_*` with
 /// delayed edges; on the first tick of an episode nothing is written.
 /// Cost modulations (weights, goal) arriving on `modulation` are applied
-/// before the cost is evaluated.
+/// before the cost is evaluated. `shared` is the reference port actors that
+/// plan under this (shared) cost are wired from.
 pub struct CostNode {
     cost: SharedCost,
     out: Array1<f32>,
@@ -230,6 +234,7 @@ impl CostNode {
             .input("prev_action", PortType::Action, false)
             .input("modulation", PortType::Modulation, false)
             .output("cost", PortType::Cost)
+            .output("shared", PortType::Model)
     }
     /// The cost it evaluates (shared).
     pub fn cost(&self) -> &SharedCost {

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ami_core::{Bounds, CoreError, Cost, CriticHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, Shared};
+use ami_core::{Bounds, CoreError, Cost, CriticHandle, MemoryHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, Shared};
 
 use crate::nodes::SharedCost;
 use ami_graph::{Node, NodePorts};
@@ -82,7 +82,7 @@ impl ModuleKind {
         match self {
             ModuleKind::Environment => 0,
             ModuleKind::WorldModel | ModuleKind::Critic | ModuleKind::Policy => 1,
-            ModuleKind::Cost => 2,
+            ModuleKind::Cost | ModuleKind::Memory => 2,
             _ => 3,
         }
     }
@@ -149,6 +149,7 @@ pub struct BuildContext<'a> {
     pub(crate) costs: &'a BTreeMap<String, SharedCost>,
     pub(crate) critics: &'a BTreeMap<String, CriticHandle>,
     pub(crate) policies: &'a BTreeMap<String, PolicyHandle>,
+    pub(crate) memories: &'a BTreeMap<String, MemoryHandle>,
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -164,7 +165,17 @@ impl<'a> BuildContext<'a> {
         static EMPTY_COSTS: BTreeMap<String, SharedCost> = BTreeMap::new();
         static EMPTY_CRITICS: BTreeMap<String, CriticHandle> = BTreeMap::new();
         static EMPTY_POLICIES: BTreeMap<String, PolicyHandle> = BTreeMap::new();
-        Self { node, task, base_dir: None, models: &EMPTY_MODELS, costs: &EMPTY_COSTS, critics: &EMPTY_CRITICS, policies: &EMPTY_POLICIES }
+        static EMPTY_MEMORIES: BTreeMap<String, MemoryHandle> = BTreeMap::new();
+        Self {
+            node,
+            task,
+            base_dir: None,
+            models: &EMPTY_MODELS,
+            costs: &EMPTY_COSTS,
+            critics: &EMPTY_CRITICS,
+            policies: &EMPTY_POLICIES,
+            memories: &EMPTY_MEMORIES,
+        }
     }
     /// The task, or an error saying the node needs an environment node.
     pub fn task(&self) -> Result<&'a TaskResources> {
@@ -206,6 +217,12 @@ impl<'a> BuildContext<'a> {
         let name = params.str_opt(param)?.ok_or_else(|| CoreError::config(param, "missing: name the policy node"))?;
         self.policies.get(name).cloned().ok_or_else(|| missing(param, "policy", name, self.policies.keys()))
     }
+    /// The memory named by parameter `param` (a `memory` node's name), for
+    /// nodes that read the short-term memory (trainers).
+    pub fn memory(&self, params: &Params, param: &str) -> Result<MemoryHandle> {
+        let name = params.str_opt(param)?.ok_or_else(|| CoreError::config(param, "missing: name the memory node"))?;
+        self.memories.get(name).cloned().ok_or_else(|| missing(param, "memory", name, self.memories.keys()))
+    }
     /// Resolves a path parameter against [`BuildContext::base_dir`].
     pub fn path(&self, p: &str) -> std::path::PathBuf {
         match self.base_dir {
@@ -235,12 +252,14 @@ pub struct Built {
     pub critic: Option<CriticHandle>,
     /// The policy others may refer to (`policy` nodes).
     pub policy: Option<PolicyHandle>,
+    /// The memory others may read (`memory` nodes).
+    pub memory: Option<MemoryHandle>,
 }
 
 impl Built {
     /// A node that provides nothing to others.
     pub fn node(node: impl Node + 'static) -> Self {
-        Self { node: Box::new(node), task: None, model: None, cost: None, critic: None, policy: None }
+        Self { node: Box::new(node), task: None, model: None, cost: None, critic: None, policy: None, memory: None }
     }
 }
 

@@ -8,11 +8,12 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, final_plan, initial_mean, update_settings, Deadline};
+use crate::decl::PlannerDecl;
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
 use ami_core::rng::{rng, AmiRng};
-use ami_core::{Bounds, Budget, Plan, PlanRequest, Planner, Settings};
+use ami_core::{Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
 
 /// Settings of the cross-entropy method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +232,24 @@ pub(crate) fn lowest_k(energies: &Array1<f32>, k: usize, order: &mut Vec<usize>)
     }
     order.sort_unstable_by(cmp);
     Some(k)
+}
+
+impl Cem {
+    /// CEM's declaration.
+    pub fn declaration() -> PlannerDecl {
+        fn build(p: &Params, b: Bounds, cpu: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
+            let mut c = Cem::new(CemConfig::from_params(p)?, b)?;
+            if let Some(cpu) = cpu {
+                c.set_backend(cpu);
+            }
+            Ok(Box::new(c))
+        }
+        fn work(p: &Params) -> Result<f64> {
+            let c = CemConfig::from_params(p)?;
+            Ok((c.samples * c.iterations * c.horizon) as f64)
+        }
+        PlannerDecl { name: "cem", summary: "Mode-2 planning with the cross-entropy method", schema: CemConfig::schema, build, work }
+    }
 }
 
 impl Planner for Cem {

@@ -11,12 +11,13 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, shift_plan, update_settings, Deadline};
+use crate::decl::PlannerDecl;
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
 use ami_core::modules::{Cost, DifferentiableWorldModel};
 use ami_core::rng::{rng, AmiRng};
-use ami_core::{Bounds, Budget, Plan, PlanRequest, Planner, Settings};
+use ami_core::{Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
 
 /// Settings of the gradient planner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +65,7 @@ ami_core::settings!(GdConfig {
     beta2 [0.0, 0.999_999]: "Adam second-moment decay",
     eps [1e-30, 1.0]: "Adam epsilon",
     warm_start: "start sequence 0 from the previous plan shifted by one step",
-    deadline_ms [1e-3, 1e9]: "wall-clock deadline per planning call (ms); trades bit-exact determinism for a time bound",
+    deadline_ms [1e-3, 1e9]: "wall-clock deadline per planning call (ms), checked between Adam steps of the generic path (the fused path runs all its steps, microseconds each); trades bit-exact determinism for a time bound",
 });
 
 impl GdConfig {
@@ -170,6 +171,30 @@ impl Gd {
         };
         cpu.gd(fp.net, &fp.cost, &fp.s0, &spec, &mut self.batch, &mut self.energies).map_err(|e| fast::kernel_err("gd", e))?;
         Ok(self.cfg.steps)
+    }
+}
+
+impl Gd {
+    /// GD's declaration.
+    pub fn declaration() -> PlannerDecl {
+        fn build(p: &Params, b: Bounds, cpu: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
+            let mut g = Gd::new(GdConfig::from_params(p)?, b)?;
+            if let Some(cpu) = cpu {
+                g.set_backend(cpu);
+            }
+            Ok(Box::new(g))
+        }
+        fn work(p: &Params) -> Result<f64> {
+            let c = GdConfig::from_params(p)?;
+            Ok(3.0 * (c.samples * c.steps * c.horizon) as f64)
+        }
+        PlannerDecl {
+            name: "gd",
+            summary: "Mode-2 planning by gradient descent (Adam) on the action sequences through a differentiable world model",
+            schema: GdConfig::schema,
+            build,
+            work,
+        }
     }
 }
 

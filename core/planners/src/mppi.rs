@@ -8,11 +8,12 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, final_plan, initial_mean, update_settings, Deadline};
+use crate::decl::PlannerDecl;
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
 use ami_core::rng::{rng, AmiRng};
-use ami_core::{Bounds, Budget, Plan, PlanRequest, Planner, Settings};
+use ami_core::{Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
 
 /// Settings of model-predictive path integral control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +213,24 @@ pub(crate) fn softmax_weights(energies: &Array1<f32>, lambda: f32, w: &mut Vec<f
         *x /= z;
     }
     true
+}
+
+impl Mppi {
+    /// MPPI's declaration.
+    pub fn declaration() -> PlannerDecl {
+        fn build(p: &Params, b: Bounds, cpu: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
+            let mut m = Mppi::new(MppiConfig::from_params(p)?, b)?;
+            if let Some(cpu) = cpu {
+                m.set_backend(cpu);
+            }
+            Ok(Box::new(m))
+        }
+        fn work(p: &Params) -> Result<f64> {
+            let c = MppiConfig::from_params(p)?;
+            Ok((c.samples * c.iterations * c.horizon) as f64)
+        }
+        PlannerDecl { name: "mppi", summary: "Mode-2 planning with model-predictive path integral control", schema: MppiConfig::schema, build, work }
+    }
 }
 
 impl Planner for Mppi {

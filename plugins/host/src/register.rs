@@ -18,7 +18,6 @@ use std::sync::Arc;
 use ami_config::nodes::{ActorNode, ConfiguratorNode, CostNode, EnvNode, HandleNode, MemoryNode, ModelNode, PerceptionNode};
 use ami_config::{Built, Implementation, ModuleKind, PluginsConfig, Registry, TaskResources};
 use ami_core::{CoreError, Cost, Critic, CriticHandle, Environment, Handle, ModelHandle, ParamSpec, ParamType, ParamValue, Params, Shared};
-use ami_planners::PlanningActor;
 use ndarray::Array1;
 
 use crate::abi::ModuleKind as Kind;
@@ -137,14 +136,11 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
             }
             Kind::PLANNER => {
                 let mut params = params;
-                params.push(ParamSpec::new("model", ParamType::node("world_model"), "world_model node to plan with (default: the task's true dynamics)"));
-                params.push(ParamSpec::new("cost", ParamType::node("cost"), "cost node whose cost to plan under (default: a copy of the task's cost)"));
+                params.extend(ami_config::builtins::planning_actor_params());
                 Implementation::new(ModuleKind::Actor, &m.name, &summary, ActorNode::ports(), params, move |ctx, p| {
-                    let task = ctx.task()?;
-                    let model = ctx.world_model(p, "model")?;
-                    let planner = pl.planner(&name, &plugin_json(p, &["model", "cost"]), task.bounds.clone())?;
-                    let actor = PlanningActor::with_handle(Box::new(planner), model);
-                    Ok(Built::node(ActorNode::new(Box::new(actor), ctx.cost(p, "cost")?)))
+                    let own = plugin_json(p, &["model", "cost", "critic", "critic_weight"]);
+                    let planner = pl.planner(&name, &own, ctx.task()?.bounds.clone())?;
+                    ami_config::builtins::planning_actor(ctx, p, Box::new(planner))
                 })
             }
             Kind::ACTOR => Implementation::new(ModuleKind::Actor, &m.name, &summary, ActorNode::ports(), params, move |ctx, p| {
@@ -166,7 +162,7 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
                 if let Some(task) = ctx.task {
                     if model.get().action_dim() != task.action_dim {
                         return Err(CoreError::config(
-                            "kind",
+                            "model",
                             format!("the world model takes actions of width {}, the environment's are of width {}", model.get().action_dim(), task.action_dim),
                         ));
                     }

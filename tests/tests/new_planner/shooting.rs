@@ -55,7 +55,6 @@ impl Shooting {
             schema: ShootingConfig::schema,
             build: |p, bounds, _backend| Ok(Box::new(Shooting::new(ShootingConfig::from_params(p)?, bounds)?)),
             work: |p| ShootingConfig::from_params(p).map(|c| (c.horizon * c.samples) as f64),
-            needs_gradients: false,
         }
     }
 }
