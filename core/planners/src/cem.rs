@@ -8,7 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, final_plan, initial_mean, update_settings, Deadline};
-use crate::decl::PlannerDecl;
+use crate::declaration::PlannerDecl;
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};

@@ -1,52 +1,13 @@
-//! Planner declarations: each planner says, next to its type (its
-//! `declaration()` in its own file), its name, a one-line summary, its
-//! parameter schema and its constructor, in one [`PlannerDecl`] value. Agent files (`implementation = "cem"`), `ami run
-//! --planner`, `ami bench --planner`, `ami check` messages and the docs'
-//! implementation table all read these values, so adding a planner is one
-//! new file with its `declaration()` plus one line in [`builtin`].
+//! The built-in planners' declarations. Each planner says, next to its type
+//! (its `declaration()` in its own file), its name, a one-line summary, its
+//! parameter schema and its constructor, in one [`PlannerDecl`] value.
+//! Agent files (`implementation = "cem"`), `ami run --planner`, `ami bench
+//! --planner`, `ami check` messages and the docs' implementation table all
+//! read these values, so adding a planner is one new file with its
+//! `declaration()` plus one line in [`builtin`].
 
-use std::sync::Arc;
-
-use ami_core::{Bounds, ParamSpec, Params, Planner, Result};
-use ami_kernels::Cpu;
-
+pub use crate::declaration::{BuildPlanner, PlannerDecl};
 use crate::{Cem, Gd, Mppi};
-
-/// A planner's constructor: validated parameters, the action bounds and an
-/// optional kernels backend for its fused fast path.
-pub type BuildPlanner = fn(&Params, Bounds, Option<Arc<Cpu>>) -> Result<Box<dyn Planner>>;
-
-/// How a planner is named, documented and built (see the module docs).
-#[derive(Clone, Copy)]
-pub struct PlannerDecl {
-    /// The name agent files and the command line use (`cem`).
-    pub name: &'static str,
-    /// One line for listings and docs.
-    pub summary: &'static str,
-    /// The parameters, with types, ranges, defaults and docs.
-    pub schema: fn() -> Vec<ParamSpec>,
-    /// Builds the planner from validated parameters and the action bounds;
-    /// `backend` runs its fused fast path (default: [`Cpu::shared`]).
-    pub build: BuildPlanner,
-    /// World-model steps one planning call evaluates, in forward-pass
-    /// equivalents (a backward pass counts 2), for FLOP figures.
-    pub work: fn(&Params) -> Result<f64>,
-}
-
-impl std::fmt::Debug for PlannerDecl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlannerDecl").field("name", &self.name).field("summary", &self.summary).finish()
-    }
-}
-
-impl PlannerDecl {
-    /// Builds the planner with its defaults over `values`.
-    pub fn build_with(&self, values: &[(String, ami_core::ParamValue)], bounds: Bounds, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
-        let p = Params::validate(&(self.schema)(), values)
-            .map_err(|issues| ami_core::CoreError::config(self.name, issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))?;
-        (self.build)(&p, bounds, backend)
-    }
-}
 
 /// The planners built into ami, in the order listings show them.
 pub fn builtin() -> Vec<PlannerDecl> {

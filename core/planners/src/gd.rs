@@ -11,7 +11,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, shift_plan, update_settings, Deadline};
-use crate::decl::PlannerDecl;
+use crate::declaration::PlannerDecl;
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};

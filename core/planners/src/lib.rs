@@ -39,6 +39,7 @@ mod actor;
 mod cem;
 mod common;
 pub mod decl;
+mod declaration;
 pub mod fast;
 mod gd;
 pub mod mlp;
@@ -50,7 +51,7 @@ pub use ami_kernels as kernels;
 
 pub use actor::PlanningActor;
 pub use cem::{Cem, CemConfig};
-pub use decl::PlannerDecl;
+pub use declaration::PlannerDecl;
 pub use gd::{energy_gradient, Gd, GdConfig};
 pub use mlp::{goal_energy, MlpWorldModel, Workload};
 pub use mppi::{Mppi, MppiConfig};
