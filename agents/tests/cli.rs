@@ -42,3 +42,18 @@ fn json_output_has_the_documented_fields() {
     assert_eq!(v["mean_return"].as_f64(), Some(500.0));
     assert!(v["mean_plan_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn every_registered_planner_runs_from_the_command_line() {
+    for planner in ["cem", "mppi", "gd"] {
+        let out = ami(&["run", "--task", "pointmass", "--planner", planner, "--episodes", "1", "--json"]);
+        assert!(out.status.success(), "{planner}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(v["planner"], planner);
+        assert!(v["mean_return"].as_f64().unwrap() > -60.0, "{planner}: {v}");
+    }
+    // An unknown planner is refused by name, listing the registered ones.
+    let err = String::from_utf8_lossy(&ami(&["run", "--planner", "ilqr"]).stderr).to_string();
+    assert!(err.contains("unknown planner `ilqr` (registered: cem, mppi, gd)"), "{err}");
+}

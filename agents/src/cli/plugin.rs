@@ -141,6 +141,19 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     }
     let modules: Vec<(ModuleInfo, Option<Dims>)> =
         plugin.as_ref().map(|p| p.modules().iter().map(|m| (m.clone(), probe_dims(p, &m.name, "{}").ok())).collect()).unwrap_or_default();
+    // How agent files see each module: the implementation the registry
+    // declares for it (kind, ports, every parameter).
+    let mut registry = ami_agents::registry();
+    if let Some(p) = &plugin {
+        ami_plugin_host::register_plugin(&mut registry, p)?;
+    }
+    let agent_file = |m: &ModuleInfo| registry.iter().find(|i| i.name == ami_config::plugin_name(&d.name, &m.name)).cloned();
+    let port_list = |ports: &[ami_graph::PortSpec]| -> String {
+        if ports.is_empty() {
+            return "-".into();
+        }
+        ports.iter().map(|p| format!("{}{}", p.name, if p.required { "*" } else { "" })).collect::<Vec<_>>().join(", ")
+    };
     if a.json {
         let mods: Vec<serde_json::Value> = modules
             .iter()
@@ -152,6 +165,12 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
                     "description": m.description,
                     "ports": ports(m.kind, dims.as_ref()),
                     "params": m.params.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty, "default": p.default, "doc": p.doc})).collect::<Vec<_>>(),
+                    "agent_file": agent_file(m).map(|i| serde_json::json!({
+                        "kind": i.kind.to_string(),
+                        "inputs": i.ports.inputs.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                        "outputs": i.ports.outputs.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                        "params": i.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                    })),
                 })
             })
             .collect();
@@ -192,6 +211,16 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         for (m, dims) in &modules {
             println!("\n  {} plugin:{}/{}  — {}", m.kind, d.name, m.name, m.description);
             println!("    ports   {}", ports(m.kind, dims.as_ref()));
+            match agent_file(m) {
+                Some(i) => println!(
+                    "    node    kind = \"{}\": {} -> {}; parameters: {}",
+                    i.kind,
+                    port_list(&i.ports.inputs),
+                    port_list(&i.ports.outputs),
+                    if i.params.is_empty() { "none".to_string() } else { i.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ") }
+                ),
+                None => println!("    node    (not an agent-file node: used through the modules that name it)"),
+            }
             if m.params.is_empty() {
                 println!("    params  (none)");
             }

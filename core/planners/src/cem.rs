@@ -177,7 +177,7 @@ impl Cem {
                 }
             }
             let batch = &self.batch;
-            refit(&mut mean, &mut std, a_dim, &self.order, k, &self.cfg, |t, j, i| batch.row(t, j)[i]);
+            refit(&mut mean, &mut std, a_dim, &self.order, k, &self.cfg, |t, j| ndarray::ArrayView1::from(batch.row(t, j)));
         }
         let actions = fast::to_plan(t_len, a_dim, mean);
         let energy = fast::plan_energy("cem", &cpu, fp, &actions)?;
@@ -190,22 +190,32 @@ impl Cem {
 
 /// Refits the sampling distribution on the `k` elites in `order`: per step
 /// `t` and action dimension `j`, the elites' mean and standard deviation
-/// (ddof = 0, floored at `min_std`), smoothed by `momentum`. `sample(t, j,
-/// i)` reads sample `i`; `mean` and `std` are `[T * A]`, row-major. The
+/// (ddof = 0, floored at `min_std`), smoothed by `momentum`. `row(t, j)`
+/// gives every sample's value at step `t`, dimension `j`, indexed by sample;
+/// `mean` and `std` are `[T * A]`, row-major. The
 /// fused and generic paths share it, so they refit identically.
-fn refit(mean: &mut [f32], std: &mut [f32], a_dim: usize, order: &[usize], k: usize, cfg: &CemConfig, sample: impl Fn(usize, usize, usize) -> f32) {
+fn refit<R: std::ops::Index<usize, Output = f32>>(
+    mean: &mut [f32],
+    std: &mut [f32],
+    a_dim: usize,
+    order: &[usize],
+    k: usize,
+    cfg: &CemConfig,
+    row: impl Fn(usize, usize) -> R,
+) {
     let inv_k = 1.0 / k as f32;
     let m = cfg.momentum;
     for t in 0..mean.len() / a_dim.max(1) {
         for j in 0..a_dim {
+            let x = row(t, j);
             let mut mu = 0.0f32;
             for &i in order {
-                mu += sample(t, j, i);
+                mu += x[i];
             }
             mu *= inv_k;
             let mut var = 0.0f32;
             for &i in order {
-                let d = sample(t, j, i) - mu;
+                let d = x[i] - mu;
                 var += d * d;
             }
             let sd = (var * inv_k).sqrt().max(cfg.min_std);
@@ -322,7 +332,7 @@ impl Planner for Cem {
             }
             let samples = &self.samples;
             let (mean_s, std_s) = (mean.as_slice_mut().expect("standard layout"), std.as_slice_mut().expect("standard layout"));
-            refit(mean_s, std_s, a_dim, &self.order, k, &self.cfg, |t, j, i| samples[[t, i, j]]);
+            refit(mean_s, std_s, a_dim, &self.order, k, &self.cfg, |t, j| samples.index_axis(ndarray::Axis(0), t).index_axis_move(ndarray::Axis(1), j));
         }
         let energy = Rollout::energy_of(req.model, req.cost, req.state, &mean)?;
         let plan = final_plan("cem", (mean, energy), best, iterations, evaluated)?;

@@ -138,7 +138,7 @@ impl Mppi {
             evaluated += n;
             iterations += 1;
             let batch = &self.batch;
-            update(&self.cfg, &self.energies, &mut self.weights, &mut mean, a_dim, |t, j, i| batch.row(t, j)[i])?;
+            update(&self.cfg, &self.energies, &mut self.weights, &mut mean, a_dim, |t, j| ndarray::ArrayView1::from(batch.row(t, j)))?;
         }
         let mean = fast::to_plan(t_len, a_dim, mean);
         let energy = fast::plan_energy("mppi", &cpu, fp, &mean)?;
@@ -149,15 +149,16 @@ impl Mppi {
 }
 
 /// Moves the mean to the softmax-weighted average of the samples
-/// (`sample(t, j, i)` reads sample `i`; `mean` is `[T * A]`). The fused
+/// (`row(t, j)` gives every sample's value at step `t`, dimension `j`;
+/// `mean` is `[T * A]`). The fused
 /// and generic paths share it.
-fn update(
+fn update<R: std::ops::Index<usize, Output = f32>>(
     cfg: &MppiConfig,
     energies: &Array1<f32>,
     weights: &mut Vec<f32>,
     mean: &mut [f32],
     a_dim: usize,
-    sample: impl Fn(usize, usize, usize) -> f32,
+    row: impl Fn(usize, usize) -> R,
 ) -> Result<()> {
     let lambda = if cfg.relative_temperature { cfg.temperature * energy_spread(energies) } else { cfg.temperature };
     if !softmax_weights(energies, lambda, weights) {
@@ -165,10 +166,11 @@ fn update(
     }
     for t in 0..mean.len() / a_dim.max(1) {
         for j in 0..a_dim {
+            let x = row(t, j);
             let mut acc = 0.0f32;
             for (i, &w) in weights.iter().enumerate() {
                 if w != 0.0 {
-                    acc += w * sample(t, j, i);
+                    acc += w * x[i];
                 }
             }
             mean[t * a_dim + j] = acc;
@@ -291,7 +293,9 @@ impl Planner for Mppi {
             evaluated += n;
             iterations += 1;
             let samples = &self.samples;
-            update(&self.cfg, &self.energies, &mut self.weights, mean.as_slice_mut().expect("standard layout"), a_dim, |t, j, i| samples[[t, i, j]])?;
+            update(&self.cfg, &self.energies, &mut self.weights, mean.as_slice_mut().expect("standard layout"), a_dim, |t, j| {
+                samples.index_axis(ndarray::Axis(0), t).index_axis_move(ndarray::Axis(1), j)
+            })?;
         }
         let energy = Rollout::energy_of(req.model, req.cost, req.state, &mean)?;
         let plan = final_plan("mppi", (mean, energy), None, iterations, evaluated)?;
