@@ -48,7 +48,10 @@ pub trait Planner: Send {
     fn horizon(&self) -> usize;
     /// Width of an action.
     fn action_dim(&self) -> usize;
-    /// Forgets the warm start and reseeds the planner's random stream.
+    /// Starts an episode: settings changed by [`Planner::set_budget`] and
+    /// [`Planner::set_horizon`] return to those the planner was built with,
+    /// the warm start is forgotten and the random stream reseeded, so an
+    /// episode's plans depend only on its seed, not on the episodes before.
     fn reset(&mut self, seed: u64);
     /// Plans from `req.state`. Successive calls warm-start from the previous
     /// plan shifted by one step.

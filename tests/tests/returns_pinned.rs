@@ -5,6 +5,15 @@
 //! --json` (seeds and executor as the file sets them; its release and dev
 //! builds agree). The file is read with serde_json's `float_roundtrip`, so
 //! every return parses to the exact f64 that was printed.
+//!
+//! One recording differs from that earlier multi-episode run:
+//! `modulation.toml`'s seeds 1 and 2. Its configurator changes a cost weight
+//! and the planner budget mid-episode, and those changes used to leak into
+//! the next episode, so an episode's return depended on the episodes run
+//! before it. Episodes now start from the settings the agent was built
+//! with; the pinned values are what the earlier binary returned for each of
+//! those seeds run on its own (`ami run modulation.toml --seed S
+//! --episodes 1`).
 
 use std::path::{Path, PathBuf};
 
@@ -81,4 +90,17 @@ fn plugin_agents_return_what_they_returned() {
             assert_eq!(got.to_bits(), want.to_bits(), "--plugin-task acrobot --planner {planner} seed {seed}: return {got}, pinned {want}");
         }
     }
+}
+
+#[test]
+fn an_episode_does_not_depend_on_the_episodes_before_it() {
+    // modulation.toml changes a weight, the goal and the budget mid-episode:
+    // seed 2 after seeds 0 and 1 is seed 2 alone.
+    let src = file("agents/examples/modulation.toml");
+    let run = |seeds: &[u64]| {
+        let g = load(&src, &LoadOptions::default()).unwrap().graph;
+        let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+        seeds.iter().map(|&s| agent.run_episode(s, |_| {}).unwrap().episode_return).last().unwrap()
+    };
+    assert_eq!(run(&[0, 1, 2]).to_bits(), run(&[2]).to_bits());
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ami_core::{Actor, Configurator, CoreError, Environment, Handle, MemoryHandle, Perception, Plan, Result, TransitionRef, WorldModel};
+use ami_core::{Actor, Configurator, CoreError, CostSettings, Environment, Handle, MemoryHandle, Perception, Plan, Result, TransitionRef, WorldModel};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ndarray::{Array1, Axis};
 
@@ -133,6 +133,7 @@ impl ActorHandle {
 pub struct ActorNode {
     actor: Box<dyn Actor>,
     cost: SharedCost,
+    initial: CostSettings,
     last: Array1<f32>,
     handle: ActorHandle,
 }
@@ -141,7 +142,8 @@ impl ActorNode {
     /// Wraps an actor acting under `cost`.
     pub fn new(actor: Box<dyn Actor>, cost: SharedCost) -> Self {
         let last = Array1::zeros(actor.action_dim());
-        Self { actor, cost, last, handle: ActorHandle::default() }
+        let initial = cost.read().settings();
+        Self { actor, cost, initial, last, handle: ActorHandle::default() }
     }
     /// The ports of every actor node.
     pub fn ports() -> NodePorts {
@@ -170,7 +172,11 @@ impl Node for ActorNode {
     fn ports(&self) -> NodePorts {
         Self::ports()
     }
+    /// Starts an episode: the cost's weights and goal and the planner's
+    /// budget and horizon return to what they were when the agent was
+    /// built, so an episode depends only on its seed.
     fn reset(&mut self, seed: u64) -> Result<()> {
+        self.cost.write().restore(&self.initial);
         self.actor.reset(seed);
         self.last.fill(0.0);
         Ok(())
@@ -218,13 +224,15 @@ impl Node for ActorNode {
 /// plan under this (shared) cost are wired from.
 pub struct CostNode {
     cost: SharedCost,
+    initial: CostSettings,
     out: Array1<f32>,
 }
 
 impl CostNode {
     /// A node evaluating `cost`'s intrinsic terms.
     pub fn new(cost: SharedCost) -> Self {
-        Self { cost, out: Array1::zeros(1) }
+        let initial = cost.read().settings();
+        Self { cost, initial, out: Array1::zeros(1) }
     }
     /// The ports of every cost node.
     pub fn ports() -> NodePorts {
@@ -245,6 +253,11 @@ impl CostNode {
 impl Node for CostNode {
     fn ports(&self) -> NodePorts {
         Self::ports()
+    }
+    /// Starts an episode with the cost's weights and goal as built.
+    fn reset(&mut self, _seed: u64) -> Result<()> {
+        self.cost.write().restore(&self.initial);
+        Ok(())
     }
     fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
         for m in inputs.modulations(3)? {

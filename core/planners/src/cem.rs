@@ -98,6 +98,8 @@ impl CemConfig {
 /// refit mean and standard deviation (ddof = 0) on them; return the mean.
 pub struct Cem {
     cfg: CemConfig,
+    /// The settings it was built with: `reset` returns to them.
+    initial: CemConfig,
     bounds: Bounds,
     rng: AmiRng,
     warm: Option<Array2<f32>>,
@@ -115,7 +117,8 @@ impl Cem {
     pub fn new(cfg: CemConfig, bounds: Bounds) -> Result<Self> {
         cfg.validate()?;
         Ok(Self {
-            cfg,
+            cfg: cfg.clone(),
+            initial: cfg,
             bounds,
             rng: rng(0),
             warm: None,
@@ -273,6 +276,7 @@ impl Planner for Cem {
         self.bounds.dim()
     }
     fn reset(&mut self, seed: u64) {
+        self.cfg = self.initial.clone();
         self.rng = rng(seed);
         self.warm = None;
     }

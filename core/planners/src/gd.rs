@@ -87,6 +87,8 @@ impl GdConfig {
 /// ([`IntrinsicCost::differentiable`](ami_core::IntrinsicCost::differentiable)).
 pub struct Gd {
     cfg: GdConfig,
+    /// The settings it was built with: `reset` returns to them.
+    initial: GdConfig,
     bounds: Bounds,
     rng: AmiRng,
     warm: Option<Array2<f32>>,
@@ -100,7 +102,17 @@ impl Gd {
     /// A gradient planner with the given settings and action bounds.
     pub fn new(cfg: GdConfig, bounds: Bounds) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self { cfg, bounds, rng: rng(0), warm: None, backend: None, fast_path: true, batch: SeqBatch::new(0, 0, 0), energies: Vec::new() })
+        Ok(Self {
+            cfg: cfg.clone(),
+            initial: cfg,
+            bounds,
+            rng: rng(0),
+            warm: None,
+            backend: None,
+            fast_path: true,
+            batch: SeqBatch::new(0, 0, 0),
+            energies: Vec::new(),
+        })
     }
     /// The settings.
     pub fn config(&self) -> &GdConfig {
@@ -212,6 +224,7 @@ impl Planner for Gd {
         self.bounds.dim()
     }
     fn reset(&mut self, seed: u64) {
+        self.cfg = self.initial.clone();
         self.rng = rng(seed);
         self.warm = None;
     }

@@ -73,6 +73,8 @@ impl MppiConfig {
 /// average. Samples with non-finite energy get weight 0.
 pub struct Mppi {
     cfg: MppiConfig,
+    /// The settings it was built with: `reset` returns to them.
+    initial: MppiConfig,
     bounds: Bounds,
     rng: AmiRng,
     warm: Option<Array2<f32>>,
@@ -90,7 +92,8 @@ impl Mppi {
     pub fn new(cfg: MppiConfig, bounds: Bounds) -> Result<Self> {
         cfg.validate()?;
         Ok(Self {
-            cfg,
+            cfg: cfg.clone(),
+            initial: cfg,
             bounds,
             rng: rng(0),
             warm: None,
@@ -246,6 +249,7 @@ impl Planner for Mppi {
         self.bounds.dim()
     }
     fn reset(&mut self, seed: u64) {
+        self.cfg = self.initial.clone();
         self.rng = rng(seed);
         self.warm = None;
     }

@@ -252,6 +252,14 @@ struct CriticTerm {
     weight: f32,
 }
 
+/// A cost's modulated settings (term weights in order, goal), taken by
+/// [`Cost::settings`] and put back by [`Cost::restore`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostSettings {
+    weights: Vec<f32>,
+    goal: Option<Array1<f32>>,
+}
+
 /// The cost module [paper §3.2]: the energy
 /// `C(s) = sum_i u_i IC_i(s) + sum_j v_j TC_j(s)`.
 ///
@@ -391,6 +399,26 @@ impl Cost {
                 t.term.add_cost(&ctx, t.weight, states, actions, next_states, out.view_mut());
             }
         }
+    }
+
+    /// The settings modulations change (every term's weight and the goal),
+    /// to [`Cost::restore`] at the start of the next episode.
+    pub fn settings(&self) -> CostSettings {
+        CostSettings { weights: self.terms.iter().map(|t| t.weight).chain(self.critics.iter().map(|c| c.weight)).collect(), goal: self.goal.clone() }
+    }
+
+    /// Puts back settings taken with [`Cost::settings`] (terms added since
+    /// keep their weights).
+    pub fn restore(&mut self, s: &CostSettings) {
+        let n = self.terms.len();
+        for (i, &w) in s.weights.iter().enumerate() {
+            if i < n {
+                self.terms[i].weight = w;
+            } else if let Some(c) = self.critics.get_mut(i - n) {
+                c.weight = w;
+            }
+        }
+        self.goal = s.goal.clone();
     }
 
     /// Checks that a goal of width `width` fits every term that reads the
