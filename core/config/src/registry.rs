@@ -185,13 +185,7 @@ impl<'a> BuildContext<'a> {
     /// name), or the task's true model when the parameter is not set.
     pub fn world_model(&self, params: &Params, param: &str) -> Result<ModelHandle> {
         match params.str_opt(param)? {
-            Some(name) => self.models.get(name).cloned().ok_or_else(|| {
-                let have: Vec<&str> = self.models.keys().map(String::as_str).collect();
-                CoreError::config(
-                    param,
-                    format!("no world_model node named `{name}` (world_model nodes: {})", if have.is_empty() { "none".into() } else { have.join(", ") }),
-                )
-            }),
+            Some(name) => self.models.get(name).cloned().ok_or_else(|| missing(param, "world_model", name, self.models.keys())),
             None => Ok(self.task()?.model.clone()),
         }
     }
@@ -199,10 +193,7 @@ impl<'a> BuildContext<'a> {
     /// with it), or a fresh copy of the task's cost when it is not set.
     pub fn cost(&self, params: &Params, param: &str) -> Result<SharedCost> {
         match params.str_opt(param)? {
-            Some(name) => self.costs.get(name).cloned().ok_or_else(|| {
-                let have: Vec<&str> = self.costs.keys().map(String::as_str).collect();
-                CoreError::config(param, format!("no cost node named `{name}` (cost nodes: {})", if have.is_empty() { "none".into() } else { have.join(", ") }))
-            }),
+            Some(name) => self.costs.get(name).cloned().ok_or_else(|| missing(param, "cost", name, self.costs.keys())),
             None => Ok(Shared::of((self.task()?.cost)())),
         }
     }

@@ -8,7 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, final_plan, initial_mean, update_settings, Deadline};
-use crate::declaration::PlannerDecl;
+use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
@@ -250,18 +250,27 @@ pub(crate) fn lowest_k(energies: &Array1<f32>, k: usize, order: &mut Vec<usize>)
 impl Cem {
     /// CEM's declaration.
     pub fn declaration() -> PlannerDecl {
-        fn build(p: &Params, b: Bounds, cpu: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
-            let mut c = Cem::new(CemConfig::from_params(p)?, b)?;
-            if let Some(cpu) = cpu {
-                c.set_backend(cpu);
-            }
-            Ok(Box::new(c))
-        }
         fn work(p: &Params) -> Result<f64> {
             let c = CemConfig::from_params(p)?;
             Ok((c.samples * c.iterations * c.horizon) as f64)
         }
-        PlannerDecl { name: "cem", summary: "Mode-2 planning with the cross-entropy method", schema: CemConfig::schema, build, work }
+        PlannerDecl {
+            name: "cem",
+            summary: "Mode-2 planning with the cross-entropy method",
+            schema: CemConfig::schema,
+            build: build_from_settings::<Cem>,
+            work,
+        }
+    }
+}
+
+impl FromSettings for Cem {
+    type Settings = CemConfig;
+    fn from_settings(settings: CemConfig, bounds: Bounds) -> Result<Self> {
+        Self::new(settings, bounds)
+    }
+    fn use_backend(&mut self, cpu: Arc<Cpu>) {
+        self.set_backend(cpu);
     }
 }
 

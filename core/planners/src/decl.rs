@@ -6,7 +6,7 @@
 //! read these values, so adding a planner is one new file with its
 //! `declaration()` plus one line in [`builtin`].
 
-pub use crate::declaration::{BuildPlanner, PlannerDecl};
+pub use crate::declaration::{build_from_settings, BuildPlanner, FromSettings, PlannerDecl};
 use crate::{Cem, Gd, Mppi};
 
 /// The planners built into ami, in the order listings show them.

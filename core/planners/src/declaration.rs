@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ami_core::{Bounds, ParamSpec, Params, Planner, Result};
+use ami_core::{Bounds, ParamSpec, Params, Planner, Result, Settings};
 use ami_kernels::Cpu;
 
 /// A planner's constructor: validated parameters, the action bounds and an
@@ -40,4 +40,26 @@ impl PlannerDecl {
             .map_err(|issues| ami_core::CoreError::config(self.name, issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))?;
         (self.build)(&p, bounds, backend)
     }
+}
+
+/// A planner built from a [`Settings`] struct that can run its fused path on
+/// a kernels backend: what [`build_from_settings`] needs to be a planner's
+/// [`PlannerDecl::build`].
+pub trait FromSettings: Planner + Sized + 'static {
+    /// Its settings.
+    type Settings: Settings;
+    /// The planner with `settings` in `bounds`.
+    fn from_settings(settings: Self::Settings, bounds: Bounds) -> Result<Self>;
+    /// Runs the fused path on `cpu`.
+    fn use_backend(&mut self, cpu: Arc<Cpu>);
+}
+
+/// The [`PlannerDecl::build`] of a [`FromSettings`] planner: settings from
+/// the parameters, then the backend if one is given.
+pub fn build_from_settings<P: FromSettings>(params: &Params, bounds: Bounds, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
+    let mut planner = P::from_settings(P::Settings::from_params(params)?, bounds)?;
+    if let Some(cpu) = backend {
+        planner.use_backend(cpu);
+    }
+    Ok(Box::new(planner))
 }

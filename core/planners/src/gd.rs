@@ -11,7 +11,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, shift_plan, update_settings, Deadline};
-use crate::declaration::PlannerDecl;
+use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
@@ -189,13 +189,6 @@ impl Gd {
 impl Gd {
     /// GD's declaration.
     pub fn declaration() -> PlannerDecl {
-        fn build(p: &Params, b: Bounds, cpu: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
-            let mut g = Gd::new(GdConfig::from_params(p)?, b)?;
-            if let Some(cpu) = cpu {
-                g.set_backend(cpu);
-            }
-            Ok(Box::new(g))
-        }
         fn work(p: &Params) -> Result<f64> {
             let c = GdConfig::from_params(p)?;
             Ok(3.0 * (c.samples * c.steps * c.horizon) as f64)
@@ -204,9 +197,19 @@ impl Gd {
             name: "gd",
             summary: "Mode-2 planning by gradient descent (Adam) on the action sequences through a differentiable world model",
             schema: GdConfig::schema,
-            build,
+            build: build_from_settings::<Gd>,
             work,
         }
+    }
+}
+
+impl FromSettings for Gd {
+    type Settings = GdConfig;
+    fn from_settings(settings: GdConfig, bounds: Bounds) -> Result<Self> {
+        Self::new(settings, bounds)
+    }
+    fn use_backend(&mut self, cpu: Arc<Cpu>) {
+        self.set_backend(cpu);
     }
 }
 

@@ -8,7 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_request, final_plan, initial_mean, update_settings, Deadline};
-use crate::declaration::PlannerDecl;
+use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
@@ -223,18 +223,27 @@ pub(crate) fn softmax_weights(energies: &Array1<f32>, lambda: f32, w: &mut Vec<f
 impl Mppi {
     /// MPPI's declaration.
     pub fn declaration() -> PlannerDecl {
-        fn build(p: &Params, b: Bounds, cpu: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
-            let mut m = Mppi::new(MppiConfig::from_params(p)?, b)?;
-            if let Some(cpu) = cpu {
-                m.set_backend(cpu);
-            }
-            Ok(Box::new(m))
-        }
         fn work(p: &Params) -> Result<f64> {
             let c = MppiConfig::from_params(p)?;
             Ok((c.samples * c.iterations * c.horizon) as f64)
         }
-        PlannerDecl { name: "mppi", summary: "Mode-2 planning with model-predictive path integral control", schema: MppiConfig::schema, build, work }
+        PlannerDecl {
+            name: "mppi",
+            summary: "Mode-2 planning with model-predictive path integral control",
+            schema: MppiConfig::schema,
+            build: build_from_settings::<Mppi>,
+            work,
+        }
+    }
+}
+
+impl FromSettings for Mppi {
+    type Settings = MppiConfig;
+    fn from_settings(settings: MppiConfig, bounds: Bounds) -> Result<Self> {
+        Self::new(settings, bounds)
+    }
+    fn use_backend(&mut self, cpu: Arc<Cpu>) {
+        self.set_backend(cpu);
     }
 }
 
