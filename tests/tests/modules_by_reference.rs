@@ -64,6 +64,9 @@ fn references_to_missing_or_wrong_nodes_are_problems_with_their_line() {
     assert!(p.to_string().contains("parameter `model`: no world_model node named `dynamix` (world_model nodes: dynamics)"), "{p}");
     let line = text.lines().position(|l| l.starts_with("model = ")).unwrap() + 1;
     assert_eq!(p.location.as_ref().and_then(|l| l.line), Some(line));
+    // A bad reference is reported even when another parameter is refused too.
+    let err = load_str(&pointmass_with(TRUE_MODEL, "model = \"dynamix\"").replace("samples = 128", "samples = 0"), "agent.toml").unwrap_err().to_string();
+    assert!(err.contains("no world_model node named `dynamix`") && err.contains("parameter `samples`: must be in 1..=65536, got 0"), "{err}");
     // A reference to a node of another kind.
     let err = load_str(&pointmass_with("", "model = \"memory\""), "agent.toml").unwrap_err().to_string();
     assert!(err.contains("parameter `model`: node `memory` is a memory node, not a world_model node"), "{err}");

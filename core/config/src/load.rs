@@ -152,9 +152,12 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     let kind_of = |name: &str| cfg.nodes.iter().position(|n| n.name == name).map(|i| (i, cfg.nodes[i].kind.as_str()));
     let mut references: Vec<(usize, String, usize)> = Vec::new();
     for (i, node) in cfg.nodes.iter().enumerate() {
-        let Some((_, imp, Some(params))) = &resolved[i] else { continue };
+        // Read from the file as written, so a reference is checked even when
+        // another parameter of the node was refused.
+        let Some((_, imp, _)) = &resolved[i] else { continue };
         for spec in &imp.params {
-            let (ParamType::Node { kind }, Some(ParamValue::Str(target))) = (&spec.ty, params.get(&spec.name)) else { continue };
+            let written = node.params.iter().find(|p| p.name == spec.name).map(|p| &p.value);
+            let (ParamType::Node { kind }, Some(ParamValue::Str(target))) = (&spec.ty, written) else { continue };
             let at = node.params.iter().find(|p| p.name == spec.name).and_then(|p| p.location.clone()).or_else(|| node.location.clone());
             match kind_of(target) {
                 Some((j, k)) if k == kind => references.push((i, spec.name.clone(), j)),
