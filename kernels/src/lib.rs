@@ -32,6 +32,7 @@ pub mod rng;
 mod scalar;
 mod scratch;
 mod simd;
+pub mod train;
 
 pub use cpu::{AdamSpec, Cpu, Sampling, SeqBatch};
 pub use isa::Isa;

@@ -1,10 +1,14 @@
 //! # ami-learn: models that learn
 //!
 //! The home of learning in ami (paper §3.3, §4): trainers that fit world
-//! models, critics and policies from short-term memory, and the JEPA path.
-//! Today it holds [`DfdxMlp`], the residual MLP of `ami-planners` as a dfdx
-//! network (CPU autodiff): the reference the fused kernels' gradients are
-//! tested against and the shape trainable world models take.
+//! models from short-term memory.
+//!
+//! * [`EnsembleSpec`] / [`Ensemble`]: residual MLP ensembles (deterministic
+//!   or probabilistic, ReLU or SiLU), PETS' world model.
+//! * [`Trainer`]: forward, backward and Adam, multi-threaded and
+//!   deterministic (the same weights with any thread count).
+//! * [`DfdxMlp`]: the residual MLP as a dfdx network (CPU autodiff), the
+//!   reference the kernels' and the trainer's gradients are tested against.
 //!
 //! ## Why a crate of its own
 //!
@@ -13,9 +17,22 @@
 //! the planners stay independent of how a model was trained: a trainer
 //! exports its weights into the kernels' layout and publishes them through
 //! a model handle, and the planners see an ordinary `WorldModel`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // (not forbid: ndarray's `s!` macro allows it locally)
 #![warn(missing_docs)]
 
 pub mod dfdx;
+pub mod ensemble;
+pub mod fit;
+pub mod io;
+pub mod model;
+pub mod norm;
+pub mod spec;
+pub mod train;
 
 pub use crate::dfdx::DfdxMlp;
+pub use ensemble::Ensemble;
+pub use fit::{fit, Dataset, FitConfig, FitReport};
+pub use model::{LearnedModel, Propagation};
+pub use norm::Normalizer;
+pub use spec::{Activation, EnsembleSpec};
+pub use train::{AdamConfig, Trainer};

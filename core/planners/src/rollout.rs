@@ -11,6 +11,10 @@ pub struct Rollout {
     cur: Array2<f32>,
     next: Array2<f32>,
     step: Array1<f32>,
+    /// Per-particle energies and repeated actions, for models with
+    /// several particles.
+    particle_e: Array1<f32>,
+    acts: Array2<f32>,
 }
 
 impl Rollout {
@@ -23,7 +27,10 @@ impl Rollout {
     /// `actions` (`[T, N, A]`) from `s0`: the sum over steps of the cost of
     /// each transition, plus the cost's terminal (critic) energy of the
     /// final state. Non-finite energies are written as they are: callers
-    /// decide how to skip them.
+    /// decide how to skip them. A model asking for several particles
+    /// ([`WorldModel::particles`]) has each sequence rolled out that many
+    /// times (consecutive rows) and scored by the particles' mean energy
+    /// plus its risk weight times their standard deviation.
     pub fn energies(
         &mut self,
         model: &dyn WorldModel,
@@ -32,6 +39,10 @@ impl Rollout {
         actions: ArrayView3<'_, f32>,
         energies: &mut Array1<f32>,
     ) -> Result<()> {
+        let particles = model.particles();
+        if particles.count > 1 {
+            return self.particle_energies(model, cost, s0, actions, energies, particles);
+        }
         let (t_len, n, _) = actions.dim();
         let s = s0.len();
         if self.cur.dim() != (n, s) {
@@ -55,6 +66,59 @@ impl Rollout {
         }
         if cost.has_terminal() {
             cost.add_terminal_energy(t_len, self.cur.view(), energies.view_mut());
+        }
+        Ok(())
+    }
+
+    fn particle_energies(
+        &mut self,
+        model: &dyn WorldModel,
+        cost: &Cost,
+        s0: ArrayView1<'_, f32>,
+        actions: ArrayView3<'_, f32>,
+        energies: &mut Array1<f32>,
+        particles: ami_core::modules::Particles,
+    ) -> Result<()> {
+        let (t_len, n, a_dim) = actions.dim();
+        let p = particles.count;
+        let rows = n * p;
+        let s = s0.len();
+        if self.cur.dim() != (rows, s) {
+            self.cur = Array2::zeros((rows, s));
+            self.next = Array2::zeros((rows, s));
+            self.step = Array1::zeros(rows);
+        }
+        if self.acts.dim() != (rows, a_dim) {
+            self.acts = Array2::zeros((rows, a_dim));
+        }
+        if self.particle_e.len() != rows {
+            self.particle_e = Array1::zeros(rows);
+        }
+        if energies.len() != n {
+            *energies = Array1::zeros(n);
+        }
+        self.particle_e.fill(0.0);
+        for mut row in self.cur.rows_mut() {
+            row.assign(&s0);
+        }
+        for t in 0..t_len {
+            let a = actions.index_axis(Axis(0), t);
+            for (r, mut row) in self.acts.rows_mut().into_iter().enumerate() {
+                row.assign(&a.row(r / p));
+            }
+            model.predict(self.cur.view(), self.acts.view(), self.next.view_mut())?;
+            cost.step_energy(t, self.cur.view(), self.acts.view(), self.next.view(), self.step.view_mut());
+            self.particle_e += &self.step;
+            std::mem::swap(&mut self.cur, &mut self.next);
+        }
+        if cost.has_terminal() {
+            cost.add_terminal_energy(t_len, self.cur.view(), self.particle_e.view_mut());
+        }
+        for (i, e) in energies.iter_mut().enumerate() {
+            let pe = &self.particle_e.as_slice().expect("contiguous")[i * p..(i + 1) * p];
+            let mean = pe.iter().map(|&v| f64::from(v)).sum::<f64>() / p as f64;
+            let var = pe.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / p as f64;
+            *e = (mean + f64::from(particles.risk) * var.sqrt()) as f32;
         }
         Ok(())
     }

@@ -43,6 +43,16 @@ pub trait WorldModel: Send + Sync {
     fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
         None
     }
+    /// How planners should evaluate an action sequence through this model:
+    /// the default is one rollout. An ensemble asks for one rollout per
+    /// member (PETS' trajectory sampling): the planner repeats each
+    /// sequence [`Particles::count`] times in consecutive rows, the model
+    /// predicts row `r` with member `r % members`, and the sequence's
+    /// energy is the particles' mean plus [`Particles::risk`] times their
+    /// standard deviation.
+    fn particles(&self) -> Particles {
+        Particles::default()
+    }
     /// An accelerated form of the model that a planner may know how to
     /// run faster than through `predict`, if the model has one; `None` (the
     /// default) otherwise. The contract does not say what the type is, so
@@ -52,6 +62,24 @@ pub trait WorldModel: Send + Sync {
     /// the same function).
     fn accelerated(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         None
+    }
+}
+
+/// How many rollouts a planner makes of each action sequence through a
+/// model, and how it combines their energies (see
+/// [`WorldModel::particles`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Particles {
+    /// Rollouts per sequence (at least 1).
+    pub count: usize,
+    /// Weight of the particles' standard deviation added to their mean
+    /// energy (0: risk-neutral; positive: pessimistic).
+    pub risk: f32,
+}
+
+impl Default for Particles {
+    fn default() -> Self {
+        Self { count: 1, risk: 0.0 }
     }
 }
 

@@ -1,0 +1,136 @@
+//! A trained ensemble as a planner's [`WorldModel`].
+
+use std::sync::Arc;
+
+use ami_core::error::{CoreError, Result};
+use ami_core::modules::{check_predict_shapes, Particles, WorldModel};
+use ami_kernels::{Cpu, ResidualMlp};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::ensemble::Ensemble;
+
+/// How an ensemble predicts a batch of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// Trajectory sampling (PETS' TS-inf): row `r` is predicted by member
+    /// `r % K`, and planners roll every sequence out once per member
+    /// ([`WorldModel::particles`]).
+    #[default]
+    TrajectorySampling,
+    /// Every row gets the mean of the members' predictions.
+    Mean,
+}
+
+impl Propagation {
+    /// Parses `ts` / `mean`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ts" | "trajectory_sampling" => Ok(Self::TrajectorySampling),
+            "mean" => Ok(Self::Mean),
+            other => Err(CoreError::config("propagation", format!("`{other}` is not a propagation (ts or mean)"))),
+        }
+    }
+}
+
+/// A snapshot of a trained ensemble that planners roll out. ReLU members
+/// run on the fused SIMD kernels (normalisation folded into their weights);
+/// a single ReLU member is also the planners' fast-path model
+/// ([`WorldModel::accelerated`]).
+#[derive(Debug, Clone)]
+pub struct LearnedModel {
+    ens: Arc<Ensemble>,
+    propagation: Propagation,
+    risk: f32,
+    fast: Vec<ResidualMlp>,
+}
+
+impl LearnedModel {
+    /// A model over `ens`.
+    pub fn new(ens: Ensemble, propagation: Propagation, risk: f32) -> Self {
+        let fast = (0..ens.spec().members).map_while(|k| ens.to_residual_mlp(k)).collect();
+        Self { ens: Arc::new(ens), propagation, risk, fast }
+    }
+    /// The ensemble.
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ens
+    }
+    /// How rows are predicted.
+    pub fn propagation(&self) -> Propagation {
+        self.propagation
+    }
+
+    fn predict_member(&self, k: usize, s: ArrayView2<'_, f32>, a: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
+        match self.fast.get(k) {
+            Some(net) => {
+                let s = s.as_standard_layout();
+                let a = a.as_standard_layout();
+                let mut out = vec![0.0; next.len()];
+                Cpu::shared()
+                    .predict(net, s.as_slice().expect("standard layout"), a.as_slice().expect("standard layout"), &mut out)
+                    .map_err(|e| CoreError::module("LearnedModel", e.to_string()))?;
+                for (d, v) in next.iter_mut().zip(out) {
+                    *d = v;
+                }
+            }
+            None => self.ens.predict_member(k, s, a, next, None),
+        }
+        Ok(())
+    }
+}
+
+impl WorldModel for LearnedModel {
+    fn state_dim(&self) -> usize {
+        self.ens.spec().state_dim
+    }
+    fn action_dim(&self) -> usize {
+        self.ens.spec().action_dim
+    }
+    fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
+        check_predict_shapes(self, "LearnedModel", &states, &actions, &next)?;
+        let k = self.ens.spec().members;
+        let n = states.nrows();
+        if k == 1 {
+            return self.predict_member(0, states, actions, next);
+        }
+        match self.propagation {
+            Propagation::TrajectorySampling => {
+                // Gather each member's rows, predict, scatter back.
+                for m in 0..k.min(n) {
+                    let rows: Vec<usize> = (m..n).step_by(k).collect();
+                    let s = states.select(ndarray::Axis(0), &rows);
+                    let a = actions.select(ndarray::Axis(0), &rows);
+                    let mut out = Array2::zeros((rows.len(), self.state_dim()));
+                    self.predict_member(m, s.view(), a.view(), out.view_mut())?;
+                    for (i, &r) in rows.iter().enumerate() {
+                        next.row_mut(r).assign(&out.row(i));
+                    }
+                }
+            }
+            Propagation::Mean => {
+                let mut acc = Array2::<f32>::zeros(next.dim());
+                let mut out = Array2::zeros(next.dim());
+                for m in 0..k {
+                    self.predict_member(m, states, actions, out.view_mut())?;
+                    acc += &out;
+                }
+                acc /= k as f32;
+                next.assign(&acc);
+            }
+        }
+        Ok(())
+    }
+    fn particles(&self) -> Particles {
+        let k = self.ens.spec().members;
+        if k > 1 && self.propagation == Propagation::TrajectorySampling {
+            Particles { count: k, risk: self.risk }
+        } else {
+            Particles::default()
+        }
+    }
+    fn accelerated(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        match self.fast.as_slice() {
+            [one] if self.ens.spec().members == 1 => Some(one),
+            _ => None,
+        }
+    }
+}

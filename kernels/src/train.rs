@@ -1,0 +1,366 @@
+//! Element-wise kernels of MLP training (bias and activation, their
+//! backward, column sums, the Gaussian NLL's gradient, Adam), written once
+//! as plain branch-free Rust and compiled three times: for AVX-512, for
+//! AVX2+FMA (each inside a `#[target_feature]` function, where the
+//! compiler vectorises it at that width) and for the baseline target. The
+//! matrix products of training are not here: ami-learn runs them through
+//! ndarray's GEMM. Results of the three builds may differ in the last bit
+//! (FMA contraction), never in more; pick one [`Isa`] for reproducibility
+//! across machines.
+
+use crate::isa::Isa;
+
+/// The hidden layers' activation of a trainable MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// `max(x, 0)`.
+    Relu,
+    /// `x * sigmoid(x)`.
+    Silu,
+    /// No activation (the output layer).
+    Identity,
+}
+
+/// `e^x` for `x` clamped to `[-87, 88]`, relative error below 3e-7: range
+/// reduction to `2^n e^r` and a degree-6 polynomial, branch-free so it
+/// vectorises.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.max(-87.0).min(88.0);
+    // Round to nearest by adding 1.5 * 2^23: `t`'s low mantissa bits then
+    // hold n as an integer (`f32::round` is a libm call on the baseline
+    // x86-64 target, and a float-to-int `as` does not vectorise).
+    const SHIFTER: f32 = 12_582_912.0;
+    let t = x * std::f32::consts::LOG2_E + SHIFTER;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4b40_0000);
+    let n = t - SHIFTER;
+    let r = x - n * 0.693_145_75;
+    let r = r - n * 1.428_606_8e-6;
+    let p = 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    p * f32::from_bits((ni.wrapping_add(127) as u32) << 23)
+}
+
+/// `ln(x)` for positive normal `x`, absolute error below 1e-6 for
+/// `x in [1, 2]` (what [`softplus`] needs): exponent split and an atanh
+/// series of the mantissa.
+#[inline(always)]
+pub fn ln(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+                                                                // Centre the mantissa on 1: m in [0.75, 1.5).
+    let big = (m > std::f32::consts::SQRT_2) as i32;
+    let m = m * (1.0 - 0.5 * big as f32);
+    let e = (e + big) as f32;
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let p = 1.0 / 11.0;
+    let p = p * t2 + 1.0 / 9.0;
+    let p = p * t2 + 1.0 / 7.0;
+    let p = p * t2 + 1.0 / 5.0;
+    let p = p * t2 + 1.0 / 3.0;
+    let p = p * t2 + 1.0;
+    2.0 * t * p + e * std::f32::consts::LN_2
+}
+
+/// The logistic sigmoid `1 / (1 + e^-x)`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// `ln(1 + e^x)` as `max(x, 0) + ln(1 + e^-|x|)`.
+#[inline(always)]
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + ln(1.0 + exp(-x.abs()))
+}
+
+/// Adam's hyper-parameters for one step (bias corrections included).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// `lr / (1 - beta1^t)`.
+    pub step_size: f32,
+    /// `sqrt(1 - beta2^t)`.
+    pub bias2_sqrt: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator floor.
+    pub eps: f32,
+    /// L2 coefficient added to the gradient.
+    pub weight_decay: f32,
+}
+
+/// The soft bounds of a log-variance head.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogvarBounds {
+    /// Lower bound.
+    pub min: f32,
+    /// Upper bound.
+    pub max: f32,
+}
+
+impl LogvarBounds {
+    /// `lv1 = max - softplus(max - raw)`, `lv = min + softplus(lv1 - min)`
+    /// and `d lv / d raw`.
+    #[inline(always)]
+    pub fn apply(self, raw: f32) -> (f32, f32) {
+        let lv1 = self.max - softplus(self.max - raw);
+        let lv = self.min + softplus(lv1 - self.min);
+        (lv, sigmoid(self.max - raw) * sigmoid(lv1 - self.min))
+    }
+}
+
+mod imp {
+    use super::*;
+
+    #[inline(always)]
+    pub fn bias_act(z: &mut [f32], cols: usize, bias: &[f32], act: Act, h: &mut [f32]) {
+        for zr in z.chunks_exact_mut(cols) {
+            for (v, b) in zr.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+        match act {
+            Act::Relu => h.iter_mut().zip(z.iter()).for_each(|(h, &z)| *h = z.max(0.0)),
+            Act::Silu => h.iter_mut().zip(z.iter()).for_each(|(h, &z)| *h = z * sigmoid(z)),
+            Act::Identity => h.copy_from_slice(z),
+        }
+    }
+
+    #[inline(always)]
+    pub fn act_backward(g: &mut [f32], z: &[f32], act: Act) {
+        match act {
+            Act::Relu => g.iter_mut().zip(z).for_each(|(g, &z)| *g = if z > 0.0 { *g } else { 0.0 }),
+            Act::Silu => g.iter_mut().zip(z).for_each(|(g, &z)| {
+                let s = sigmoid(z);
+                *g *= s * (1.0 + z * (1.0 - s));
+            }),
+            Act::Identity => {}
+        }
+    }
+
+    #[inline(always)]
+    pub fn col_sums(g: &[f32], cols: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        for r in g.chunks_exact(cols) {
+            for (o, v) in out.iter_mut().zip(r) {
+                *o += v;
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub fn nll(out: &[f32], y: &[f32], s: usize, scale: f32, bounds: Option<LogvarBounds>, g: &mut [f32]) -> f64 {
+        let mut total = 0.0f64;
+        match bounds {
+            Some(b) => {
+                // Per-element losses first (a lane-parallel loop), then their
+                // sum: an in-order float reduction would keep the loop scalar.
+                let mut lbuf = vec![0.0f32; s];
+                for ((o, yr), gr) in out.chunks_exact(2 * s).zip(y.chunks_exact(s)).zip(g.chunks_exact_mut(2 * s)) {
+                    let (gm, gl) = gr.split_at_mut(s);
+                    let (om, ol) = o.split_at(s);
+                    for (((((om, ol), y), gm), gl), lb) in om.iter().zip(ol).zip(yr).zip(gm.iter_mut()).zip(gl.iter_mut()).zip(lbuf.iter_mut()) {
+                        let (lv, dlv) = b.apply(*ol);
+                        let inv = exp(-lv);
+                        let d = om - y;
+                        *lb = d * d * inv + lv;
+                        *gm = scale * 2.0 * d * inv;
+                        *gl = scale * (1.0 - d * d * inv) * dlv;
+                    }
+                    total += f64::from(lbuf.iter().sum::<f32>());
+                }
+            }
+            None => {
+                for ((o, yr), gr) in out.chunks_exact(s).zip(y.chunks_exact(s)).zip(g.chunks_exact_mut(s)) {
+                    let mut row = 0.0f32;
+                    for ((o, y), g) in o.iter().zip(yr).zip(gr.iter_mut()) {
+                        let d = o - y;
+                        row += d * d;
+                        *g = scale * 2.0 * d;
+                    }
+                    total += f64::from(row);
+                }
+            }
+        }
+        total
+    }
+
+    #[inline(always)]
+    pub fn adam(a: AdamStep, p: &mut [f32], m: &mut [f32], v: &mut [f32], g0: &[f32], g1: Option<&[f32]>) {
+        let step = |p: &mut f32, m: &mut f32, v: &mut f32, g: f32| {
+            let g = g + a.weight_decay * *p;
+            *m = a.beta1 * *m + (1.0 - a.beta1) * g;
+            *v = a.beta2 * *v + (1.0 - a.beta2) * g * g;
+            *p -= a.step_size * *m / (v.sqrt() / a.bias2_sqrt + a.eps);
+        };
+        match g1 {
+            Some(g1) => {
+                for ((((p, m), v), g0), g1) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g0).zip(g1) {
+                    step(p, m, v, g0 + g1);
+                }
+            }
+            None => {
+                for (((p, m), v), g0) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g0) {
+                    step(p, m, v, *g0);
+                }
+            }
+        }
+    }
+}
+
+/// Defines a dispatcher `$name` over the three builds of `imp::$name`.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)?) => {
+        $(#[$doc])*
+        pub fn $name(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? { imp::$name($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? { imp::$name($($arg),*) }
+                match isa {
+                    // SAFETY: an `Isa` other than Scalar is only used after
+                    // `Isa::is_available` confirmed the CPU has its features
+                    // (Cpu::new, Isa::detect); checked again here in debug.
+                    Isa::Avx512 => { debug_assert!(isa.is_available()); return unsafe { avx512($($arg),*) } }
+                    // SAFETY: as above, for avx2 and fma.
+                    Isa::Avx2 => { debug_assert!(isa.is_available()); return unsafe { avx2($($arg),*) } }
+                    _ => {}
+                }
+            }
+            let _ = isa;
+            imp::$name($($arg),*)
+        }
+    };
+}
+
+dispatch!(
+    /// Adds `bias` (`cols` wide) to every row of `z` (row-major) and writes
+    /// `h = act(z)`.
+    bias_act(z: &mut [f32], cols: usize, bias: &[f32], act: Act, h: &mut [f32])
+);
+dispatch!(
+    /// Multiplies the gradient `g` by `act'(z)` element-wise.
+    act_backward(g: &mut [f32], z: &[f32], act: Act)
+);
+dispatch!(
+    /// Column sums of the row-major `g` (`cols` wide) into `out`.
+    col_sums(g: &[f32], cols: usize, out: &mut [f32])
+);
+dispatch!(
+    /// The loss of output rows `out` against targets `y` (`s` wide) and its
+    /// gradient times `scale` into `g`; returns the unscaled sum. With
+    /// `bounds`, rows are `[mean, raw log-variance]` (`2 s` wide) and the
+    /// loss is the Gaussian NLL without constants `(mean - y)^2 e^-lv + lv`;
+    /// without, the squared error.
+    nll(out: &[f32], y: &[f32], s: usize, scale: f32, bounds: Option<LogvarBounds>, g: &mut [f32]) -> f64
+);
+dispatch!(
+    /// One Adam update of `p` with moments `m`, `v` and the gradient
+    /// `g0 (+ g1)` (PyTorch's formula, weight decay as L2 on the gradient).
+    adam(a: AdamStep, p: &mut [f32], m: &mut [f32], v: &mut [f32], g0: &[f32], g1: Option<&[f32]>)
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_ln_sigmoid_softplus_against_f64() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = f64::from(x).exp();
+            worst = worst.max(((f64::from(exp(x)) - want) / want).abs());
+            x += 0.013;
+        }
+        assert!(worst < 3e-7, "exp: worst relative error {worst}");
+        for i in 1..2000 {
+            let x = i as f32 * 0.01;
+            assert!((f64::from(ln(x)) - f64::from(x).ln()).abs() < 2e-6, "ln({x})");
+        }
+        for i in -300..=300 {
+            let x = i as f32 * 0.1;
+            let xd = f64::from(x);
+            assert!((f64::from(sigmoid(x)) - 1.0 / (1.0 + (-xd).exp())).abs() < 1e-6, "sigmoid({x})");
+            let sp = xd.max(0.0) + (-xd.abs()).exp().ln_1p();
+            assert!((f64::from(softplus(x)) - sp).abs() < 2e-6 * sp.max(1.0), "softplus({x})");
+        }
+    }
+
+    #[test]
+    fn every_isa_matches_the_scalar_build() {
+        let n = 37 * 5;
+        let z0: Vec<f32> = (0..n).map(|i| ((i * 37) % 101) as f32 * 0.07 - 3.5).collect();
+        let bias: Vec<f32> = (0..5).map(|i| i as f32 * 0.1 - 0.2).collect();
+        for isa in Isa::available() {
+            for act in [Act::Relu, Act::Silu, Act::Identity] {
+                let (mut z_ref, mut h_ref) = (z0.clone(), vec![0.0; n]);
+                bias_act(Isa::Scalar, &mut z_ref, 5, &bias, act, &mut h_ref);
+                let (mut z, mut h) = (z0.clone(), vec![0.0; n]);
+                bias_act(isa, &mut z, 5, &bias, act, &mut h);
+                for (a, b) in h.iter().zip(&h_ref) {
+                    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{isa} {act:?}: {a} vs {b}");
+                }
+                let (mut g_ref, mut g) = (z0.clone(), z0.clone());
+                act_backward(Isa::Scalar, &mut g_ref, &z_ref, act);
+                act_backward(isa, &mut g, &z, act);
+                for (a, b) in g.iter().zip(&g_ref) {
+                    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{isa} {act:?} backward");
+                }
+            }
+            let y: Vec<f32> = (0..n / 2).map(|i| (i % 7) as f32 * 0.3).collect();
+            let out: Vec<f32> = z0[..(n / 2) * 2 / 2 * 2].to_vec();
+            let s = 1;
+            let b = Some(LogvarBounds { min: -10.0, max: 0.5 });
+            let (mut g_ref, mut g) = (vec![0.0; out.len()], vec![0.0; out.len()]);
+            let l_ref = nll(Isa::Scalar, &out, &y[..out.len() / 2], s, 0.5, b, &mut g_ref);
+            let l = nll(isa, &out, &y[..out.len() / 2], s, 0.5, b, &mut g);
+            assert!((l - l_ref).abs() <= 1e-5 * l_ref.abs().max(1.0), "{isa} nll");
+            let mut sums = [0.0f32; 5];
+            col_sums(isa, &z0, 5, &mut sums);
+            let want: Vec<f64> = (0..5).map(|c| z0.iter().skip(c).step_by(5).map(|&v| f64::from(v)).sum()).collect();
+            for (a, b) in sums.iter().zip(&want) {
+                assert!((f64::from(*a) - b).abs() < 1e-4, "{isa} col_sums");
+            }
+        }
+    }
+
+    #[test]
+    fn nll_gradient_matches_finite_differences() {
+        let b = LogvarBounds { min: -10.0, max: 0.5 };
+        let y = [0.3f32, -0.7];
+        let out = [0.1f32, 0.9, -1.2, 0.2]; // one row of S = 2: mean 0.1, 0.9; raw lv -1.2, 0.2
+        let mut g = [0.0f32; 4];
+        nll(Isa::Scalar, &out, &y, 2, 1.0, Some(b), &mut g);
+        for i in 0..4 {
+            let h = 1e-3f32;
+            let (mut up, mut dn) = (out, out);
+            up[i] += h;
+            dn[i] -= h;
+            let mut scratch = [0.0f32; 4];
+            let fd =
+                (nll(Isa::Scalar, &up, &y, 2, 1.0, Some(b), &mut scratch) - nll(Isa::Scalar, &dn, &y, 2, 1.0, Some(b), &mut scratch)) / (2.0 * f64::from(h));
+            assert!((fd - f64::from(g[i])).abs() < 2e-3 * fd.abs().max(1.0), "d/d out[{i}]: fd {fd} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn adam_follows_pytorchs_formula() {
+        let a = AdamStep { step_size: 1e-3 / (1.0 - 0.9), bias2_sqrt: (1.0f32 - 0.999).sqrt(), beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+        let (mut p, mut m, mut v) = ([1.0f32, -2.0], [0.0f32; 2], [0.0f32; 2]);
+        adam(Isa::Scalar, a, &mut p, &mut m, &mut v, &[0.5, -0.25], Some(&[0.5, 0.0]));
+        // The first step moves every weight by lr against the gradient's sign.
+        assert!((p[0] - (1.0 - 1e-3)).abs() < 1e-6 && (p[1] - (-2.0 + 1e-3)).abs() < 1e-6, "{p:?}");
+    }
+}
