@@ -250,3 +250,28 @@ mod tests {
         assert_eq!(a.publish_model(Arc::new(LinearModel::new(Array2::eye(2), Array2::zeros((2, 2))).unwrap())).unwrap(), 2);
     }
 }
+
+/// Whether the agent is learning or being evaluated, shared by the runner
+/// (which switches it between episodes) and the nodes that behave
+/// differently in evaluation: trainers do not train, memories do not
+/// record, exploring actors plan instead of exploring. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct RunPhase {
+    evaluating: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RunPhase {
+    /// A phase flag, learning.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Whether evaluation episodes are running.
+    pub fn is_evaluating(&self) -> bool {
+        self.evaluating.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Switches between learning (`false`) and evaluation (`true`); call
+    /// between episodes.
+    pub fn set_evaluating(&self, on: bool) {
+        self.evaluating.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -57,7 +57,7 @@ pub mod rng;
 pub use bounds::{Bounds, Budget};
 pub use env::{Environment, Step};
 pub use error::{CoreError, Result};
-pub use handle::{CriticHandle, Handle, MemoryHandle, ModelHandle, PolicyHandle, Shared, SharedCritic};
+pub use handle::{CriticHandle, Handle, MemoryHandle, ModelHandle, PolicyHandle, RunPhase, Shared, SharedCritic};
 pub use modules::*;
 pub use params::{ParamSpec, ParamType, ParamValue, Params, Settings};
 pub use planner::{Plan, PlanRequest, Planner};

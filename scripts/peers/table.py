@@ -13,7 +13,7 @@ from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
 env = [r for r in rows if r.get("kind") == "env"]
 peak = [r for r in rows if r.get("kind") == "peak"]
-runs = [r for r in rows if "median_ms" in r]
+runs = [r for r in rows if "median_ms" in r and "planner" in r]  # not the training lines
 for e in env:
     print(f"- {e['when']}: {e['uptime']}")
 if peak:

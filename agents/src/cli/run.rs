@@ -45,6 +45,18 @@ pub struct RunArgs {
     /// Print one JSON object with the results on stdout's last line.
     #[arg(long)]
     pub json: bool,
+    /// Evaluation episodes (no training, no recording, no exploration)
+    /// after learning (default: the file's `eval_episodes`, else none).
+    #[arg(long)]
+    pub eval_episodes: Option<u64>,
+    /// Seed of the first evaluation episode (default: the file's
+    /// `eval_seed`, else 100).
+    #[arg(long)]
+    pub eval_seed: Option<u64>,
+    /// Evaluate after every N learning episodes as well as at the end
+    /// (default: the file's `eval_every`, else only at the end).
+    #[arg(long)]
+    pub eval_every: Option<u64>,
     /// Plugin libraries and plugin tasks.
     #[command(flatten)]
     pub plugins: super::plugin::PluginArgs,
@@ -100,6 +112,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         seeds = (0..n).map(|i| first.wrapping_add(i)).collect();
     }
     let kind = args.executor.unwrap_or(graph.config.executor);
+    let mut eval_seeds = graph.config.eval_seeds.clone();
+    if args.eval_episodes.is_some() || args.eval_seed.is_some() {
+        let first = args.eval_seed.unwrap_or_else(|| eval_seeds.first().copied().unwrap_or(100));
+        let n = args.eval_episodes.unwrap_or(eval_seeds.len() as u64);
+        eval_seeds = (0..n).map(|i| first.wrapping_add(i)).collect();
+    }
+    let eval_every = args.eval_every.unwrap_or(graph.config.eval_every);
+    let explore_episodes = graph
+        .actors
+        .first()
+        .and_then(|a| graph.config.nodes.iter().find(|n| &n.name == a))
+        .and_then(|n| n.params.iter().find(|p| p.name == "explore_episodes"))
+        .and_then(|p| p.value.as_f64())
+        .unwrap_or(0.0) as usize;
     let mut agent = Agent::from_agent_graph(graph, kind).context("building the agent")?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -109,8 +135,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
     agent.set_interrupt(stop.clone());
+    let learning = !agent.handles().trainers.is_empty();
     let episodes = seeds.len() as u64;
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(episodes) } else { ProgressBar::hidden() };
+    let evals = if eval_seeds.is_empty() {
+        0
+    } else if eval_every > 0 {
+        (episodes / eval_every + u64::from(episodes % eval_every != 0)) * eval_seeds.len() as u64
+    } else {
+        eval_seeds.len() as u64
+    };
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(episodes + evals) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} episodes  {msg}").expect("valid template"));
     let seed_range = match (seeds.first(), seeds.last()) {
         (Some(a), Some(b)) => format!("{a}..{b}"),
@@ -119,25 +153,70 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     println!("ami run: agent {name}, task {task}, planner {planner}, executor {kind}, {episodes} episode(s), seeds {seed_range}");
     let mut returns = Vec::new();
     let mut plan_ms = Vec::new();
-    for &seed in &seeds {
-        let r = agent.run_episode(seed, |t| bar.set_message(format!("seed {seed}, step {t}")));
+    let mut curve = Vec::new();
+    let mut eval_runs = Vec::new();
+    let mut experience = 0usize;
+    let run_one = |agent: &mut Agent, seed: u64, what: &str| -> anyhow::Result<ami_agents::EpisodeResult> {
+        let r = agent.run_episode(seed, |t| bar.set_message(format!("{what} seed {seed}, step {t}")));
         if stop.load(Ordering::SeqCst) {
             bar.finish_and_clear();
-            drop(agent);
             return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {seed}")));
         }
         let r = explain(r, host.as_ref()).with_context(|| format!("episode with seed {seed}"))?;
         bar.inc(1);
-        bar.suspend(|| println!("episode seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step", seed, r.episode_return, r.steps, r.mean_plan_ms));
+        Ok(r)
+    };
+    let evaluate = |agent: &mut Agent, after: usize| -> anyhow::Result<serde_json::Value> {
+        agent.set_evaluating(true);
+        let mut rets = Vec::new();
+        for &seed in &eval_seeds {
+            let r = run_one(agent, seed, "eval")?;
+            bar.suspend(|| println!("  eval seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step", seed, r.episode_return, r.steps, r.mean_plan_ms));
+            rets.push(r.episode_return);
+        }
+        agent.set_evaluating(false);
+        let mean = rets.iter().sum::<f64>() / rets.len().max(1) as f64;
+        bar.suspend(|| println!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s)", rets.len()));
+        Ok(serde_json::json!({ "after_episode": after, "seeds": eval_seeds, "returns": rets, "mean_return": mean }))
+    };
+    for (i, &seed) in seeds.iter().enumerate() {
+        let r = run_one(&mut agent, seed, "episode")?;
+        let phase = if i < explore_episodes { "explore" } else { "plan" };
+        let fit = agent.handles().trainers.values().next().and_then(|t| t.records().into_iter().find(|rec| rec.episode == i));
+        let model = match &fit {
+            Some(f) => format!(
+                "  model loss {:.4} val {} ({} epochs, {:.0} ms{})",
+                f.report.train_loss,
+                f.report.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                f.report.epochs,
+                f.report.ms,
+                f.report.rejected.as_ref().map_or(String::new(), |m| format!("; {m}"))
+            ),
+            None => String::new(),
+        };
+        experience += r.steps;
+        let tag = if learning { format!(" [{phase}]") } else { String::new() };
+        bar.suspend(|| {
+            println!("episode seed {:>3}{tag}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{model}", seed, r.episode_return, r.steps, r.mean_plan_ms)
+        });
         returns.push(r.episode_return);
         plan_ms.push(r.mean_plan_ms);
+        curve.push(serde_json::json!({
+            "episode": i, "seed": seed, "phase": phase, "return": r.episode_return, "steps": r.steps, "experience": experience,
+            "model_loss": fit.as_ref().map(|f| f.report.train_loss), "val_loss": fit.as_ref().and_then(|f| f.report.val_loss),
+            "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
+        }));
+        let last = i + 1 == seeds.len();
+        if !eval_seeds.is_empty() && ((eval_every > 0 && (i as u64 + 1) % eval_every == 0) || (last && (eval_every == 0 || (i as u64 + 1) % eval_every != 0))) {
+            eval_runs.push(evaluate(&mut agent, i + 1)?);
+        }
     }
     bar.finish_and_clear();
     let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
     let mean_ms = plan_ms.iter().sum::<f64>() / plan_ms.len().max(1) as f64;
     println!("mean return over {} episode(s): {mean:.3}  (mean plan time {mean_ms:.2} ms)", returns.len());
     if args.json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "agent": name,
             "task": task,
             "planner": planner,
@@ -148,6 +227,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "mean_return": mean,
             "mean_plan_ms": mean_ms,
         });
+        if learning {
+            out["learning"] = serde_json::json!({ "episodes": curve });
+        }
+        match eval_runs.len() {
+            0 => {}
+            1 => out["eval"] = eval_runs.pop().expect("one"),
+            _ => out["eval"] = serde_json::Value::Array(eval_runs),
+        }
         println!("{out}");
     }
     Ok(())

@@ -152,6 +152,10 @@ pub struct Handles {
     pub models: std::collections::BTreeMap<String, ModelHandle>,
     /// The cost the actor plans under (agents built in code).
     pub cost: Option<SharedCost>,
+    /// The trainer nodes' histories, by node name.
+    pub trainers: std::collections::BTreeMap<String, crate::learn::TrainerHandle>,
+    /// Learning or evaluating (see [`Agent::set_evaluating`]).
+    pub phase: ami_core::RunPhase,
 }
 
 /// A planning agent: a dataflow graph with an environment node, run episode
@@ -184,6 +188,7 @@ impl Agent {
         let plan_ms = actor.and_then(|a| exec.output_index(a, "plan_ms"));
         let mut env_handle = None;
         let (mut actor_handle, mut memory) = (None, None);
+        let mut trainers = std::collections::BTreeMap::new();
         for name in exec.node_names().to_vec() {
             exec.inspect(&name, &mut |n| {
                 let Some(any) = n.as_any() else { return };
@@ -197,18 +202,30 @@ impl Agent {
                     }
                 } else if let Some(m) = any.downcast_ref::<MemoryNode>() {
                     memory.get_or_insert_with(|| m.memory().clone());
+                } else if let Some(t) = any.downcast_ref::<crate::learn::TrainerNode>() {
+                    trainers.insert(name.clone(), t.handle());
                 }
             });
         }
-        let handles = Handles { env: env_handle, actor: actor_handle, memory, model: None, models: Default::default(), cost: None };
+        let handles = Handles {
+            env: env_handle,
+            actor: actor_handle,
+            memory,
+            model: None,
+            models: Default::default(),
+            cost: None,
+            trainers,
+            phase: ami_core::RunPhase::new(),
+        };
         Ok(Self { exec, env: env.to_string(), done, reward, plan_ms, interrupt: None, handles })
     }
 
     /// An agent from a validated agent file, run by the executor `kind`.
     pub fn from_agent_graph(graph: AgentGraph, kind: ExecutorKind) -> Result<Self> {
-        let AgentGraph { graph, environment, actors, models, .. } = graph;
+        let AgentGraph { graph, environment, actors, models, phase, .. } = graph;
         let mut agent = Self::new(executor(graph, kind), &environment, actors.first().map(String::as_str))?;
         agent.handles.models = models;
+        agent.handles.phase = phase;
         Ok(agent)
     }
 
@@ -230,6 +247,13 @@ impl Agent {
     /// The memory (the first memory node's), to sample from or save.
     pub fn memory(&self) -> Option<&MemoryHandle> {
         self.handles.memory.as_ref()
+    }
+
+    /// Switches the agent between learning episodes (the default: trainers
+    /// train, the memory records, actors explore as configured) and
+    /// evaluation episodes (none of that). Call between episodes.
+    pub fn set_evaluating(&mut self, on: bool) {
+        self.handles.phase.set_evaluating(on);
     }
 
     /// Stops episodes when `flag` becomes true (checked after every tick):

@@ -193,6 +193,9 @@ pub fn planning_actor_params() -> Vec<ParamSpec> {
         ParamSpec::new("critic", ParamType::node("critic"), "critic node added to the actor's cost as the terminal value of every rollout"),
         ParamSpec::new("critic_weight", ParamType::float(0.0, 1e9), "weight of the critic term").default(ParamValue::Float(1.0)),
     ]
+    .into_iter()
+    .chain(crate::learn::exploration_params())
+    .collect()
 }
 
 /// Builds a planning actor node around `planner`: the world model named by
@@ -215,7 +218,8 @@ pub fn planning_actor(ctx: &BuildContext<'_>, p: &Params, planner: Box<dyn Plann
         cost.write().add_critic(Box::new(SharedCritic::new(name, critic)), p.f32("critic_weight")?)?;
     }
     check_planner_fits(planner.as_ref(), model.get().as_ref(), &cost.read(), task.action_dim)?;
-    Ok(Built::node(ActorNode::new(Box::new(PlanningActor::with_handle(planner, model)), cost)))
+    let actor = crate::learn::ExploringActor::wrap(Box::new(PlanningActor::with_handle(planner, model)), task.bounds.clone(), p, ctx.phase)?;
+    Ok(Built::node(ActorNode::new(actor, cost)))
 }
 
 /// The actor implementation of a planner declaration: its schema plus
@@ -308,7 +312,7 @@ pub fn register(r: &mut Registry) {
                     return Err(CoreError::config("save_path", "must not be empty"));
                 }
                 let memory = ami_core::MemoryHandle::new(Box::new(mem));
-                Ok(Built { memory: Some(memory.clone()), ..Built::node(MemoryNode::shared(memory, save)) })
+                Ok(Built { memory: Some(memory.clone()), ..Built::node(MemoryNode::shared(memory, save).with_phase(ctx.phase.clone())) })
             },
         ),
         Implementation::new(
@@ -411,7 +415,7 @@ pub fn register(r: &mut Registry) {
             },
         ),
     ];
-    for imp in all {
+    for imp in all.into_iter().chain([crate::learn::learned_model(), crate::learn::world_model_trainer()]) {
         // Built-in names are distinct by construction.
         let _ = r.register(imp);
     }

@@ -164,6 +164,12 @@ pub struct AgentConfig {
     pub edges: Vec<EdgeSpec>,
     /// The `[plugins]` table.
     pub plugins: PluginsConfig,
+    /// Evaluation episodes (`eval_seed`, `eval_episodes`, `eval_every` in
+    /// `[agent]`): seeds, and every how many learning episodes they run
+    /// (0: once, after the last).
+    pub eval_seeds: Vec<u64>,
+    /// See [`AgentConfig::eval_seeds`].
+    pub eval_every: u64,
 }
 
 /// The `[plugins]` table of an agent file: the plugin libraries the agent
@@ -274,6 +280,8 @@ pub fn parse_agent(text: &str, file: &str) -> Result<(AgentConfig, Vec<Problem>)
         nodes: Vec::new(),
         edges: Vec::new(),
         plugins: PluginsConfig::default(),
+        eval_seeds: Vec::new(),
+        eval_every: 0,
     };
     let Val::Table(top) = root.get_ref() else {
         return Err(CoreError::Syntax { location: Location::line(file, 1), message: "not a TOML table".into() });
@@ -355,13 +363,31 @@ fn read_agent(p: &mut Parser<'_>, v: &Spanned<Val>, cfg: &mut AgentConfig) {
         p.schema(v.span().start, format!("`agent` must be a table ([agent]), got a {}", v.get_ref().type_name()));
         return;
     };
-    const KNOWN: [&str; 6] = ["name", "description", "seed", "episodes", "seeds", "executor"];
+    const KNOWN: [&str; 9] = ["name", "description", "seed", "episodes", "seeds", "executor", "eval_seed", "eval_episodes", "eval_every"];
     let (mut seed, mut episodes, mut seeds) = (None, None, None);
+    let (mut eval_seed, mut eval_episodes) = (100u64, 0u64);
+    let count = |p: &mut Parser<'_>, v: &Spanned<Val>, what: &str| -> Option<u64> {
+        match v.get_ref() {
+            Val::Int(i) if (0..=1_000_000).contains(i) => Some(*i as u64),
+            Val::Int(i) => {
+                let at = p.lines.at(v.span().start);
+                p.problems.push(Problem::new(ProblemKind::ParameterRange, format!("{what} must be in 0..=1000000, got {i}")).at(at));
+                None
+            }
+            other => {
+                p.schema(v.span().start, format!("{what} must be an integer, got a {}", other.type_name()));
+                None
+            }
+        }
+    };
     for (k, v) in t {
         match k.get_ref().as_str() {
             "name" => cfg.name = p.string(v, "agent.name", None),
             "description" => cfg.description = p.string(v, "agent.description", None),
             "seed" => seed = p.seed(v, "agent.seed"),
+            "eval_seed" => eval_seed = p.seed(v, "agent.eval_seed").unwrap_or(eval_seed),
+            "eval_episodes" => eval_episodes = count(p, v, "agent.eval_episodes").unwrap_or(0),
+            "eval_every" => cfg.eval_every = count(p, v, "agent.eval_every").unwrap_or(0),
             "episodes" => match v.get_ref() {
                 Val::Int(i) if (1..=1_000_000).contains(i) => episodes = Some(*i as u64),
                 Val::Int(i) => {
@@ -395,6 +421,7 @@ fn read_agent(p: &mut Parser<'_>, v: &Spanned<Val>, cfg: &mut AgentConfig) {
             key => p.schema(k.span().start, unknown_key(key, "[agent]", &KNOWN)),
         }
     }
+    cfg.eval_seeds = (0..eval_episodes).map(|i| eval_seed.wrapping_add(i)).collect();
     if let Some(s) = seeds {
         if seed.is_some() || episodes.is_some() {
             p.schema(v.span().start, "[agent] sets `seeds` and also `seed`/`episodes`: use one or the other".into());

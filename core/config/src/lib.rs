@@ -42,6 +42,7 @@
 pub mod agent;
 pub mod builtins;
 mod file;
+pub mod learn;
 mod load;
 pub mod nodes;
 mod registry;

@@ -28,6 +28,9 @@ pub struct AgentGraph {
     /// The handles of the `world_model` nodes, by node name (publish new
     /// weights to them while the agent runs).
     pub models: BTreeMap<String, ami_core::ModelHandle>,
+    /// Learning or evaluating, shared with the nodes (switch it between
+    /// episodes).
+    pub phase: ami_core::RunPhase,
 }
 
 /// Reads an agent file's text: a missing or unreadable file, or one that
@@ -211,6 +214,7 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     let mut task: Option<TaskResources> = None;
     let (mut models, mut costs, mut critics, mut policies, mut memories) =
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let phase = ami_core::RunPhase::new();
     let first_env = envs.first().copied();
     let mut order: Vec<usize> = (0..cfg.nodes.len()).filter(|&i| Some(i) == first_env || !envs.contains(&i)).collect();
     order.sort_by_key(|&i| resolved[i].as_ref().map_or(9, |(k, _, _)| k.build_stage()));
@@ -226,6 +230,7 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
             critics: &critics,
             policies: &policies,
             memories: &memories,
+            phase: &phase,
         };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (imp.build)(&ctx, params)))
             .unwrap_or_else(|_| Err(CoreError::module(&node.name, "the constructor panicked")));
@@ -301,5 +306,5 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     };
     let environment = cfg.nodes[envs[0]].name.clone();
     let actors = cfg.nodes.iter().zip(&resolved).filter(|(_, r)| matches!(r, Some((ModuleKind::Actor, _, _)))).map(|(n, _)| n.name.clone()).collect();
-    Ok(AgentGraph { graph, config: cfg, environment, actors, task, models })
+    Ok(AgentGraph { graph, config: cfg, environment, actors, task, models, phase })
 }

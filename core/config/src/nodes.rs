@@ -281,6 +281,7 @@ impl Node for CostNode {
 pub struct MemoryNode {
     memory: MemoryHandle,
     save_path: Option<PathBuf>,
+    phase: Option<ami_core::RunPhase>,
 }
 
 impl MemoryNode {
@@ -290,7 +291,13 @@ impl MemoryNode {
     }
     /// A node writing a memory shared with others.
     pub fn shared(memory: MemoryHandle, save_path: Option<PathBuf>) -> Self {
-        Self { memory, save_path }
+        Self { memory, save_path, phase: None }
+    }
+    /// Records nothing while `phase` is evaluating (evaluation episodes
+    /// are not experience).
+    pub fn with_phase(mut self, phase: ami_core::RunPhase) -> Self {
+        self.phase = Some(phase);
+        self
     }
     /// The ports of every memory node.
     pub fn ports() -> NodePorts {
@@ -312,7 +319,8 @@ impl Node for MemoryNode {
         Self::ports()
     }
     fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
-        if let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) {
+        let recording = !self.phase.as_ref().is_some_and(|p| p.is_evaluating());
+        if let (true, Some(prev), Some(action)) = (recording, inputs.vector_opt(1)?, inputs.vector_opt(2)?) {
             let cost = inputs.scalar_opt(3)?.unwrap_or(f64::NAN) as f32;
             let next = inputs.vector(0)?;
             self.memory.lock().push(&TransitionRef { t: ctx.tick.saturating_sub(1), state: prev, action, cost, next_state: next, imagined: false })?;

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ami_core::{Bounds, CoreError, Cost, CriticHandle, MemoryHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, Shared};
+use ami_core::{Bounds, CoreError, Cost, CriticHandle, MemoryHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, RunPhase, Shared};
 
 use crate::nodes::SharedCost;
 use ami_graph::{Node, NodePorts};
@@ -46,11 +46,14 @@ pub enum ModuleKind {
     Critic,
     /// A Mode-1 policy an actor acts with (`policy = "NODE"`).
     Policy,
+    /// Trains a module from the memory between episodes (a world model:
+    /// `model = "NODE"`, `memory = "NODE"`).
+    Trainer,
 }
 
 impl ModuleKind {
     /// Every kind.
-    pub const ALL: [ModuleKind; 9] = [
+    pub const ALL: [ModuleKind; 10] = [
         ModuleKind::Environment,
         ModuleKind::Perception,
         ModuleKind::Configurator,
@@ -60,6 +63,7 @@ impl ModuleKind {
         ModuleKind::WorldModel,
         ModuleKind::Critic,
         ModuleKind::Policy,
+        ModuleKind::Trainer,
     ];
     /// The name used in agent files.
     pub fn name(self) -> &'static str {
@@ -73,6 +77,7 @@ impl ModuleKind {
             ModuleKind::WorldModel => "world_model",
             ModuleKind::Critic => "critic",
             ModuleKind::Policy => "policy",
+            ModuleKind::Trainer => "trainer",
         }
     }
     /// The order nodes are built in: environments first (they supply the
@@ -150,6 +155,8 @@ pub struct BuildContext<'a> {
     pub(crate) critics: &'a BTreeMap<String, CriticHandle>,
     pub(crate) policies: &'a BTreeMap<String, PolicyHandle>,
     pub(crate) memories: &'a BTreeMap<String, MemoryHandle>,
+    /// Learning or evaluating: shared by the agent's nodes and its runner.
+    pub phase: &'a RunPhase,
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -166,6 +173,7 @@ impl<'a> BuildContext<'a> {
         static EMPTY_CRITICS: BTreeMap<String, CriticHandle> = BTreeMap::new();
         static EMPTY_POLICIES: BTreeMap<String, PolicyHandle> = BTreeMap::new();
         static EMPTY_MEMORIES: BTreeMap<String, MemoryHandle> = BTreeMap::new();
+        static PHASE: std::sync::OnceLock<RunPhase> = std::sync::OnceLock::new();
         Self {
             node,
             task,
@@ -175,6 +183,7 @@ impl<'a> BuildContext<'a> {
             critics: &EMPTY_CRITICS,
             policies: &EMPTY_POLICIES,
             memories: &EMPTY_MEMORIES,
+            phase: PHASE.get_or_init(RunPhase::new),
         }
     }
     /// The task, or an error saying the node needs an environment node.

@@ -7,19 +7,18 @@
 //!   or probabilistic, ReLU or SiLU), PETS' world model.
 //! * [`Trainer`]: forward, backward and Adam, multi-threaded and
 //!   deterministic (the same weights with any thread count).
-//! * [`DfdxMlp`]: the residual MLP as a dfdx network (CPU autodiff), the
-//!   reference the kernels' and the trainer's gradients are tested against.
+//! * `DfdxMlp` (feature `dfdx`): the residual MLP as a dfdx network (CPU
+//!   autodiff), the reference the kernels' gradients are tested against.
 //!
 //! ## Why a crate of its own
 //!
-//! dfdx is the heaviest dependency of the workspace. Keeping it here means a
-//! user who plans with hand-written or loaded models never compiles it, and
-//! the planners stay independent of how a model was trained: a trainer
+//! The planners stay independent of how a model was trained: a trainer
 //! exports its weights into the kernels' layout and publishes them through
 //! a model handle, and the planners see an ordinary `WorldModel`.
 #![deny(unsafe_code)] // (not forbid: ndarray's `s!` macro allows it locally)
 #![warn(missing_docs)]
 
+#[cfg(feature = "dfdx")]
 pub mod dfdx;
 pub mod ensemble;
 pub mod fit;
@@ -29,6 +28,7 @@ pub mod norm;
 pub mod spec;
 pub mod train;
 
+#[cfg(feature = "dfdx")]
 pub use crate::dfdx::DfdxMlp;
 pub use ensemble::Ensemble;
 pub use fit::{fit, Dataset, FitConfig, FitReport};

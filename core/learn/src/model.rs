@@ -54,6 +54,10 @@ impl LearnedModel {
     pub fn ensemble(&self) -> &Ensemble {
         &self.ens
     }
+    /// Weight of the members' energy spread (trajectory sampling).
+    pub fn risk(&self) -> f32 {
+        self.risk
+    }
     /// How rows are predicted.
     pub fn propagation(&self) -> Propagation {
         self.propagation
@@ -126,6 +130,9 @@ impl WorldModel for LearnedModel {
         } else {
             Particles::default()
         }
+    }
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        Some(self)
     }
     fn accelerated(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         match self.fast.as_slice() {

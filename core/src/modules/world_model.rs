@@ -53,6 +53,11 @@ pub trait WorldModel: Send + Sync {
     fn particles(&self) -> Particles {
         Particles::default()
     }
+    /// The model as `Any`, so the module that made it (a trainer) can
+    /// recognise its own type behind a handle; `None` by default.
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        None
+    }
     /// An accelerated form of the model that a planner may know how to
     /// run faster than through `predict`, if the model has one; `None` (the
     /// default) otherwise. The contract does not say what the type is, so

@@ -1,0 +1,371 @@
+//! Learning in agent files: the `learned` world model, the `world_model`
+//! trainer node that fits it from the memory between episodes, and the
+//! exploration a planning actor does before it has a model worth planning
+//! with.
+//!
+//! A trainer trains when an episode starts (in `reset`), on everything the
+//! memory holds, and publishes the new model to the world model's handle
+//! before the episode's first tick, so every reader sees one model for a
+//! whole episode and the learned weights are the same bit for bit in the
+//! sequential and the parallel executor.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ami_core::{Actor, Bounds, CoreError, Cost, MemoryHandle, ModelHandle, Params, Plan, Result, RunPhase};
+use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
+use ami_learn::{fit, io, Activation, AdamConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, FitReport, LearnedModel, Propagation, Trainer};
+use ami_planners::kernels::pool::Pool;
+use ndarray::{Array1, ArrayView1};
+use rand::Rng;
+
+use crate::nodes::ModelNode;
+use crate::registry::{BuildContext, Built, Implementation, ModuleKind};
+use ami_core::{ParamSpec, ParamType, ParamValue};
+
+/// The parameters of the `learned` world model.
+fn learned_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new("width", ParamType::int(1, 4096), "width of each hidden layer").default(ParamValue::Int(200)),
+        ParamSpec::new("layers", ParamType::int(1, 16), "number of hidden layers").default(ParamValue::Int(3)),
+        ParamSpec::new("activation", ParamType::string(), "hidden activation: relu (plans on the fused SIMD kernels) or silu")
+            .default(ParamValue::Str("relu".into())),
+        ParamSpec::new("members", ParamType::int(1, 64), "ensemble members (PETS: 5)").default(ParamValue::Int(1)),
+        ParamSpec::new("probabilistic", ParamType::Bool, "predict a log-variance too and train on the Gaussian NLL").default(ParamValue::Bool(false)),
+        ParamSpec::new("propagation", ParamType::string(), "how an ensemble predicts: ts (trajectory sampling, one rollout per member) or mean")
+            .default(ParamValue::Str("ts".into())),
+        ParamSpec::new("risk", ParamType::float(-100.0, 100.0), "weight of the members' energy spread added to their mean (ts only)")
+            .default(ParamValue::Float(0.0)),
+        ParamSpec::new("load", ParamType::string(), "start from these weights (safetensors, PyTorch layout; the file sets the shape)"),
+        ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the initial weights").default(ParamValue::Int(0)),
+    ]
+}
+
+/// The shape a `learned` node's parameters describe.
+fn learned_spec(ctx: &BuildContext<'_>, p: &Params) -> Result<EnsembleSpec> {
+    let task = ctx.task()?;
+    Ok(EnsembleSpec {
+        state_dim: task.obs_dim,
+        action_dim: task.action_dim,
+        hidden: vec![p.usize("width")?; p.usize("layers")?],
+        activation: Activation::parse(p.str_opt("activation")?.unwrap_or("relu"))?,
+        members: p.usize("members")?,
+        probabilistic: p.bool("probabilistic")?,
+        min_logvar: -10.0,
+        max_logvar: 0.5,
+    })
+}
+
+/// `world_model` implementation `learned`.
+pub fn learned_model() -> Implementation {
+    Implementation::new(
+        ModuleKind::WorldModel,
+        "learned",
+        "a residual MLP ensemble learned from memory by a trainer node (deterministic or probabilistic, PETS trajectory sampling)",
+        ModelNode::ports_for("model"),
+        learned_params(),
+        |ctx, p| {
+            let propagation = Propagation::parse(p.str_opt("propagation")?.unwrap_or("ts"))?;
+            let risk = p.f32("risk")?;
+            let ens = match p.str_opt("load")? {
+                Some(path) => {
+                    let path = ctx.path(path);
+                    let e = io::load(&path).map_err(|e| CoreError::config("load", e.to_string()))?;
+                    let task = ctx.task()?;
+                    if (e.spec().state_dim, e.spec().action_dim) != (task.obs_dim, task.action_dim) {
+                        return Err(CoreError::config(
+                            "load",
+                            format!(
+                                "{}: the model's states and actions are {} and {} wide, the environment's {} and {}",
+                                path.display(),
+                                e.spec().state_dim,
+                                e.spec().action_dim,
+                                task.obs_dim,
+                                task.action_dim
+                            ),
+                        ));
+                    }
+                    e
+                }
+                None => Ensemble::new(learned_spec(ctx, p)?, p.usize("seed")? as u64)?,
+            };
+            let model = ModelHandle::of(LearnedModel::new(ens, propagation, risk));
+            Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model, "model")) })
+        },
+    )
+}
+
+/// One fit a trainer ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainRecord {
+    /// Episodes started before this fit (the fit ran at the start of
+    /// episode `episode`, counting from 0).
+    pub episode: usize,
+    /// Transitions in the memory.
+    pub experience: usize,
+    /// What the fit did.
+    pub report: FitReport,
+}
+
+/// A trainer's history, readable while and after the agent runs.
+#[derive(Debug, Clone, Default)]
+pub struct TrainerHandle {
+    records: Arc<Mutex<Vec<TrainRecord>>>,
+}
+
+impl TrainerHandle {
+    /// Every fit so far.
+    pub fn records(&self) -> Vec<TrainRecord> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// The last fit.
+    pub fn last(&self) -> Option<TrainRecord> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner()).last().cloned()
+    }
+}
+
+/// The `world_model` trainer as a node (see the module docs).
+pub struct TrainerNode {
+    trainer: Trainer,
+    model: ModelHandle,
+    memory: MemoryHandle,
+    phase: RunPhase,
+    cfg: FitConfig,
+    min_transitions: usize,
+    every: usize,
+    reinit: bool,
+    seed: u64,
+    save_path: Option<PathBuf>,
+    propagation: Propagation,
+    risk: f32,
+    episodes: usize,
+    fits: u64,
+    trained_on: usize,
+    handle: TrainerHandle,
+}
+
+impl TrainerNode {
+    /// The history handle.
+    pub fn handle(&self) -> TrainerHandle {
+        self.handle.clone()
+    }
+    /// The ports: the world model and the memory it reads (reference
+    /// ports), and the number of fits so far.
+    pub fn ports() -> NodePorts {
+        NodePorts::new().input("model", PortType::Model, false).input("memory", PortType::Memory, false).output("fits", PortType::Scalar)
+    }
+
+    fn train(&mut self) -> Result<()> {
+        let data = {
+            let mem = self.memory.lock();
+            if mem.len() < self.min_transitions || mem.len() == self.trained_on {
+                return Ok(());
+            }
+            self.trained_on = mem.len();
+            Dataset::from_memory(&**mem)?
+        };
+        self.fits += 1;
+        if self.reinit {
+            let spec = self.trainer.ensemble().spec().clone();
+            self.trainer.reset_to(Ensemble::new(spec, ami_core::rng::derive_seed(self.seed, &format!("init {}", self.fits)))?)?;
+        }
+        let cfg = FitConfig { seed: ami_core::rng::derive_seed(self.seed, &format!("fit {}", self.fits)), ..self.cfg.clone() };
+        let report = fit(&mut self.trainer, &data, &cfg, &mut |_, _, _| {})?;
+        let ens = self.trainer.ensemble().clone();
+        if let Some(p) = &self.save_path {
+            io::save(&ens, p)?;
+        }
+        self.model.publish_model(Arc::new(LearnedModel::new(ens, self.propagation, self.risk)))?;
+        self.handle.records.lock().unwrap_or_else(|p| p.into_inner()).push(TrainRecord { episode: self.episodes, experience: data.len(), report });
+        Ok(())
+    }
+}
+
+impl Node for TrainerNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn reset(&mut self, _seed: u64) -> Result<()> {
+        let due = self.episodes % self.every == 0;
+        let evaluating = self.phase.is_evaluating();
+        if !evaluating {
+            if due {
+                self.train()?;
+            }
+            self.episodes += 1;
+        }
+        Ok(())
+    }
+    fn tick(&mut self, _ctx: &TickContext, _inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        outputs.set_scalar(0, self.fits as f64);
+        Ok(())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// `trainer` implementation `world_model`.
+pub fn world_model_trainer() -> Implementation {
+    Implementation::new(
+        ModuleKind::Trainer,
+        "world_model",
+        "fits a `learned` world model to the memory when an episode starts (bootstrapped ensemble members, held-out early stopping, NaN guard)",
+        TrainerNode::ports(),
+        vec![
+            ParamSpec::new("model", ParamType::node("world_model"), "the `learned` world model node to train").required(),
+            ParamSpec::new("memory", ParamType::node("memory"), "the memory node to learn from").required(),
+            ParamSpec::new("epochs", ParamType::int(1, 100_000), "passes over the data per fit").default(ParamValue::Int(50)),
+            ParamSpec::new("batch", ParamType::int(1, 65_536), "rows per member per Adam step").default(ParamValue::Int(256)),
+            ParamSpec::new("max_steps", ParamType::int(0, i64::MAX), "at most this many Adam steps per fit (0: no limit)").default(ParamValue::Int(0)),
+            ParamSpec::new("lr", ParamType::float(1e-9, 10.0), "Adam's learning rate").default(ParamValue::Float(1e-3)),
+            ParamSpec::new("weight_decay", ParamType::float(0.0, 10.0), "L2 penalty added to the gradient").default(ParamValue::Float(0.0)),
+            ParamSpec::new("holdout", ParamType::float(0.0, 0.89), "fraction of the data held out for validation").default(ParamValue::Float(0.1)),
+            ParamSpec::new("keep_best", ParamType::Bool, "keep the epoch with the best held-out loss").default(ParamValue::Bool(true)),
+            ParamSpec::new("bootstrap", ParamType::Bool, "each member trains on its own bootstrap resample").default(ParamValue::Bool(true)),
+            ParamSpec::new("reinit", ParamType::Bool, "start every fit from fresh weights instead of the last model").default(ParamValue::Bool(false)),
+            ParamSpec::new("min_transitions", ParamType::int(2, i64::MAX), "train once the memory holds this many transitions").default(ParamValue::Int(100)),
+            ParamSpec::new("every", ParamType::int(1, 1_000_000), "train at the start of every N-th episode").default(ParamValue::Int(1)),
+            ParamSpec::new("threads", ParamType::int(0, 256), "training threads (0: one per core)").default(ParamValue::Int(0)),
+            ParamSpec::new("save_path", ParamType::string(), "write the weights here after every fit (safetensors, relative to the agent file)"),
+            ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the splits, resamples and batch order").default(ParamValue::Int(0)),
+        ],
+        |ctx, p| {
+            let model = ctx.world_model(p, "model")?;
+            let memory = ctx.memory(p, "memory")?;
+            let current = model.get();
+            let Some(learned) = current.as_any().and_then(|a| a.downcast_ref::<LearnedModel>()) else {
+                return Err(CoreError::config("model", "the trainer trains `learned` world models only: set that node's implementation = \"learned\""));
+            };
+            let threads = match p.usize("threads")? {
+                0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                n => n,
+            };
+            let adam = AdamConfig { lr: p.f32("lr")?, weight_decay: p.f32("weight_decay")?, ..AdamConfig::default() };
+            let cfg = FitConfig {
+                epochs: p.usize("epochs")?,
+                batch: p.usize("batch")?,
+                holdout: p.f32("holdout")?,
+                bootstrap: p.bool("bootstrap")?,
+                keep_best: p.bool("keep_best")?,
+                max_steps: p.usize("max_steps")?,
+                seed: 0,
+            };
+            let save_path = p.str_opt("save_path")?.map(|s| ctx.path(s));
+            if let Some(dir) = save_path.as_ref().and_then(|s| s.parent()).filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    return Err(CoreError::config("save_path", format!("directory {} does not exist", dir.display())));
+                }
+            }
+            let node = TrainerNode {
+                trainer: Trainer::with_pool(learned.ensemble().clone(), adam, Arc::new(Pool::new(threads))),
+                propagation: learned.propagation(),
+                risk: learned.risk(),
+                model,
+                memory,
+                phase: ctx.phase.clone(),
+                cfg,
+                min_transitions: p.usize("min_transitions")?,
+                every: p.usize("every")?,
+                reinit: p.bool("reinit")?,
+                seed: p.usize("seed")? as u64,
+                save_path,
+                episodes: 0,
+                fits: 0,
+                trained_on: 0,
+                handle: TrainerHandle::default(),
+            };
+            Ok(Built::node(node))
+        },
+    )
+}
+
+/// The exploration parameters every planning actor takes.
+pub fn exploration_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new("explore_episodes", ParamType::int(0, 1_000_000), "act by exploring instead of planning in the first N learning episodes")
+            .default(ParamValue::Int(0)),
+        ParamSpec::new(
+            "explore",
+            ParamType::string(),
+            "how to explore: random (uniform in the action bounds) or noisy (the plan's action plus Gaussian noise)",
+        )
+        .default(ParamValue::Str("random".into())),
+        ParamSpec::new("explore_noise", ParamType::float(0.0, 1e6), "noise std of `noisy` exploration, as a fraction of each action's range")
+            .default(ParamValue::Float(0.3)),
+    ]
+}
+
+/// How an actor explores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Explore {
+    Random,
+    Noisy(f32),
+}
+
+/// An actor that explores in its first learning episodes and acts like
+/// the actor it wraps afterwards and in every evaluation episode.
+pub struct ExploringActor {
+    inner: Box<dyn Actor>,
+    bounds: Bounds,
+    explore: Explore,
+    episodes: usize,
+    seen: usize,
+    exploring: bool,
+    phase: RunPhase,
+    rng: ami_core::rng::AmiRng,
+}
+
+impl ExploringActor {
+    /// Wraps `inner` as the parameters of [`exploration_params`] say;
+    /// returns `inner` itself when it never explores.
+    pub fn wrap(inner: Box<dyn Actor>, bounds: Bounds, p: &Params, phase: &RunPhase) -> Result<Box<dyn Actor>> {
+        let episodes = p.usize("explore_episodes")?;
+        if episodes == 0 {
+            return Ok(inner);
+        }
+        let explore = match p.str_opt("explore")?.unwrap_or("random") {
+            "random" => Explore::Random,
+            "noisy" => Explore::Noisy(p.f32("explore_noise")?),
+            other => return Err(CoreError::config("explore", format!("`{other}` is not an exploration (random or noisy)"))),
+        };
+        Ok(Box::new(Self { inner, bounds, explore, episodes, seen: 0, exploring: false, phase: phase.clone(), rng: ami_core::rng::rng(0) }))
+    }
+}
+
+impl Actor for ExploringActor {
+    fn action_dim(&self) -> usize {
+        self.inner.action_dim()
+    }
+    fn reset(&mut self, seed: u64) {
+        self.inner.reset(seed);
+        self.exploring = !self.phase.is_evaluating() && self.seen < self.episodes;
+        if !self.phase.is_evaluating() {
+            self.seen += 1;
+        }
+        self.rng = ami_core::rng::rng(ami_core::rng::derive_seed(seed, "explore"));
+    }
+    fn act(&mut self, state: ArrayView1<'_, f32>, cost: &Cost) -> Result<Array1<f32>> {
+        if !self.exploring {
+            return self.inner.act(state, cost);
+        }
+        let (lo, hi) = (&self.bounds.low, &self.bounds.high);
+        match self.explore {
+            Explore::Random => Ok((0..lo.len()).map(|j| if lo[j] < hi[j] { self.rng.gen_range(lo[j]..=hi[j]) } else { lo[j] }).collect()),
+            Explore::Noisy(std) => {
+                let mut a = self.inner.act(state, cost)?.to_vec();
+                for (j, v) in a.iter_mut().enumerate() {
+                    let n: f32 = self.rng.sample(rand_distr::StandardNormal);
+                    *v = (*v + std * (hi[j] - lo[j]) * n).clamp(lo[j], hi[j]);
+                }
+                Ok(Array1::from(a))
+            }
+        }
+    }
+    fn modulate(&mut self, m: &ami_core::Modulation) -> Result<()> {
+        self.inner.modulate(m)
+    }
+    fn last_plan(&self) -> Option<&Plan> {
+        self.inner.last_plan()
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Prints the training-yardstick table of a `TRAIN=1 run.sh` JSONL file (markdown).
+
+Reads the lines of `ami bench --train --json` (impl "ami") and of
+../shared/workload/train_peers.py (impl torch, torch-compile, jax): keys impl,
+threads, median_ms (one step: forward + backward + Adam on all members),
+samples_per_s, final_loss. Prints every run's samples/s, then per thread count
+ami's samples/s over the best peer's at that thread count (above 1: ami is
+faster), and over the best peer at any thread count.
+
+  python3 scripts/peers/train_table.py OUT.jsonl [MORE.jsonl ...]
+"""
+import json
+import sys
+from collections import defaultdict
+
+rows = []
+for path in sys.argv[1:]:
+    rows += [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+env = [r for r in rows if r.get("kind") == "env"]
+errors = [r for r in rows if r.get("kind") == "error"]
+runs = [r for r in rows if "samples_per_s" in r and "impl" in r]
+for e in env:
+    print(f"- {e['when']}: {e['uptime']}")
+for e in errors:
+    print(f"- FAILED: {e.get('what', '')} (exit {e.get('rc', '?')})")
+
+
+def load1(r):
+    la = r.get("loadavg", r.get("load1", ""))
+    return f"{la[0]:.2f}" if isinstance(la, list) and la else str(la)
+
+
+order = {"ami": 0, "torch": 1, "torch-compile": 2, "jax": 3}
+runs.sort(key=lambda r: (order.get(r["impl"], 9), r["impl"], r["threads"]))
+print("\n| impl | threads | median ms/step | samples/s | final loss | load1 |")
+print("|---|---|---|---|---|---|")
+for r in runs:
+    fl = r.get("final_loss")
+    fl = f"{fl:.4f}" if isinstance(fl, (int, float)) else "-"
+    print(f"| {r['impl']} | {r['threads']} | {r['median_ms']:.3f} | {r['samples_per_s']:.0f} | {fl} | {load1(r)} |")
+
+by_th = defaultdict(dict)
+for r in runs:
+    by_th[r["threads"]][r["impl"]] = r  # a later line for the same impl and threads wins
+peers_all = [r for r in runs if r["impl"] != "ami"]
+best_any = max(peers_all, key=lambda r: r["samples_per_s"], default=None)
+print("\n| threads | ami samples/s | best peer | best peer samples/s | ami / best peer | ami / best peer (any threads) |")
+print("|---|---|---|---|---|---|")
+for th in sorted(by_th):
+    d = by_th[th]
+    peers = [r for i, r in d.items() if i != "ami"]
+    best = max(peers, key=lambda r: r["samples_per_s"], default=None)
+    ami = d.get("ami")
+    a = f"{ami['samples_per_s']:.0f}" if ami else "-"
+    b = f"{best['impl']}" if best else "-"
+    bs = f"{best['samples_per_s']:.0f}" if best else "-"
+    ratio = f"{ami['samples_per_s'] / best['samples_per_s']:.2f}x" if ami and best else "-"
+    ratio_any = (f"{ami['samples_per_s'] / best_any['samples_per_s']:.2f}x ({best_any['impl']} {best_any['threads']}t)"
+                 if ami and best_any else "-")
+    print(f"| {th} | {a} | {b} | {bs} | {ratio} | {ratio_any} |")
