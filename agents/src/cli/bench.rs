@@ -24,12 +24,44 @@ fn planner_decl(s: &str) -> Result<PlannerDecl, String> {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Workload safetensors file (W1 b1 W2 b2 ... s0 goal).
-    #[arg(long, value_name = "FILE")]
-    pub workload: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "train")]
+    pub workload: Option<PathBuf>,
     /// Planner to time, with its defaults (WORKLOAD.md's settings): cem,
     /// mppi or gd.
-    #[arg(long, value_parser = planner_decl)]
-    pub planner: PlannerDecl,
+    #[arg(long, value_parser = planner_decl, required_unless_present = "train")]
+    pub planner: Option<PlannerDecl>,
+    /// Time training steps instead (the training yardstick of
+    /// `../shared/workload/train_peers.py`: forward, backward and Adam on
+    /// a probabilistic SiLU ensemble).
+    #[arg(long, conflicts_with_all = ["workload", "planner"])]
+    pub train: bool,
+    /// Training: the peers' data, batches and initial weights, from a file
+    /// of `scripts/peers/train_data.py` (X, Y, idx, p0..p7 as
+    /// `train_peers.py` generates them; the shapes are the file's), so the
+    /// final loss compares with theirs.
+    #[arg(long, value_name = "FILE", requires = "train", conflicts_with_all = ["state_dim", "action_dim", "width", "layers", "members", "batch", "steps"])]
+    pub data: Option<PathBuf>,
+    /// Training: state width.
+    #[arg(long, default_value_t = 17, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub state_dim: u64,
+    /// Training: action width.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub action_dim: u64,
+    /// Training: hidden width.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=8192))]
+    pub width: u64,
+    /// Training: hidden layers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=32))]
+    pub layers: u64,
+    /// Training: ensemble members.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub members: u64,
+    /// Training: rows per member per step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch: u64,
+    /// Training: timed steps (after 10 warm-up steps).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    pub steps: u64,
     /// Kernel threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -78,9 +110,17 @@ fn load1() -> Option<f64> {
 
 /// Runs `ami bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let wl = Workload::load(&args.workload)?;
-    let s0 = wl.s0.clone().with_context(|| format!("{}: the workload has no `s0` tensor", args.workload.display()))?;
-    let goal = wl.goal.clone().with_context(|| format!("{}: the workload has no `goal` tensor", args.workload.display()))?;
+    if args.train {
+        return super::bench_train::run(&args);
+    }
+    let (Some(workload), Some(decl)) = (args.workload.clone(), args.planner) else {
+        bail!("ami bench needs --workload and --planner (or --train)");
+    };
+    let args = BenchArgs { workload: Some(workload.clone()), ..args };
+    let workload_path = workload;
+    let wl = Workload::load(&workload_path)?;
+    let s0 = wl.s0.clone().with_context(|| format!("{}: the workload has no `s0` tensor", workload_path.display()))?;
+    let goal = wl.goal.clone().with_context(|| format!("{}: the workload has no `goal` tensor", workload_path.display()))?;
     let horizon = wl.horizon().unwrap_or(16);
     let net = wl.model.net();
     let (s_dim, a_dim) = (net.state_dim(), net.action_dim());
@@ -89,7 +129,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cpu = Arc::new(Cpu::new(isa, args.threads)?);
     let cost = wl.cost();
     let bounds = Bounds::symmetric(a_dim, 1.0);
-    let decl = args.planner;
     let settings = [("horizon".to_string(), ParamValue::Int(horizon as i64))];
     let params = ami_core::Params::validate(&(decl.schema)(), &settings).map_err(|i| anyhow::anyhow!("{}: {i:?}", decl.name))?;
     let mut planner = (decl.build)(&params, bounds, Some(cpu.clone()))?;
@@ -135,7 +174,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     // The peers' field order (common.run_bench), then ami's extras.
     let fields: Vec<(&str, serde_json::Value)> = vec![
         ("impl", "ami".into()),
-        ("size", size_name(&args.workload, s_dim, a_dim, h).into()),
+        ("size", size_name(&workload_path, s_dim, a_dim, h).into()),
         ("planner", planner_name.clone().into()),
         ("threads", cpu.threads().into()),
         ("median_ms", round(median, 4).into()),

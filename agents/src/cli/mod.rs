@@ -1,6 +1,7 @@
 //! The subcommands of `ami`.
 
 pub mod bench;
+pub mod bench_train;
 pub mod check;
 pub mod graph;
 pub mod list;

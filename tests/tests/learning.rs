@@ -1,0 +1,131 @@
+//! Learned world models in agents: a seconds-sized fit of Pendulum's
+//! dynamics to a stated one-step error, the trainer node's behaviour
+//! (trains between episodes, not in evaluation; refuses models it cannot
+//! train), and determinism of the learned weights and returns across runs
+//! and executors.
+
+use std::path::Path;
+
+use ami_agents::tasks::pendulum::{Pendulum, PendulumModel};
+use ami_agents::{load_file, load_str, Agent};
+use ami_core::{Environment, WorldModel};
+use ami_graph::ExecutorKind;
+use ami_learn::{fit, Activation, AdamConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, LearnedModel, Propagation, Trainer};
+use ndarray::{Array1, Array2};
+use rand::Rng;
+
+fn example(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../agents/examples").join(name)
+}
+
+/// `n` transitions of the real Pendulum under uniformly random torques.
+fn random_transitions(n: usize, seed: u64) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
+    let mut env = Pendulum::new();
+    let mut rng = ami_core::rng::rng(seed);
+    let (mut s, mut a, mut nx) = (Array2::zeros((n, 3)), Array2::zeros((n, 1)), Array2::zeros((n, 3)));
+    let mut obs = env.reset(seed).unwrap();
+    for i in 0..n {
+        let u: f32 = rng.gen_range(-2.0..2.0);
+        let step = env.step(Array1::from(vec![u]).view()).unwrap();
+        s.row_mut(i).assign(&obs);
+        a[[i, 0]] = u;
+        nx.row_mut(i).assign(&step.observation);
+        obs = if step.truncated { env.reset(seed + i as u64).unwrap() } else { step.observation };
+    }
+    (s, a, nx)
+}
+
+#[test]
+fn pendulum_dynamics_are_learned_from_600_random_steps_to_a_small_one_step_error() {
+    let (s, a, nx) = random_transitions(600, 1);
+    let data = Dataset::new(s.view(), a.view(), nx.view()).unwrap();
+    let spec = EnsembleSpec { activation: Activation::Relu, ..EnsembleSpec::new(3, 1, vec![64, 64]) };
+    let mut tr = Trainer::new(Ensemble::new(spec, 0).unwrap(), AdamConfig::default(), 2);
+    let r = fit(&mut tr, &data, &FitConfig { epochs: 60, batch: 64, seed: 2, ..FitConfig::default() }, &mut |_, _, _| {}).unwrap();
+    assert!(r.rejected.is_none() && r.steps > 0, "{r:?}");
+    // Held-out transitions from other episodes, against the true model.
+    let (ts, ta, tn) = random_transitions(400, 77);
+    let model = LearnedModel::new(tr.ensemble().clone(), Propagation::TrajectorySampling, 0.0);
+    let mut pred = Array2::zeros((400, 3));
+    model.predict(ts.view(), ta.view(), pred.view_mut()).unwrap();
+    let mse = (&pred - &tn).mapv(|d| f64::from(d * d)).mean().unwrap();
+    // What "doing nothing" (s' = s) scores, for scale.
+    let still = (&ts - &tn).mapv(|d| f64::from(d * d)).mean().unwrap();
+    assert!(mse < 2e-3 && mse < still / 50.0, "one-step mse {mse} (s' = s scores {still})");
+    // The learned model is not the true one, but close to it.
+    let mut truth = Array2::zeros((400, 3));
+    PendulumModel.predict(ts.view(), ta.view(), truth.view_mut()).unwrap();
+    let vs_true = (&pred - &truth).mapv(|d| f64::from(d * d)).mean().unwrap();
+    assert!(vs_true < 2e-3, "{vs_true}");
+}
+
+/// The pendulum-learn example cut to seconds: one random episode, one
+/// planning episode and a small planner.
+fn small_learning_agent() -> String {
+    std::fs::read_to_string(example("pendulum-learn.toml"))
+        .unwrap()
+        .replace("episodes = 5", "episodes = 2")
+        .replace("eval_episodes = 10", "eval_episodes = 1")
+        .replace("epochs = 100", "epochs = 20")
+        .replace("horizon = 30", "horizon = 8")
+        .replace("samples = 256", "samples = 32")
+        .replace("iterations = 6", "iterations = 2")
+        .replace("elites = 24", "elites = 8")
+}
+
+struct Run {
+    returns: Vec<u64>,
+    weights: Vec<u32>,
+    fits: usize,
+    memory: usize,
+}
+
+fn run(text: &str, kind: ExecutorKind) -> Run {
+    let g = load_str(text, "learn.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, kind).unwrap();
+    let mut returns = Vec::new();
+    for seed in [0, 1] {
+        returns.push(agent.run_episode(seed, |_| {}).unwrap().episode_return.to_bits());
+    }
+    // Evaluation: no fit, nothing recorded.
+    let memory = agent.memory().unwrap().lock().len();
+    agent.set_evaluating(true);
+    returns.push(agent.run_episode(100, |_| {}).unwrap().episode_return.to_bits());
+    agent.set_evaluating(false);
+    assert_eq!(agent.memory().unwrap().lock().len(), memory, "evaluation episodes are not recorded");
+    let trainer = agent.handles().trainers.get("trainer").unwrap();
+    let model = agent.handles().models.get("model").unwrap().get();
+    let learned = model.as_any().and_then(|a| a.downcast_ref::<LearnedModel>()).expect("the trainer published a learned model");
+    Run { returns, weights: learned.ensemble().params().iter().map(|w| w.to_bits()).collect(), fits: trainer.records().len(), memory }
+}
+
+#[test]
+fn learning_is_bit_identical_across_runs_and_executors_and_skips_evaluation() {
+    let text = small_learning_agent();
+    let a = run(&text, ExecutorKind::Sequential);
+    assert_eq!(a.fits, 1, "one fit: at the start of the second episode");
+    assert_eq!(a.memory, 400, "two episodes of 200 steps, one transition per step");
+    let b = run(&text, ExecutorKind::Sequential);
+    let c = run(&text, ExecutorKind::Parallel);
+    assert_eq!(a.returns, b.returns);
+    assert_eq!(a.weights, b.weights);
+    assert_eq!(a.returns, c.returns, "parallel executor");
+    assert_eq!(a.weights, c.weights, "parallel executor");
+}
+
+#[test]
+fn the_trainer_refuses_a_model_it_cannot_train_and_names_it() {
+    let text = small_learning_agent()
+        .replace("implementation = \"learned\"", "implementation = \"task\"")
+        .replace("width = 64\nlayers = 2\nactivation = \"relu\"   # plans on the fused SIMD kernels\nmembers = 1\n", "");
+    let err = load_str(&text, "learn.toml").unwrap_err().to_string();
+    assert!(err.contains("trainer") && err.contains("`learned` world models only"), "{err}");
+}
+
+#[test]
+fn the_learning_examples_load() {
+    for f in ["pendulum-learn.toml", "cartpole-learn.toml"] {
+        let g = load_file(&example(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(g.config.eval_seeds, (100..110).collect::<Vec<u64>>(), "{f}");
+    }
+}
