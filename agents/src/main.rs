@@ -35,6 +35,9 @@ enum Command {
     /// Time a planner on a workload file against the peers' procedure
     /// (one JSON line with --json).
     Bench(cli::bench::BenchArgs),
+    /// Fit a world model offline from a saved memory file and write its
+    /// weights (safetensors) for agent files to load.
+    Train(cli::train::TrainArgs),
     /// Plugins: `inspect` a library (declaration, ABI, modules with ports and
     /// parameters), or create a `new` plugin crate from the template.
     Plugin(cli::plugin::PluginCommand),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Some(Command::Graph(args)) => cli::graph::run(args),
         Some(Command::Bench(args)) => cli::bench::run(args),
         Some(Command::List(args)) => cli::list::run(args),
+        Some(Command::Train(args)) => cli::train::run(args),
         Some(Command::Plugin(args)) => cli::plugin::run(args),
         None => cli::run::run(RunArgs::default()),
     };

@@ -25,6 +25,7 @@ pub enum Act {
 /// reduction to `2^n e^r` and a degree-6 polynomial, branch-free so it
 /// vectorises.
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` would not vectorise here (it asserts, and keeps NaN)
 pub fn exp(x: f32) -> f32 {
     let x = x.max(-87.0).min(88.0);
     // Round to nearest by adding 1.5 * 2^23: `t`'s low mantissa bits then

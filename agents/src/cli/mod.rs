@@ -7,6 +7,7 @@ pub mod graph;
 pub mod list;
 pub mod plugin;
 pub mod run;
+pub mod train;
 
 use anyhow::Context;
 
@@ -14,6 +15,11 @@ use anyhow::Context;
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted (Ctrl-C): the current tick finished, every node's finish ran")]
 pub struct Interrupted;
+
+/// A file or value the user named cannot be used: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
 
 /// Loads an agent file with its plugins, for `ami check` and `ami graph`.
 pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> anyhow::Result<ami_config::AgentGraph> {
@@ -30,6 +36,9 @@ pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> any
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<ami_core::CoreError>().is_some_and(|c| c.is_user_input()) {
+            return 2;
+        }
+        if cause.downcast_ref::<BadInput>().is_some() {
             return 2;
         }
         if cause.downcast_ref::<Interrupted>().is_some() {

@@ -1,0 +1,166 @@
+//! `ami train`: fit a world model offline, from a saved short-term memory
+//! (an agent's `save_path`), and write its weights as safetensors that an
+//! agent file loads (`implementation = "learned"`, `load = "FILE"`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use super::BadInput;
+use ami_core::modules::RingMemory;
+use ami_learn::{fit, io, Activation, AdamConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `ami train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// The memory file to learn from (written by a `ring` memory's
+    /// `save_path`).
+    #[arg(long, value_name = "FILE")]
+    pub memory: PathBuf,
+    /// Where to write the weights (safetensors, PyTorch layout).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Start from these weights (resume; the file sets the shape) instead
+    /// of fresh ones.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
+    /// Hidden width.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=8192))]
+    pub width: u64,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=32))]
+    pub layers: u64,
+    /// Hidden activation: relu or silu.
+    #[arg(long, default_value = "relu", value_parser = ["relu", "silu"])]
+    pub activation: String,
+    /// Ensemble members.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub members: u64,
+    /// Predict a log-variance and train on the Gaussian NLL.
+    #[arg(long)]
+    pub probabilistic: bool,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub epochs: u64,
+    /// Rows per member per step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch: u64,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
+    pub lr: f64,
+    /// Fraction of the data held out for validation.
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
+    pub holdout: f64,
+    /// Seed of the weights, the split and the batches.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads (0: one per core).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
+    pub threads: u64,
+    /// Print one JSON object with the losses on stdout's last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..0.9).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a fraction in [0, 0.9)")),
+    }
+}
+
+/// Runs `ami train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
+    let data = Dataset::from_memory(&memory)?;
+    let ens = match &args.init {
+        Some(p) => {
+            let e = io::load(p).map_err(|e| BadInput(format!("cannot use the initial weights: {e}")))?;
+            if (e.spec().state_dim, e.spec().action_dim) != (memory_state(&memory), memory_action(&memory)) {
+                return Err(anyhow::Error::new(BadInput(format!(
+                    "{}: the model's states and actions are {} and {} wide, the memory's {} and {}",
+                    p.display(),
+                    e.spec().state_dim,
+                    e.spec().action_dim,
+                    memory_state(&memory),
+                    memory_action(&memory)
+                ))));
+            }
+            e
+        }
+        None => {
+            let spec = EnsembleSpec {
+                activation: Activation::parse(&args.activation)?,
+                members: args.members as usize,
+                probabilistic: args.probabilistic,
+                ..EnsembleSpec::new(memory_state(&memory), memory_action(&memory), vec![args.width as usize; args.layers as usize])
+            };
+            Ensemble::new(spec, args.seed)?
+        }
+    };
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n as usize,
+    };
+    let spec = ens.spec().clone();
+    let mut trainer = Trainer::new(ens, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
+    let cfg = FitConfig { epochs: args.epochs as usize, batch: args.batch as usize, holdout: args.holdout as f32, seed: args.seed, ..FitConfig::default() };
+    println!(
+        "ami train: {} transitions from {}, {} member(s) of {:?} {}, {} epochs, batch {}, {threads} thread(s)",
+        data.len(),
+        args.memory.display(),
+        spec.members,
+        spec.hidden,
+        spec.activation.name(),
+        cfg.epochs,
+        cfg.batch
+    );
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(cfg.epochs as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} epochs  {msg}").expect("valid template"));
+    let mut curve = Vec::new();
+    let report = fit(&mut trainer, &data, &cfg, &mut |epoch, train, val| {
+        bar.inc(1);
+        bar.set_message(format!("loss {train:.5} val {}", val.map_or("-".into(), |v| format!("{v:.5}"))));
+        curve.push(serde_json::json!({ "epoch": epoch, "train_loss": train, "val_loss": val }));
+    })?;
+    bar.finish_and_clear();
+    if let Some(why) = &report.rejected {
+        eprintln!("warning: {why}");
+    }
+    io::save(trainer.ensemble(), &args.out).map_err(|e| BadInput(format!("cannot write the weights: {e}")))?;
+    println!(
+        "trained {} epochs ({} steps, {:.0} ms): loss {:.5}, held-out loss {}, held-out one-step mse {} (normalised); {} rows skipped as non-finite; wrote {}",
+        report.epochs,
+        report.steps,
+        report.ms,
+        report.train_loss,
+        report.val_loss.map_or("-".into(), |v| format!("{v:.5}")),
+        report.val_mse.map_or("-".into(), |v| format!("{v:.3e}")),
+        report.dropped,
+        args.out.display()
+    );
+    if args.json {
+        let out = serde_json::json!({
+            "memory": args.memory, "out": args.out, "transitions": data.len(), "epochs": report.epochs, "steps": report.steps,
+            "train_loss": report.train_loss, "val_loss": report.val_loss, "val_mse": report.val_mse, "ms": report.ms,
+            "dropped": report.dropped, "rejected": report.rejected, "curve": curve,
+        });
+        println!("{out}");
+    }
+    Ok(())
+}
+
+fn memory_state(m: &RingMemory) -> usize {
+    ami_core::modules::ShortTermMemory::state_dim(m)
+}
+
+fn memory_action(m: &RingMemory) -> usize {
+    ami_core::modules::ShortTermMemory::action_dim(m)
+}
