@@ -8,7 +8,7 @@
 use ami_core::error::{CoreError, Result};
 use ami_kernels::{Layer, ResidualMlp};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Slice};
 use rand::Rng;
 
 use ami_kernels::train::{self as kt, Act, LogvarBounds};
@@ -112,8 +112,8 @@ impl Ensemble {
         let (s_dim, a_dim) = (self.spec.state_dim, self.spec.action_dim);
         let n = states.nrows();
         let mut x = Array2::<f32>::zeros((n, s_dim + a_dim));
-        x.slice_mut(ndarray::s![.., ..s_dim]).assign(&states);
-        x.slice_mut(ndarray::s![.., s_dim..]).assign(&actions);
+        x.slice_axis_mut(Axis(1), Slice::from(..s_dim)).assign(&states);
+        x.slice_axis_mut(Axis(1), Slice::from(s_dim..)).assign(&actions);
         self.norm.normalize_inputs(&mut x.view_mut());
         let mut acts = Acts::default();
         forward(Isa::detect(), &self.spec, self.member(k), x.view(), &mut acts);
@@ -162,8 +162,8 @@ impl Ensemble {
             }
             if l + 1 == nl {
                 // delta = (W h + b)[:S] * sd_t + mu_t.
-                let mut w2 = w.slice(ndarray::s![..s_dim, ..]).to_owned();
-                let mut b2 = b.slice(ndarray::s![..s_dim]).to_owned();
+                let mut w2 = w.slice_axis(Axis(0), Slice::from(..s_dim)).to_owned();
+                let mut b2 = b.slice_axis(Axis(0), Slice::from(..s_dim)).to_owned();
                 for j in 0..s_dim {
                     let sd = self.norm.target_std[j];
                     w2.row_mut(j).mapv_inplace(|v| v * sd);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ami_core::error::{CoreError, Result};
 use ami_core::modules::ShortTermMemory;
-use ndarray::{s, Array2, Array3};
+use ndarray::{Array2, Array3, Axis, Slice};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -38,8 +38,8 @@ impl Dataset {
         }
         let (sd, ad) = (states.ncols(), actions.ncols());
         let mut inputs = Array2::zeros((n, sd + ad));
-        inputs.slice_mut(s![.., ..sd]).assign(&states);
-        inputs.slice_mut(s![.., sd..]).assign(&actions);
+        inputs.slice_axis_mut(Axis(1), Slice::from(..sd)).assign(&states);
+        inputs.slice_axis_mut(Axis(1), Slice::from(sd..)).assign(&actions);
         let targets = &next - &states;
         Ok(Self { inputs, targets })
     }
@@ -144,7 +144,7 @@ fn validate(trainer: &Trainer, xv: &Array2<f32>, yv: &Array2<f32>) -> Result<(f6
     let mut mean = Array2::<f32>::zeros(yv.dim());
     for m in 0..k {
         let out = crate::ensemble::forward_normalized(ens, m, xv.view());
-        mean += &out.slice(s![.., ..s_dim]);
+        mean += &out.slice_axis(Axis(1), Slice::from(..s_dim));
     }
     mean /= k as f32;
     let mse = (&mean - yv).mapv(|d| f64::from(d * d)).sum() / (yv.len().max(1) as f64);
@@ -222,8 +222,8 @@ pub fn fit(trainer: &mut Trainer, data: &Dataset, cfg: &FitConfig, progress: &mu
                 for r in 0..b {
                     // Wrap around so every batch is full.
                     let j = p[(step * b + r) % p.len()];
-                    x.slice_mut(s![m, r, ..]).assign(&xt.row(j));
-                    y.slice_mut(s![m, r, ..]).assign(&yt.row(j));
+                    x.index_axis_mut(Axis(0), m).row_mut(r).assign(&xt.row(j));
+                    y.index_axis_mut(Axis(0), m).row_mut(r).assign(&yt.row(j));
                 }
             }
             match trainer.step(x.view(), y.view()) {

@@ -15,7 +15,7 @@
 //! The planners stay independent of how a model was trained: a trainer
 //! exports its weights into the kernels' layout and publishes them through
 //! a model handle, and the planners see an ordinary `WorldModel`.
-#![deny(unsafe_code)] // (not forbid: ndarray's `s!` macro allows it locally)
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "dfdx")]

@@ -14,7 +14,7 @@ use ami_core::error::{CoreError, Result};
 use ami_kernels::pool::Pool;
 use ami_kernels::train::{adam, AdamStep};
 use ami_kernels::Isa;
-use ndarray::{Array2, ArrayView3, Axis};
+use ndarray::{Array2, ArrayView3, Axis, Slice};
 
 use crate::ensemble::{backward, forward, loss_grad, Acts, Ensemble};
 
@@ -165,8 +165,8 @@ impl Trainer {
             let ys = y.index_axis(Axis(0), k);
             let p = self.ens.member(k);
             let t = &mut *t;
-            forward(self.isa, spec, p, xs.slice(ndarray::s![r0..r1, ..]), &mut t.acts);
-            t.loss = loss_grad(self.isa, spec, t.acts.output(), ys.slice(ndarray::s![r0..r1, ..]), scale, &mut t.g);
+            forward(self.isa, spec, p, xs.slice_axis(Axis(0), Slice::from(r0..r1)), &mut t.acts);
+            t.loss = loss_grad(self.isa, spec, t.acts.output(), ys.slice_axis(Axis(0), Slice::from(r0..r1)), scale, &mut t.g);
             if want_grad {
                 t.grad.resize(spec.member_params(), 0.0);
                 backward(self.isa, spec, p, &t.acts, &mut t.g, &mut t.tmp, &mut t.grad);
