@@ -10,14 +10,18 @@
 # thread count and impl, `ami bench --workload ... --planner ...` against
 # plan_{jax,numpy,torch}.py; table by scripts/peers/table.py.
 #
-# Training (TRAIN=1; OUT defaults to target/peers-train.jsonl): per thread
-# count, `ami bench --train --threads N --json $AMI_TRAIN_ARGS` and
-# train_peers.py --impl torch|torch-compile|jax --threads N (K=5 members of
-# (S+A)->200->200->200->2S SiLU, S=17, A=6, Gaussian NLL, Adam 1e-3, batch
-# 256 per member; one line each with samples_per_s, median_ms, final_loss);
-# table (samples/s, ami / best peer per thread count) by
-# scripts/peers/train_table.py. A failing command is logged as a
-# {"kind": "error"} line and the other runs go on.
+# Training (TRAIN=1; OUT defaults to target/peers-train.jsonl): first
+# writes the peers' data, batch rows and initial weights once with
+# "$PY" scripts/peers/train_data.py (train_peers.py's generation, same
+# seeds) into TRAIN_DATA; then per thread count,
+# `ami bench --train --data TRAIN_DATA --threads N --json $AMI_TRAIN_ARGS`
+# and train_peers.py --impl torch|torch-compile|jax --threads N (K=5
+# members of (S+A)->200->200->200->2S SiLU, S=17, A=6, Gaussian NLL, Adam
+# 1e-3, batch 256 per member; one line each with samples_per_s, median_ms,
+# final_loss): ami and the peers train on the same batches from the same
+# weights, so their final losses agree. Table (samples/s, final loss, ami
+# / best peer per thread count) by scripts/peers/train_table.py. A failing
+# run is logged as a {"kind": "error"} line and the other runs go on.
 #
 # Env: PY (a python with numpy, safetensors, jax[cpu]; torch for the torch
 # rows; pins in ../shared/workload/requirements-peers.txt), WORKLOAD_DIR
@@ -27,8 +31,11 @@
 # torch-compile"), MIN_TIME (seconds of timed calls per run, default 3),
 # PEAK=1 to measure the sgemm ceiling first (peak_np_jax.py).
 # Training only: TRAIN_IMPLS (subset of "ami torch torch-compile jax", the
-# default), AMI_TRAIN_ARGS (extra flags for ami, e.g. "--state-dim 17
-# --action-dim 6 --width 200 --members 5").
+# default), TRAIN_DATA (default target/train_data.safetensors; "none": ami
+# trains on its own RNG's data, its final loss is then not comparable),
+# AMI_TRAIN_ARGS (extra flags for ami, e.g. "--isa avx2"; the shape flags
+# "--width 200 --members 5 ..." only with TRAIN_DATA=none, with --data the
+# shapes are the file's).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TRAIN=${TRAIN:-0}
@@ -46,6 +53,13 @@ mkdir -p "$(dirname "$OUT")"
 echo "{\"kind\": \"env\", \"when\": \"start\", \"uptime\": \"$(uptime)\"}" >> "$OUT"
 if [ "$TRAIN" = 1 ]; then
   TRAIN_IMPLS=${TRAIN_IMPLS:-"ami torch torch-compile jax"}
+  TRAIN_DATA=${TRAIN_DATA:-$ROOT/target/train_data.safetensors}
+  DATA_ARGS=()
+  if [ "$TRAIN_DATA" != none ]; then
+    # One file for every ami run: train_peers.py's X, Y, idx and init().
+    "$PY" "$ROOT/scripts/peers/train_data.py" --out "$TRAIN_DATA" >&2
+    DATA_ARGS=(--data "$TRAIN_DATA")
+  fi
   # Runs "$@" appending its stdout to OUT; on failure logs an error line.
   guarded() {
     local what=$1; shift
@@ -61,7 +75,7 @@ if [ "$TRAIN" = 1 ]; then
     for impl in $TRAIN_IMPLS; do
       case $impl in
         # shellcheck disable=SC2086  # AMI_TRAIN_ARGS is a list of flags
-        ami) guarded "ami bench --train --threads $th" "$AMI" bench --train --threads "$th" --json ${AMI_TRAIN_ARGS:-} ;;
+        ami) guarded "ami bench --train --threads $th" "$AMI" bench --train "${DATA_ARGS[@]}" --threads "$th" --json ${AMI_TRAIN_ARGS:-} ;;
         torch|torch-compile|jax)
           guarded "train_peers.py --impl $impl --threads $th" peer "$impl" "$th" ;;
         *) echo "run.sh: unknown TRAIN_IMPLS entry $impl" >&2 ;;

@@ -4,9 +4,13 @@
 Reads the lines of `ami bench --train --json` (impl "ami") and of
 ../shared/workload/train_peers.py (impl torch, torch-compile, jax): keys impl,
 threads, median_ms (one step: forward + backward + Adam on all members),
-samples_per_s, final_loss. Prints every run's samples/s, then per thread count
+samples_per_s, final_loss. Prints every run's samples/s and final loss (on the
+first 2,000 rows after warmup + steps Adam steps) with its difference from the
+first peer's (torch, else any) at the same thread count, then per thread count
 ami's samples/s over the best peer's at that thread count (above 1: ami is
-faster), and over the best peer at any thread count.
+faster), and over the best peer at any thread count. ami's final loss is
+comparable with the peers' only when it ran with --data (the peers' data and
+initial weights, scripts/peers/train_data.py); the table says which.
 
   python3 scripts/peers/train_table.py OUT.jsonl [MORE.jsonl ...]
 """
@@ -28,21 +32,36 @@ for e in errors:
 
 def load1(r):
     la = r.get("loadavg", r.get("load1", ""))
-    return f"{la[0]:.2f}" if isinstance(la, list) and la else str(la)
+    return f"{float(la[0]):.2f}" if isinstance(la, list) and la else str(la)
 
 
 order = {"ami": 0, "torch": 1, "torch-compile": 2, "jax": 3}
 runs.sort(key=lambda r: (order.get(r["impl"], 9), r["impl"], r["threads"]))
-print("\n| impl | threads | median ms/step | samples/s | final loss | load1 |")
-print("|---|---|---|---|---|---|")
-for r in runs:
-    fl = r.get("final_loss")
-    fl = f"{fl:.4f}" if isinstance(fl, (int, float)) else "-"
-    print(f"| {r['impl']} | {r['threads']} | {r['median_ms']:.3f} | {r['samples_per_s']:.0f} | {fl} | {load1(r)} |")
-
 by_th = defaultdict(dict)
 for r in runs:
     by_th[r["threads"]][r["impl"]] = r  # a later line for the same impl and threads wins
+
+
+def ref_loss(th):
+    """The final loss the others are compared with at `th` threads: torch's, else the first peer's."""
+    d = by_th[th]
+    for i in ("torch", "jax", "torch-compile"):
+        if isinstance(d.get(i, {}).get("final_loss"), (int, float)):
+            return i, d[i]["final_loss"]
+    return None, None
+
+
+print("\n| impl | threads | median ms/step | samples/s | final loss | final loss - ref | load1 |")
+print("|---|---|---|---|---|---|---|")
+for r in runs:
+    fl = r.get("final_loss")
+    ref_impl, ref = ref_loss(r["threads"])
+    diff = f"{fl - ref:+.2e} ({ref_impl})" if isinstance(fl, (int, float)) and ref is not None and r["impl"] != ref_impl else "-"
+    fls = f"{fl:.6f}" if isinstance(fl, (int, float)) else "-"
+    name = r["impl"]
+    if name == "ami":
+        name += " (peers' data)" if r.get("data") else " (own data: loss not comparable)"
+    print(f"| {name} | {r['threads']} | {r['median_ms']:.3f} | {r['samples_per_s']:.0f} | {fls} | {diff} | {load1(r)} |")
 peers_all = [r for r in runs if r["impl"] != "ami"]
 best_any = max(peers_all, key=lambda r: r["samples_per_s"], default=None)
 print("\n| threads | ami samples/s | best peer | best peer samples/s | ami / best peer | ami / best peer (any threads) |")

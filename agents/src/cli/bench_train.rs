@@ -51,7 +51,7 @@ struct Setup {
 /// Where each step's batch rows come from.
 enum Rows {
     /// Drawn from ami's RNG (step by step, member by member).
-    Random(ami_core::rng::AmiRng),
+    Random(Box<ami_core::rng::AmiRng>),
     /// The data file's `idx`, `[warmup + steps, K, B]` flattened.
     File(Vec<usize>),
 }
@@ -146,7 +146,7 @@ fn generated(args: &BenchArgs) -> anyhow::Result<Setup> {
     let w = Array2::from_shape_fn((s + a, s), |_| rng.sample::<f32, _>(StandardNormal) * 0.3);
     let mut y = x.dot(&w).mapv(f32::tanh);
     y.mapv_inplace(|v| v + 0.05 * rng.sample::<f32, _>(StandardNormal));
-    Ok(Setup { spec, ens, adam: AdamConfig::default(), x, y, warmup: WARMUP, steps: args.steps as usize, rows: Rows::Random(rng) })
+    Ok(Setup { spec, ens, adam: AdamConfig::default(), x, y, warmup: WARMUP, steps: args.steps as usize, rows: Rows::Random(Box::new(rng)) })
 }
 
 /// A problem with the data file, as a user-input error (the CLI exits 2):

@@ -140,7 +140,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let evals = if eval_seeds.is_empty() {
         0
     } else if eval_every > 0 {
-        (episodes / eval_every + u64::from(episodes % eval_every != 0)) * eval_seeds.len() as u64
+        episodes.div_ceil(eval_every) * eval_seeds.len() as u64
     } else {
         eval_seeds.len() as u64
     };
@@ -207,7 +207,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
         }));
         let last = i + 1 == seeds.len();
-        if !eval_seeds.is_empty() && ((eval_every > 0 && (i as u64 + 1) % eval_every == 0) || (last && (eval_every == 0 || (i as u64 + 1) % eval_every != 0))) {
+        let periodic = eval_every > 0 && (i as u64 + 1).is_multiple_of(eval_every);
+        if !eval_seeds.is_empty() && (periodic || last) {
             eval_runs.push(evaluate(&mut agent, i + 1)?);
         }
     }

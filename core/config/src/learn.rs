@@ -186,7 +186,7 @@ impl Node for TrainerNode {
         Self::ports()
     }
     fn reset(&mut self, _seed: u64) -> Result<()> {
-        let due = self.episodes % self.every == 0;
+        let due = self.episodes.is_multiple_of(self.every);
         let evaluating = self.phase.is_evaluating();
         if !evaluating {
             if due {
