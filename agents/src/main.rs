@@ -38,6 +38,10 @@ enum Command {
     /// Fit a world model offline from a saved memory file and write its
     /// weights (safetensors) for agent files to load.
     Train(cli::train::TrainArgs),
+    /// Draw a run's learning curve (return per episode, evaluations, model
+    /// losses) from `ami run --json` output, as PNG or SVG; several runs
+    /// overlay.
+    Plot(cli::plot::PlotArgs),
     /// Plugins: `inspect` a library (declaration, ABI, modules with ports and
     /// parameters), or create a `new` plugin crate from the template.
     Plugin(cli::plugin::PluginCommand),
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => cli::bench::run(args),
         Some(Command::List(args)) => cli::list::run(args),
         Some(Command::Train(args)) => cli::train::run(args),
+        Some(Command::Plot(args)) => cli::plot::run(args),
         Some(Command::Plugin(args)) => cli::plugin::run(args),
         None => cli::run::run(RunArgs::default()),
     };
