@@ -431,7 +431,7 @@ fn phase_colour(phase: Option<&str>, others: &[String]) -> RGBColor {
     match phase {
         Some("explore") => TAB10[1],
         Some("plan") => TAB10[0],
-        None => TAB10[7],
+        None => TAB10[0],
         // Not red: that is the evaluations' colour.
         Some(p) => [TAB10[2], TAB10[4], TAB10[5], TAB10[6], TAB10[8], TAB10[9]][others.iter().position(|o| o == p).unwrap_or(0) % 6],
     }
@@ -491,6 +491,26 @@ impl Figure {
         let (lo, hi) = bounds(xs).unwrap_or((0.0, 1.0));
         // Episodes and experience count from 0.
         pad(lo.min(0.0), hi, 0.02)
+    }
+
+    /// The return panel's points (episodes and evaluations' ends).
+    fn return_points(&self) -> Vec<(f64, f64)> {
+        let mut pts = Vec::new();
+        for r in &self.runs {
+            pts.extend(r.episodes.iter().map(|e| (self.ex(e), e.ret)));
+            for e in &r.evals {
+                if let Some(x) = self.evx(e) {
+                    pts.extend([(x, e.min), (x, e.mean), (x, e.max)]);
+                }
+            }
+        }
+        pts
+    }
+
+    /// The loss panel's points, y as log10.
+    fn loss_points(&self) -> Vec<(f64, f64)> {
+        let losses = self.runs.iter().flat_map(|r| &r.episodes).flat_map(|e| [e.model_loss, e.val_loss].into_iter().flatten().map(|l| (self.ex(e), l.log10())));
+        losses.collect()
     }
 
     fn has_losses(&self) -> bool {
@@ -555,7 +575,14 @@ impl Figure {
         let others: Vec<String> = phases_seen.iter().flatten().filter(|p| *p != "explore" && *p != "plan").cloned().collect();
         for (i, r) in self.runs.iter().enumerate() {
             let colour = TAB10[i % TAB10.len()];
-            let line_colour = if single { GREY } else { colour };
+            // One run: a grey line between the phases' colours (blue without phases).
+            let line_colour = if !single {
+                colour
+            } else if r.episodes.iter().any(|e| e.phase.is_some()) {
+                GREY
+            } else {
+                TAB10[0]
+            };
             let line = chart.draw_series(LineSeries::new(r.episodes.iter().map(|e| (self.ex(e), e.ret)), line_colour.stroke_width(stroke)))?;
             if !single && !r.episodes.is_empty() {
                 line.label(r.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(stroke.max(2))));
@@ -604,7 +631,7 @@ impl Figure {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(legend_corner(self.return_points(), (xlo, xhi), (ylo, yhi), Corner::LowerRight))
             .label_font(("sans-serif", (13.0 * scale).round()))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
@@ -665,7 +692,7 @@ impl Figure {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(self.loss_points(), (xlo, xhi), (lo.log10(), hi.log10()), Corner::UpperRight))
             .label_font(("sans-serif", (13.0 * scale).round()))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
@@ -677,6 +704,42 @@ impl Figure {
 /// A dashed line's legend sample: two dashes.
 fn dashed_sample(x: i32, y: i32, style: ShapeStyle) -> DashedPathElement<std::vec::IntoIter<(i32, i32)>, u32> {
     DashedPathElement::new(vec![(x, y), (x + 20, y)], 7, 6, style)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Corner {
+    UpperLeft,
+    UpperRight,
+    LowerLeft,
+    LowerRight,
+}
+
+/// The legend's corner: the one whose outer third (of each axis) holds the
+/// fewest points, `preferred` on a tie.
+fn legend_corner(points: Vec<(f64, f64)>, (xlo, xhi): (f64, f64), (ylo, yhi): (f64, f64), preferred: Corner) -> SeriesLabelPosition {
+    let count = |c: Corner| {
+        let (left, lower) = match c {
+            Corner::UpperLeft => (true, false),
+            Corner::UpperRight => (false, false),
+            Corner::LowerLeft => (true, true),
+            Corner::LowerRight => (false, true),
+        };
+        let in_x = |x: f64| if left { x <= xlo + (xhi - xlo) / 3.0 } else { x >= xhi - (xhi - xlo) / 3.0 };
+        let in_y = |y: f64| if lower { y <= ylo + (yhi - ylo) / 3.0 } else { y >= yhi - (yhi - ylo) / 3.0 };
+        points.iter().filter(|&&(x, y)| in_x(x) && in_y(y)).count()
+    };
+    let mut best = preferred;
+    for c in [Corner::LowerRight, Corner::UpperRight, Corner::LowerLeft, Corner::UpperLeft] {
+        if count(c) < count(best) {
+            best = c;
+        }
+    }
+    match best {
+        Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+        Corner::UpperRight => SeriesLabelPosition::UpperRight,
+        Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+        Corner::LowerRight => SeriesLabelPosition::LowerRight,
+    }
 }
 
 /// The title: agent / task / planner, each the runs' common value or their
@@ -794,6 +857,14 @@ mod tests {
             let msg = format!("{e:#}");
             assert!(msg.contains("run.json") && msg.contains(needle), "{text}: {msg}");
         }
+    }
+
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner() {
+        let rising: Vec<(f64, f64)> = (0..10).map(|i| (f64::from(i), f64::from(i))).collect();
+        assert!(matches!(legend_corner(rising, (0.0, 9.0), (0.0, 9.0), Corner::LowerRight), SeriesLabelPosition::LowerRight));
+        let low_right = vec![(9.0, 0.0), (8.0, 1.0), (0.0, 0.0), (0.0, 9.0), (9.0, 9.0)];
+        assert!(matches!(legend_corner(low_right, (0.0, 9.0), (0.0, 9.0), Corner::LowerRight), SeriesLabelPosition::UpperRight));
     }
 
     #[test]
