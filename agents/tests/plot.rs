@@ -31,8 +31,9 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A learning run: explore then plan episodes with losses (one NaN written
-/// as null), two evaluations.
+/// A learning run as `ami run --json` writes it: explore then plan episodes,
+/// losses from episode 1 on (null before the first fit), evaluations after 2
+/// and after all 6 episodes (one return NaN, written as null).
 fn learning_run(agent: &str, offset: f64) -> String {
     let mut episodes = Vec::new();
     let mut returns = Vec::new();
@@ -43,7 +44,7 @@ fn learning_run(agent: &str, offset: f64) -> String {
         let (model_loss, val_loss) = if i == 0 { (None, None) } else { (Some(1.0 / f64::from(i * i)), Some(1.5 / f64::from(i))) };
         episodes.push(serde_json::json!({
             "episode": i, "seed": i, "phase": phase, "return": ret, "steps": 200,
-            "experience": 200 * (i + 1), "model_loss": model_loss, "val_loss": val_loss,
+            "experience": 200 * (i + 1), "model_loss": model_loss, "val_loss": val_loss, "val_mse": val_loss,
             "train_ms": model_loss.map(|_| 50.0),
         }));
     }
@@ -53,7 +54,7 @@ fn learning_run(agent: &str, offset: f64) -> String {
         "learning": { "episodes": episodes },
         "eval": [
             { "seeds": [100, 101, 102], "returns": [-900.0 + offset, -700.0 + offset, -800.0 + offset], "mean_return": -800.0 + offset, "after_episode": 2 },
-            { "seeds": [100, 101, 102], "returns": [-300.0 + offset, -150.0 + offset, null], "mean_return": -225.0 + offset, "after_episode": 5 },
+            { "seeds": [100, 101, 102], "returns": [-300.0 + offset, -150.0 + offset, null], "mean_return": -225.0 + offset, "after_episode": 6 },
         ],
     })
     .to_string()

@@ -293,6 +293,8 @@ fn parse_run(text: &str, file: &Path, label: String) -> anyhow::Result<Run> {
     let mut bad_losses = (0, Vec::new());
     let learning = m.get("learning").and_then(|l| l.get("episodes")).and_then(Value::as_array).filter(|e| !e.is_empty());
     let mut episodes = Vec::new();
+    // Every episode's number and experience, drawn or not: where evaluations go.
+    let mut timeline: Vec<(f64, Option<f64>)> = Vec::new();
     if let Some(list) = learning {
         let mut cumulative_steps = Some(0.0);
         for (i, e) in list.iter().enumerate() {
@@ -307,6 +309,7 @@ fn parse_run(text: &str, file: &Path, label: String) -> anyhow::Result<Run> {
                 _ => None,
             };
             let experience = opt_number(e.get("experience"), file, &|| at("experience"))?.or(cumulative_steps).filter(|&x| drawable(x));
+            timeline.push((episode, experience));
             let ret = opt_number(e.get("return"), file, &|| at("return"))?;
             let loss = |key: &str| -> anyhow::Result<Option<f64>> { opt_number(e.get(key), file, &|| at(key)) };
             let model_loss = loss("model_loss")?;
@@ -330,6 +333,7 @@ fn parse_run(text: &str, file: &Path, label: String) -> anyhow::Result<Run> {
         }
     } else {
         for (i, r) in returns.iter().enumerate() {
+            timeline.push((i as f64, None));
             match opt_number(Some(r), file, &|| format!("returns[{i}]"))? {
                 Some(r) if drawable(r) => episodes.push(Episode { episode: i as f64, experience: None, phase: None, ret: r, model_loss: None, val_loss: None }),
                 _ => skipped.push(i as f64),
@@ -346,7 +350,7 @@ fn parse_run(text: &str, file: &Path, label: String) -> anyhow::Result<Run> {
             episode_list(&bad_losses.1)
         ));
     }
-    let evals = parse_evals(m.get("eval"), file, &episodes, &mut notes)?;
+    let evals = parse_evals(m.get("eval"), file, &timeline, &mut notes)?;
     Ok(Run {
         file: file.to_path_buf(),
         label,
@@ -367,13 +371,16 @@ fn episode_list(episodes: &[f64]) -> String {
 }
 
 /// `eval`: one object or an array of them; `null` or absent for none.
-fn parse_evals(v: Option<&Value>, file: &Path, episodes: &[Episode], notes: &mut Vec<String>) -> anyhow::Result<Vec<Eval>> {
+/// `after_episode` counts the episodes before the evaluation (`ami run`
+/// writes `i + 1` after episode `i`); its experience is that of the last of
+/// them. `timeline`: every episode's number and experience.
+fn parse_evals(v: Option<&Value>, file: &Path, timeline: &[(f64, Option<f64>)], notes: &mut Vec<String>) -> anyhow::Result<Vec<Eval>> {
     let list: Vec<(String, &Value)> = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a.iter().enumerate().map(|(i, e)| (format!("eval[{i}]"), e)).collect(),
         Some(e) => vec![("eval".to_string(), e)],
     };
-    let last_episode = episodes.last().map(|e| e.episode).unwrap_or(0.0);
+    let episode_count = timeline.len() as f64;
     let mut out = Vec::new();
     for (name, e) in list {
         let Value::Object(e) = e else {
@@ -400,10 +407,14 @@ fn parse_evals(v: Option<&Value>, file: &Path, episodes: &[Episode], notes: &mut
             notes.push(format!("{name}: no finite mean_return nor returns, not drawn"));
             continue;
         };
-        let after = opt_number(e.get("after_episode"), file, &|| format!("{name}.after_episode"))?.filter(|&a| drawable(a)).unwrap_or(last_episode);
-        let experience = opt_number(e.get("experience"), file, &|| format!("{name}.experience"))?
-            .filter(|&x| drawable(x))
-            .or_else(|| episodes.iter().rev().find(|ep| ep.episode <= after).and_then(|ep| ep.experience));
+        let after = opt_number(e.get("after_episode"), file, &|| format!("{name}.after_episode"))?.filter(|&a| drawable(a)).unwrap_or(episode_count);
+        let experience = opt_number(e.get("experience"), file, &|| format!("{name}.experience"))?.filter(|&x| drawable(x)).or_else(|| {
+            match timeline.iter().rev().find(|&&(ep, _)| ep < after) {
+                Some(&(_, experience)) => experience,
+                // Before the first episode: no experience yet.
+                None => timeline.first().and_then(|&(_, x)| x).map(|_| 0.0),
+            }
+        });
         let min = returns.iter().copied().fold(mean, f64::min);
         let max = returns.iter().copied().fold(mean, f64::max);
         out.push(Eval { after_episode: after, experience, mean, min, max });
@@ -838,8 +849,21 @@ mod tests {
         assert_eq!(r.episodes[1].experience, Some(20.0), "running sum of steps");
         assert_eq!(r.episodes[1].model_loss, Some(0.5));
         assert_eq!(r.episodes[1].val_loss, None, "zero is left off the log axis");
-        assert_eq!(r.evals, vec![Eval { after_episode: 1.0, experience: Some(20.0), mean: -2.0, min: -3.0, max: -1.0 }]);
+        // After 1 episode: episode 0's experience.
+        assert_eq!(r.evals, vec![Eval { after_episode: 1.0, experience: Some(10.0), mean: -2.0, min: -3.0, max: -1.0 }]);
         assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+    }
+
+    #[test]
+    fn an_evaluation_sits_at_the_experience_of_the_episodes_before_it() {
+        // `ami run --eval-every 2`: after_episode counts episodes (i + 1).
+        let text = r#"{"returns":[1,2,null,4],"learning":{"episodes":[
+            {"episode":0,"return":1,"experience":100},{"episode":1,"return":2,"experience":200},
+            {"episode":2,"return":null,"experience":300},{"episode":3,"return":4,"experience":400}]},
+            "eval":[{"after_episode":0,"mean_return":0},{"after_episode":2,"mean_return":2},{"after_episode":3,"mean_return":3},{"mean_return":4}]}"#;
+        let r = parse(text).unwrap();
+        let at: Vec<(f64, Option<f64>)> = r.evals.iter().map(|e| (e.after_episode, e.experience)).collect();
+        assert_eq!(at, vec![(0.0, Some(0.0)), (2.0, Some(200.0)), (3.0, Some(300.0)), (4.0, Some(400.0))], "an undrawn episode still counts");
     }
 
     #[test]
