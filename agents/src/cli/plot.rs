@@ -504,24 +504,38 @@ impl Figure {
         pad(lo.min(0.0), hi, 0.02)
     }
 
-    /// The return panel's points (episodes and evaluations' ends).
+    /// How many x labels: at most one per episode on the episode axis (no
+    /// "0.5"), at most 10.
+    fn x_label_count(&self, (xlo, xhi): (f64, f64)) -> usize {
+        match self.x {
+            XAxis::Episode => ((xhi - xlo).floor() as usize + 1).clamp(2, 10),
+            XAxis::Experience => 10,
+        }
+    }
+
+    /// The return panel's points, with samples along its lines and error
+    /// bars (where a legend would cover them).
     fn return_points(&self) -> Vec<(f64, f64)> {
         let mut pts = Vec::new();
         for r in &self.runs {
-            pts.extend(r.episodes.iter().map(|e| (self.ex(e), e.ret)));
+            densify(&mut pts, r.episodes.iter().map(|e| (self.ex(e), e.ret)));
             for e in &r.evals {
                 if let Some(x) = self.evx(e) {
-                    pts.extend([(x, e.min), (x, e.mean), (x, e.max)]);
+                    densify(&mut pts, [(x, e.min), (x, e.mean), (x, e.max)]);
                 }
             }
         }
         pts
     }
 
-    /// The loss panel's points, y as log10.
+    /// The loss panel's points and line samples, y as log10.
     fn loss_points(&self) -> Vec<(f64, f64)> {
-        let losses = self.runs.iter().flat_map(|r| &r.episodes).flat_map(|e| [e.model_loss, e.val_loss].into_iter().flatten().map(|l| (self.ex(e), l.log10())));
-        losses.collect()
+        let mut pts = Vec::new();
+        for r in &self.runs {
+            densify(&mut pts, r.episodes.iter().filter_map(|e| e.model_loss.map(|l| (self.ex(e), l.log10()))));
+            densify(&mut pts, r.episodes.iter().filter_map(|e| e.val_loss.map(|l| (self.ex(e), l.log10()))));
+        }
+        pts
     }
 
     fn has_losses(&self) -> bool {
@@ -564,6 +578,7 @@ impl Figure {
             .configure_mesh()
             .x_desc(self.x_label())
             .y_desc("return")
+            .x_labels(self.x_label_count((xlo, xhi)))
             .x_label_formatter(&|v| fmt_tick(*v))
             .y_label_formatter(&|v| fmt_tick(*v))
             .label_style(("sans-serif", (13.0 * scale).round()))
@@ -575,6 +590,8 @@ impl Figure {
         let radius = px(3.5);
         let eval_radius = px(7.0);
         let stroke = px(1.5);
+        // The legend's labels (none: no empty box).
+        let mut labels: Vec<String> = Vec::new();
         let mut phases_seen: Vec<Option<String>> = Vec::new();
         for r in &self.runs {
             for e in &r.episodes {
@@ -597,6 +614,7 @@ impl Figure {
             let line = chart.draw_series(LineSeries::new(r.episodes.iter().map(|e| (self.ex(e), e.ret)), line_colour.stroke_width(stroke)))?;
             if !single && !r.episodes.is_empty() {
                 line.label(r.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(stroke.max(2))));
+                labels.push(r.label.clone());
             }
             for phase in &phases_seen {
                 let pts = r.episodes.iter().filter(|e| &e.phase == phase);
@@ -628,21 +646,29 @@ impl Figure {
                 } else {
                     DARK.filled()
                 };
-                chart.draw_series(no_points())?.label(name).legend(move |(x, y)| Circle::new((x + 10, y), radius, style));
+                chart.draw_series(no_points())?.label(name.clone()).legend(move |(x, y)| Circle::new((x + 10, y), radius, style));
+                labels.push(name);
             }
         }
         if self.runs.iter().any(|r| r.evals.iter().any(|e| self.evx(e).is_some())) {
             let c = if single { TAB10[3] } else { DARK };
             chart.draw_series(no_points())?.label("eval mean (min..max)").legend(move |(x, y)| Circle::new((x + 10, y), eval_radius, c.filled()));
+            labels.push("eval mean (min..max)".into());
         }
         if let Some(t) = self.target {
             let style = ShapeStyle { color: DARK.mix(0.8), filled: false, stroke_width: stroke };
             chart.draw_series(DashedLineSeries::new(vec![(xlo, t), (xhi, t)], px(8.0), px(6.0), style))?;
-            chart.draw_series(no_points())?.label(format!("target {}", fmt_num(t))).legend(move |(x, y)| dashed_sample(x, y, style));
+            let label = format!("target {}", fmt_num(t));
+            chart.draw_series(no_points())?.label(label.clone()).legend(move |(x, y)| dashed_sample(x, y, style));
+            labels.push(label);
         }
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let size = legend_fraction(&labels, chart.plotting_area().dim_in_pixel(), scale);
         chart
             .configure_series_labels()
-            .position(legend_corner(self.return_points(), (xlo, xhi), (ylo, yhi), Corner::LowerRight))
+            .position(legend_corner(&self.return_points(), (xlo, xhi), (ylo, yhi), size, Corner::LowerRight))
             .label_font(("sans-serif", (13.0 * scale).round()))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
@@ -659,7 +685,9 @@ impl Figure {
         let px = |v: f64| (v * scale).round().max(1.0) as u32;
         let losses = self.runs.iter().flat_map(|r| &r.episodes).flat_map(|e| [e.model_loss, e.val_loss]).flatten();
         let (lo, hi) = bounds(losses).unwrap_or((0.1, 1.0));
-        let (lo, hi) = if hi / lo < 1.01 { (lo / 3.0, hi * 3.0) } else { (lo / 1.3, hi * 1.3) };
+        // Whole decades, so that at least two are labelled.
+        let lo = 10f64.powf((lo / 1.2).log10().floor());
+        let hi = 10f64.powf((hi * 1.2).log10().ceil());
         let mut chart = ChartBuilder::on(area)
             .margin(px(10.0))
             .x_label_area_size(px(40.0))
@@ -669,6 +697,7 @@ impl Figure {
             .configure_mesh()
             .x_desc(self.x_label())
             .y_desc("model loss (log)")
+            .x_labels(self.x_label_count((xlo, xhi)))
             .x_label_formatter(&|v| fmt_tick(*v))
             .y_label_formatter(&|v| fmt_loss(*v))
             .label_style(("sans-serif", (13.0 * scale).round()))
@@ -676,34 +705,50 @@ impl Figure {
             .light_line_style(RGBColor(235, 235, 235))
             .bold_line_style(RGBColor(210, 210, 210))
             .draw()?;
+        // One run: model loss blue, val loss red. Overlaid runs: each run's
+        // colour (named in the return panel's legend), the legend saying
+        // which line style is which loss.
+        let mut labels: Vec<String> = Vec::new();
         let single = self.runs.len() == 1;
         let stroke = px(1.5);
+        let mut present = [false, false];
         for (i, r) in self.runs.iter().enumerate() {
             let colour = TAB10[i % TAB10.len()];
-            for (which, name) in [(0, "model loss"), (1, "val loss")] {
+            for which in [0, 1] {
                 let pts: Vec<(f64, f64)> =
                     r.episodes.iter().filter_map(|e| if which == 0 { e.model_loss } else { e.val_loss }.map(|l| (self.ex(e), l))).collect();
                 if pts.is_empty() {
                     continue;
                 }
+                present[which] = true;
                 let c = if single { TAB10[which * 3] } else { colour };
-                let label = if single { name.to_string() } else { format!("{} {name}", r.label) };
+                let style = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: stroke };
                 if which == 0 {
-                    chart
-                        .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(stroke)))?
-                        .label(label)
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(stroke.max(2))));
+                    chart.draw_series(LineSeries::new(pts.iter().copied(), style))?;
                 } else {
-                    let style = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: stroke };
                     chart.draw_series(DashedLineSeries::new(pts.iter().copied(), px(6.0), px(4.0), style))?;
-                    chart.draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())?.label(label).legend(move |(x, y)| dashed_sample(x, y, style));
                 }
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, px(2.0), c.filled())))?;
             }
         }
+        for (which, name) in [(0, "model loss"), (1, "val loss")] {
+            if !present[which] {
+                continue;
+            }
+            let c = if single { TAB10[which * 3] } else { DARK };
+            let style = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: stroke.max(2) };
+            let entry = chart.draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())?.label(name);
+            if which == 0 {
+                entry.legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            } else {
+                entry.legend(move |(x, y)| dashed_sample(x, y, style));
+            }
+            labels.push(name.to_string());
+        }
+        let size = legend_fraction(&labels, chart.plotting_area().dim_in_pixel(), scale);
         chart
             .configure_series_labels()
-            .position(legend_corner(self.loss_points(), (xlo, xhi), (lo.log10(), hi.log10()), Corner::UpperRight))
+            .position(legend_corner(&self.loss_points(), (xlo, xhi), (lo.log10(), hi.log10()), size, Corner::UpperRight))
             .label_font(("sans-serif", (13.0 * scale).round()))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
@@ -725,9 +770,34 @@ enum Corner {
     LowerRight,
 }
 
-/// The legend's corner: the one whose outer third (of each axis) holds the
-/// fewest points, `preferred` on a tie.
-fn legend_corner(points: Vec<(f64, f64)>, (xlo, xhi): (f64, f64), (ylo, yhi): (f64, f64), preferred: Corner) -> SeriesLabelPosition {
+/// Appends the points and 4 samples between each two.
+fn densify(out: &mut Vec<(f64, f64)>, points: impl IntoIterator<Item = (f64, f64)>) {
+    let mut prev: Option<(f64, f64)> = None;
+    for p in points {
+        if let Some(q) = prev {
+            out.extend((1..5).map(|k| {
+                let t = f64::from(k) / 5.0;
+                (q.0 + (p.0 - q.0) * t, q.1 + (p.1 - q.1) * t)
+            }));
+        }
+        out.push(p);
+        prev = Some(p);
+    }
+}
+
+/// About how much of the plotting area (fractions of its width and height)
+/// a legend with these labels covers, with its margin.
+fn legend_fraction(labels: &[String], (w, h): (u32, u32), scale: f64) -> (f64, f64) {
+    let font = 13.0 * scale;
+    let chars = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+    let width = 20.0 * scale + 30.0 + chars * font * 0.6 + 10.0;
+    let height = labels.len() as f64 * (font + 6.0) + 20.0;
+    ((width / f64::from(w.max(1))).min(1.0), (height / f64::from(h.max(1))).min(1.0))
+}
+
+/// The legend's corner: the one whose legend-sized rectangle (`(fx, fy)` of
+/// each axis) holds the fewest points, `preferred` on a tie.
+fn legend_corner(points: &[(f64, f64)], (xlo, xhi): (f64, f64), (ylo, yhi): (f64, f64), (fx, fy): (f64, f64), preferred: Corner) -> SeriesLabelPosition {
     let count = |c: Corner| {
         let (left, lower) = match c {
             Corner::UpperLeft => (true, false),
@@ -735,8 +805,8 @@ fn legend_corner(points: Vec<(f64, f64)>, (xlo, xhi): (f64, f64), (ylo, yhi): (f
             Corner::LowerLeft => (true, true),
             Corner::LowerRight => (false, true),
         };
-        let in_x = |x: f64| if left { x <= xlo + (xhi - xlo) / 3.0 } else { x >= xhi - (xhi - xlo) / 3.0 };
-        let in_y = |y: f64| if lower { y <= ylo + (yhi - ylo) / 3.0 } else { y >= yhi - (yhi - ylo) / 3.0 };
+        let in_x = |x: f64| if left { x <= xlo + (xhi - xlo) * fx } else { x >= xhi - (xhi - xlo) * fx };
+        let in_y = |y: f64| if lower { y <= ylo + (yhi - ylo) * fy } else { y >= yhi - (yhi - ylo) * fy };
         points.iter().filter(|&&(x, y)| in_x(x) && in_y(y)).count()
     };
     let mut best = preferred;
@@ -886,9 +956,9 @@ mod tests {
     #[test]
     fn the_legend_goes_to_the_emptiest_corner() {
         let rising: Vec<(f64, f64)> = (0..10).map(|i| (f64::from(i), f64::from(i))).collect();
-        assert!(matches!(legend_corner(rising, (0.0, 9.0), (0.0, 9.0), Corner::LowerRight), SeriesLabelPosition::LowerRight));
+        assert!(matches!(legend_corner(&rising, (0.0, 9.0), (0.0, 9.0), (0.3, 0.3), Corner::LowerRight), SeriesLabelPosition::LowerRight));
         let low_right = vec![(9.0, 0.0), (8.0, 1.0), (0.0, 0.0), (0.0, 9.0), (9.0, 9.0)];
-        assert!(matches!(legend_corner(low_right, (0.0, 9.0), (0.0, 9.0), Corner::LowerRight), SeriesLabelPosition::UpperRight));
+        assert!(matches!(legend_corner(&low_right, (0.0, 9.0), (0.0, 9.0), (0.3, 0.3), Corner::LowerRight), SeriesLabelPosition::UpperRight));
     }
 
     #[test]
