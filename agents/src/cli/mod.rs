@@ -32,18 +32,14 @@ pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> any
 }
 
 /// The exit code for an error: 2 for bad input (an invalid, unreadable or
-/// non-UTF-8 agent file, a refused parameter: [`ami_core::CoreError::is_user_input`];
-/// a file `ami plot` cannot read: [`plot::PlotInputError`]; like clap's bad
-/// arguments), 130 when interrupted, 1 otherwise.
+/// non-UTF-8 agent file, a refused parameter: [`ami_core::CoreError::is_user_input`],
+/// like clap's bad arguments), 130 when interrupted, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<ami_core::CoreError>().is_some_and(|c| c.is_user_input()) {
             return 2;
         }
         if cause.downcast_ref::<BadInput>().is_some() {
-            return 2;
-        }
-        if cause.downcast_ref::<plot::PlotInputError>().is_some() {
             return 2;
         }
         if cause.downcast_ref::<Interrupted>().is_some() {

@@ -20,12 +20,8 @@ use serde_json::Value;
 
 /// Bad input to `ami plot` (a missing or unreadable file, a file that is not
 /// the output of `ami run --json`, a bad option): exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PlotInputError(pub String);
-
 fn input_error(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(PlotInputError(msg.into()))
+    anyhow::Error::new(super::BadInput(msg.into()))
 }
 
 /// The quantity on the x axis.
@@ -947,7 +943,7 @@ mod tests {
             ("{\"returns\":[1],\"eval\":3}", "eval is a number"),
         ] {
             let e = parse(text).unwrap_err();
-            assert!(e.downcast_ref::<PlotInputError>().is_some(), "{text}");
+            assert!(e.downcast_ref::<crate::cli::BadInput>().is_some(), "{text}");
             let msg = format!("{e:#}");
             assert!(msg.contains("run.json") && msg.contains(needle), "{text}: {msg}");
         }
