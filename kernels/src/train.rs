@@ -3,12 +3,105 @@
 //! as plain branch-free Rust and compiled three times: for AVX-512, for
 //! AVX2+FMA (each inside a `#[target_feature]` function, where the
 //! compiler vectorises it at that width) and for the baseline target. The
-//! matrix products of training are not here: ami-learn runs them through
-//! ndarray's GEMM. Results of the three builds may differ in the last bit
+//! matrix products ([`matmul`]) go through the `gemm` crate's packed SIMD
+//! kernels (AVX-512 where the CPU has it), behind a bounds-checked safe
+//! interface. Results of the three builds may differ in the last bit
 //! (FMA contraction), never in more; pick one [`Isa`] for reproducibility
 //! across machines.
 
 use crate::isa::Isa;
+
+/// A strided view of a matrix: element `(r, c)` is
+/// `data[r * row_stride + c * col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Mat<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// Distance between rows.
+    pub row_stride: usize,
+    /// Distance between columns.
+    pub col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+    }
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `c = beta * c + a b` for row-major `c` (`a.rows x b.cols`, `c.len()`
+/// at least that), single-threaded (parallelism belongs to the caller).
+/// `beta` is 0 (overwrite; `c` is not read) or 1 (accumulate).
+pub fn matmul(a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) -> Result<(), crate::KernelError> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || !a.fits() || !b.fits() || c.len() < m * n {
+        return Err(crate::KernelError::Shape(format!(
+            "matmul: a {}x{} (strides {}, {}; {} floats), b {}x{} (strides {}, {}; {} floats), c {} floats",
+            a.rows,
+            a.cols,
+            a.row_stride,
+            a.col_stride,
+            a.data.len(),
+            b.rows,
+            b.cols,
+            b.row_stride,
+            b.col_stride,
+            b.data.len(),
+            c.len()
+        )));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if beta == 0.0 {
+            c[..m * n].fill(0.0);
+        }
+        return Ok(());
+    }
+    let accumulate = beta != 0.0;
+    // SAFETY: every index the product reads is inside `a.data` / `b.data`
+    // (checked by `fits`: the largest offset is below the length), every
+    // index it writes is inside `c[..m * n]` (row-major, strides n and 1);
+    // `c` is a unique borrow, so it aliases neither input; with
+    // `read_dst == false` gemm never reads `c`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
+}
 
 /// The hidden layers' activation of a trainable MLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +447,34 @@ mod tests {
                 (nll(Isa::Scalar, &up, &y, 2, 1.0, Some(b), &mut scratch) - nll(Isa::Scalar, &dn, &y, 2, 1.0, Some(b), &mut scratch)) / (2.0 * f64::from(h));
             assert!((fd - f64::from(g[i])).abs() < 2e-3 * fd.abs().max(1.0), "d/d out[{i}]: fd {fd} vs {}", g[i]);
         }
+    }
+
+    #[test]
+    fn matmul_matches_a_scalar_product_for_every_layout() {
+        let (m, k, n) = (7, 5, 9);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0).collect();
+        let want = |ta: bool, tb: bool| -> Vec<f64> {
+            let at = |r: usize, c: usize| f64::from(if ta { a[c * m + r] } else { a[r * k + c] });
+            let bt = |r: usize, c: usize| f64::from(if tb { b[c * k + r] } else { b[r * n + c] });
+            (0..m * n).map(|i| (0..k).map(|j| at(i / n, j) * bt(j, i % n)).sum()).collect()
+        };
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let am = if ta { Mat::rows(&a, k, m).t() } else { Mat::rows(&a, m, k) };
+            let bm = if tb { Mat::rows(&b, n, k).t() } else { Mat::rows(&b, k, n) };
+            let mut c = vec![1.0f32; m * n];
+            matmul(am, bm, 0.0, &mut c).unwrap();
+            for (x, y) in c.iter().zip(want(ta, tb)) {
+                assert!((f64::from(*x) - y).abs() < 1e-5, "{ta} {tb}: {x} vs {y}");
+            }
+            matmul(am, bm, 1.0, &mut c).unwrap();
+            for (x, y) in c.iter().zip(want(ta, tb)) {
+                assert!((f64::from(*x) - 2.0 * y).abs() < 2e-5, "accumulate {ta} {tb}");
+            }
+        }
+        let short = &a[..m * k - 1];
+        assert!(matmul(Mat::rows(short, m, k), Mat::rows(&b, k, n), 0.0, &mut vec![0.0; m * n]).is_err());
+        assert!(matmul(Mat::rows(&a, m, k), Mat::rows(&b, k, n), 0.0, &mut vec![0.0; m * n - 1]).is_err());
     }
 
     #[test]

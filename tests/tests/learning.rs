@@ -103,7 +103,7 @@ fn run(text: &str, kind: ExecutorKind) -> Run {
 fn learning_is_bit_identical_across_runs_and_executors_and_skips_evaluation() {
     let text = small_learning_agent();
     let a = run(&text, ExecutorKind::Sequential);
-    assert_eq!(a.fits, 1, "one fit: at the start of the second episode");
+    assert_eq!(a.fits, 2, "two fits: at the start of the second episode, and before the evaluation");
     assert_eq!(a.memory, 400, "two episodes of 200 steps, one transition per step");
     let b = run(&text, ExecutorKind::Sequential);
     let c = run(&text, ExecutorKind::Parallel);

@@ -140,7 +140,7 @@ pub struct TrainerNode {
     risk: f32,
     episodes: usize,
     fits: u64,
-    trained_on: usize,
+    trained_on: (usize, Option<ami_core::Transition>),
     handle: TrainerHandle,
 }
 
@@ -158,10 +158,12 @@ impl TrainerNode {
     fn train(&mut self) -> Result<()> {
         let data = {
             let mem = self.memory.lock();
-            if mem.len() < self.min_transitions || mem.len() == self.trained_on {
+            // New data: more transitions, or (a full ring) a different newest one.
+            let newest = mem.len().checked_sub(1).and_then(|i| mem.get(i));
+            if mem.len() < self.min_transitions || (mem.len(), &newest) == (self.trained_on.0, &self.trained_on.1) {
                 return Ok(());
             }
-            self.trained_on = mem.len();
+            self.trained_on = (mem.len(), newest);
             Dataset::from_memory(&**mem)?
         };
         self.fits += 1;
@@ -185,13 +187,16 @@ impl Node for TrainerNode {
     fn ports(&self) -> NodePorts {
         Self::ports()
     }
+    /// Trains when a learning episode is due (every `every`-th), and
+    /// before evaluation episodes when the memory has grown since the last
+    /// fit, so an evaluation sees a model of all the experience so far.
+    /// Evaluation episodes are not counted.
     fn reset(&mut self, _seed: u64) -> Result<()> {
-        let due = self.episodes.is_multiple_of(self.every);
         let evaluating = self.phase.is_evaluating();
+        if evaluating || self.episodes.is_multiple_of(self.every) {
+            self.train()?;
+        }
         if !evaluating {
-            if due {
-                self.train()?;
-            }
             self.episodes += 1;
         }
         Ok(())
@@ -272,7 +277,7 @@ pub fn world_model_trainer() -> Implementation {
                 save_path,
                 episodes: 0,
                 fits: 0,
-                trained_on: 0,
+                trained_on: (0, None),
                 handle: TrainerHandle::default(),
             };
             Ok(Built::node(node))

@@ -1,17 +1,15 @@
 //! An ensemble of residual MLPs held as flat parameters, with the forward
 //! and backward passes of one block of rows that training and prediction
-//! share. Matrix products go through ndarray's `general_mat_mul`
-//! (matrixmultiply's packed SIMD GEMM); the element-wise steps are
-//! ami-kernels' training kernels ([`ami_kernels::train`]), dispatched to
-//! the CPU's SIMD width.
+//! share. Matrix products and element-wise steps are ami-kernels'
+//! training kernels ([`ami_kernels::train`]): the `gemm` crate's packed
+//! SIMD GEMM and vectorised loops dispatched to the CPU's SIMD width.
 
 use ami_core::error::{CoreError, Result};
 use ami_kernels::{Layer, ResidualMlp};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Slice};
 use rand::Rng;
 
-use ami_kernels::train::{self as kt, Act, LogvarBounds};
+use ami_kernels::train::{self as kt, Act, LogvarBounds, Mat};
 use ami_kernels::Isa;
 
 use crate::norm::Normalizer;
@@ -244,10 +242,12 @@ pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_
     acts.h[0].assign(&x);
     let act = act_of(spec.activation);
     for l in 0..nl {
-        let (w, b) = layer_views(spec, p, l);
-        general_mat_mul(1.0, &acts.h[l], &w.t(), 0.0, &mut acts.z[l]);
-        let b = b.as_slice().expect("contiguous bias");
-        let cols = dims[l + 1];
+        let (inp, cols) = (dims[l], dims[l + 1]);
+        let (wo, bo) = spec.offsets()[l];
+        let (w, b) = (&p[wo..wo + cols * inp], &p[bo..bo + cols]);
+        let n = acts.h[l].nrows();
+        kt::matmul(Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), Mat::rows(w, cols, inp).t(), 0.0, acts.z[l].as_slice_mut().expect("standard layout"))
+            .expect("shapes of EnsembleSpec::dims");
         if l + 1 < nl {
             let (zs, hs) = acts.z.split_at_mut(l + 1);
             let _ = hs;
@@ -278,18 +278,20 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
         let (wo, bo) = offsets[l];
         {
             let (gw, gb) = grad[wo..bo + out].split_at_mut(out * inp);
-            let mut gw = ArrayViewMut2::from_shape((out, inp), gw).expect("layout");
-            general_mat_mul(1.0, &g.t(), &acts.h[l], 0.0, &mut gw);
-            kt::col_sums(isa, g.as_slice().expect("standard layout"), out, gb);
+            let n = g.nrows();
+            let gs = g.as_slice().expect("standard layout");
+            kt::matmul(Mat::rows(gs, n, out).t(), Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), 0.0, gw).expect("shapes of EnsembleSpec::dims");
+            kt::col_sums(isa, gs, out, gb);
         }
         if l == 0 {
             break;
         }
-        let (w, _) = layer_views(spec, p, l);
         if tmp.dim() != (g.nrows(), inp) {
             *tmp = Array2::zeros((g.nrows(), inp));
         }
-        general_mat_mul(1.0, g, &w, 0.0, tmp);
+        let n = g.nrows();
+        kt::matmul(Mat::rows(g.as_slice().expect("standard layout"), n, out), Mat::rows(&p[wo..wo + out * inp], out, inp), 0.0, tmp.as_slice_mut().expect("standard layout"))
+            .expect("shapes of EnsembleSpec::dims");
         // Through the activation of layer l - 1's output.
         kt::act_backward(isa, tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"), act);
         std::mem::swap(g, tmp);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ami_core::error::{CoreError, Result};
-use ami_core::modules::{check_predict_shapes, Particles, WorldModel};
+use ami_core::modules::{check_predict_shapes, check_vjp_shapes, DifferentiableWorldModel, Particles, WorldModel};
 use ami_kernels::{Cpu, ResidualMlp};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
@@ -82,6 +82,77 @@ impl LearnedModel {
     }
 }
 
+impl LearnedModel {
+    fn vjp_member(
+        &self,
+        k: usize,
+        s: ArrayView2<'_, f32>,
+        a: ArrayView2<'_, f32>,
+        g: ArrayView2<'_, f32>,
+        scale: f32,
+        mut gs: ArrayViewMut2<'_, f32>,
+        mut ga: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        let (s, a, g) = (s.as_standard_layout(), a.as_standard_layout(), g.as_standard_layout());
+        let mut out_s = vec![0.0; s.len()];
+        let mut out_a = vec![0.0; a.len()];
+        Cpu::shared()
+            .vjp(&self.fast[k], s.as_slice().expect("standard"), a.as_slice().expect("standard"), g.as_slice().expect("standard"), &mut out_s, &mut out_a)
+            .map_err(|e| CoreError::module("LearnedModel", e.to_string()))?;
+        for (d, v) in gs.iter_mut().zip(out_s) {
+            *d += scale * v;
+        }
+        for (d, v) in ga.iter_mut().zip(out_a) {
+            *d += scale * v;
+        }
+        Ok(())
+    }
+}
+
+impl DifferentiableWorldModel for LearnedModel {
+    fn vjp(
+        &self,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        grad_next: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        mut grad_actions: ArrayViewMut2<'_, f32>,
+    ) -> Result<()> {
+        check_vjp_shapes(self, "LearnedModel", &states, &actions, &grad_next, &grad_states, &grad_actions)?;
+        if self.fast.len() != self.ens.spec().members {
+            return Err(CoreError::module("LearnedModel", "vector-Jacobian products need ReLU members (the kernels' model)"));
+        }
+        let k = self.fast.len();
+        let n = states.nrows();
+        match (k, self.propagation) {
+            (1, _) => self.vjp_member(0, states, actions, grad_next, 1.0, grad_states, grad_actions),
+            (_, Propagation::Mean) => {
+                for m in 0..k {
+                    self.vjp_member(m, states, actions, grad_next, 1.0 / k as f32, grad_states.view_mut(), grad_actions.view_mut())?;
+                }
+                Ok(())
+            }
+            (_, Propagation::TrajectorySampling) => {
+                for m in 0..k.min(n) {
+                    let rows: Vec<usize> = (m..n).step_by(k).collect();
+                    let pick = |v: &ArrayView2<'_, f32>| v.select(ndarray::Axis(0), &rows);
+                    let (s, a, g) = (pick(&states), pick(&actions), pick(&grad_next));
+                    let mut gs = Array2::zeros(s.dim());
+                    let mut ga = Array2::zeros(a.dim());
+                    self.vjp_member(m, s.view(), a.view(), g.view(), 1.0, gs.view_mut(), ga.view_mut())?;
+                    for (i, &r) in rows.iter().enumerate() {
+                        let mut row = grad_states.row_mut(r);
+                        row += &gs.row(i);
+                        let mut row = grad_actions.row_mut(r);
+                        row += &ga.row(i);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl WorldModel for LearnedModel {
     fn state_dim(&self) -> usize {
         self.ens.spec().state_dim
@@ -122,6 +193,12 @@ impl WorldModel for LearnedModel {
             }
         }
         Ok(())
+    }
+    /// Vector-Jacobian products (for gradient planners) when every member
+    /// runs on the kernels (ReLU): rows go to members as in `predict`;
+    /// with `mean` propagation the members' VJPs are averaged.
+    fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
+        (self.fast.len() == self.ens.spec().members).then_some(self as &dyn DifferentiableWorldModel)
     }
     fn particles(&self) -> Particles {
         let k = self.ens.spec().members;
