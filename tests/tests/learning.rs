@@ -129,3 +129,50 @@ fn the_learning_examples_load() {
         assert_eq!(g.config.eval_seeds, (100..110).collect::<Vec<u64>>(), "{f}");
     }
 }
+
+#[test]
+fn learning_resumes_from_a_saved_memory_and_saved_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = dir.path().join("memory.bin");
+    let weights = dir.path().join("model.safetensors");
+    // A first run: one random episode, its memory saved.
+    let first = small_learning_agent()
+        .replace("episodes = 2", "episodes = 1")
+        .replace("params = { capacity = 100000 }", &format!("params = {{ capacity = 100000, save_path = {:?} }}", mem.display().to_string()));
+    let g = load_str(&first, "first.toml").unwrap();
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    agent.run_episode(0, |_| {}).unwrap();
+    drop(agent);
+    // Offline, as `ami train` does: fit the saved memory, write the weights.
+    let saved = ami_core::modules::RingMemory::load(&mem).unwrap();
+    let data = Dataset::from_memory(&saved).unwrap();
+    assert_eq!(data.len(), 200);
+    let spec = EnsembleSpec::new(3, 1, vec![64, 64]);
+    let mut tr = Trainer::new(Ensemble::new(spec, 0).unwrap(), AdamConfig::default(), 1);
+    fit(&mut tr, &data, &FitConfig { epochs: 5, batch: 64, ..FitConfig::default() }, &mut |_, _, _| {}).unwrap();
+    ami_learn::io::save(tr.ensemble(), &weights).unwrap();
+    // A second agent starts from both: no exploration, the weights loaded,
+    // the memory's 200 transitions there before its first fit.
+    let second = small_learning_agent()
+        .replace("episodes = 2", "episodes = 1")
+        .replace("explore_episodes = 1", "explore_episodes = 0")
+        .replace(
+            "width = 64\nlayers = 2\nactivation = \"relu\"   # plans on the fused SIMD kernels\nmembers = 1\n",
+            &format!("load = {:?}\n", weights.display().to_string()),
+        )
+        .replace("params = { capacity = 100000 }", &format!("params = {{ capacity = 100000, load_path = {:?} }}", mem.display().to_string()));
+    let g = load_str(&second, "second.toml").unwrap_or_else(|e| panic!("{e}"));
+    let model = g.models.get("model").unwrap().get();
+    let loaded = model.as_any().and_then(|a| a.downcast_ref::<LearnedModel>()).unwrap();
+    assert_eq!(loaded.ensemble(), tr.ensemble(), "the agent plans with the saved weights");
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    assert_eq!(agent.memory().unwrap().lock().len(), 200);
+    agent.run_episode(1, |_| {}).unwrap();
+    let fits = agent.handles().trainers.get("trainer").unwrap().records();
+    assert_eq!((fits.len(), fits[0].episode, fits[0].experience), (1, 0, 200), "the first fit, before the first episode, on the saved transitions");
+    assert_eq!(agent.memory().unwrap().lock().len(), 400);
+    // A memory file of another width is refused, naming the parameter.
+    let wrong = second.replace("implementation = \"pendulum\"", "implementation = \"cartpole\"");
+    let err = load_str(&wrong, "wrong.toml").unwrap_err().to_string();
+    assert!(err.contains("load_path") && err.contains("memory.bin"), "{err}");
+}

@@ -237,6 +237,7 @@ fn memory_params() -> Vec<ParamSpec> {
     vec![
         ParamSpec::new("capacity", ParamType::int(1, 1_000_000), "transitions kept").default(ParamValue::Int(10_000)),
         ParamSpec::new("save_path", ParamType::string(), "file the memory is saved to when a run finishes (relative to the agent file)"),
+        ParamSpec::new("load_path", ParamType::string(), "start with the transitions of this saved memory file (resume learning; relative to the agent file)"),
     ]
 }
 
@@ -306,7 +307,36 @@ pub fn register(r: &mut Registry) {
             memory_params(),
             |ctx, p| {
                 let task = ctx.task()?;
-                let mem = RingMemory::new(task.model.get().state_dim(), task.action_dim, p.usize("capacity")?)?;
+                let mut mem = RingMemory::new(task.model.get().state_dim(), task.action_dim, p.usize("capacity")?)?;
+                if let Some(path) = p.str_opt("load_path")? {
+                    let path = ctx.path(path);
+                    let saved = RingMemory::load(&path).map_err(|e| CoreError::config("load_path", e.to_string()))?;
+                    use ami_core::ShortTermMemory;
+                    if (saved.state_dim(), saved.action_dim()) != (mem.state_dim(), mem.action_dim()) {
+                        return Err(CoreError::config(
+                            "load_path",
+                            format!(
+                                "{}: transitions of states {} and actions {} wide, the agent's are {} and {}",
+                                path.display(),
+                                saved.state_dim(),
+                                saved.action_dim(),
+                                mem.state_dim(),
+                                mem.action_dim()
+                            ),
+                        ));
+                    }
+                    for i in 0..saved.len() {
+                        let t = saved.get(i).expect("index below len");
+                        mem.push(&ami_core::TransitionRef {
+                            t: t.t,
+                            state: ndarray::ArrayView1::from(&t.state[..]),
+                            action: ndarray::ArrayView1::from(&t.action[..]),
+                            cost: t.cost,
+                            next_state: ndarray::ArrayView1::from(&t.next_state[..]),
+                            imagined: t.imagined,
+                        })?;
+                    }
+                }
                 let save = p.str_opt("save_path")?.map(|s| ctx.path(s));
                 if save.as_ref().is_some_and(|s| s.as_os_str().is_empty()) {
                     return Err(CoreError::config("save_path", "must not be empty"));

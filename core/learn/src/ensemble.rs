@@ -246,8 +246,13 @@ pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_
         let (wo, bo) = spec.offsets()[l];
         let (w, b) = (&p[wo..wo + cols * inp], &p[bo..bo + cols]);
         let n = acts.h[l].nrows();
-        kt::matmul(Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), Mat::rows(w, cols, inp).t(), 0.0, acts.z[l].as_slice_mut().expect("standard layout"))
-            .expect("shapes of EnsembleSpec::dims");
+        kt::matmul(
+            Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp),
+            Mat::rows(w, cols, inp).t(),
+            0.0,
+            acts.z[l].as_slice_mut().expect("standard layout"),
+        )
+        .expect("shapes of EnsembleSpec::dims");
         if l + 1 < nl {
             let (zs, hs) = acts.z.split_at_mut(l + 1);
             let _ = hs;
@@ -280,7 +285,8 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
             let (gw, gb) = grad[wo..bo + out].split_at_mut(out * inp);
             let n = g.nrows();
             let gs = g.as_slice().expect("standard layout");
-            kt::matmul(Mat::rows(gs, n, out).t(), Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), 0.0, gw).expect("shapes of EnsembleSpec::dims");
+            kt::matmul(Mat::rows(gs, n, out).t(), Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), 0.0, gw)
+                .expect("shapes of EnsembleSpec::dims");
             kt::col_sums(isa, gs, out, gb);
         }
         if l == 0 {
@@ -290,8 +296,13 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
             *tmp = Array2::zeros((g.nrows(), inp));
         }
         let n = g.nrows();
-        kt::matmul(Mat::rows(g.as_slice().expect("standard layout"), n, out), Mat::rows(&p[wo..wo + out * inp], out, inp), 0.0, tmp.as_slice_mut().expect("standard layout"))
-            .expect("shapes of EnsembleSpec::dims");
+        kt::matmul(
+            Mat::rows(g.as_slice().expect("standard layout"), n, out),
+            Mat::rows(&p[wo..wo + out * inp], out, inp),
+            0.0,
+            tmp.as_slice_mut().expect("standard layout"),
+        )
+        .expect("shapes of EnsembleSpec::dims");
         // Through the activation of layer l - 1's output.
         kt::act_backward(isa, tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"), act);
         std::mem::swap(g, tmp);
