@@ -242,6 +242,34 @@ mod imp {
     }
 
     #[inline(always)]
+    pub fn bias_silu_keep(z: &mut [f32], cols: usize, bias: &[f32], h: &mut [f32], sig: &mut [f32]) {
+        for ((zr, hr), sr) in z.chunks_exact_mut(cols).zip(h.chunks_exact_mut(cols)).zip(sig.chunks_exact_mut(cols)) {
+            for (((z, h), s), b) in zr.iter_mut().zip(hr.iter_mut()).zip(sr.iter_mut()).zip(bias) {
+                *z += b;
+                *s = sigmoid(*z);
+                *h = *z * *s;
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub fn silu_backward_kept(g: &mut [f32], z: &[f32], sig: &[f32]) {
+        for ((g, &z), &s) in g.iter_mut().zip(z).zip(sig) {
+            *g *= s * (1.0 + z * (1.0 - s));
+        }
+    }
+
+    #[inline(always)]
+    pub fn all_finite(v: &[f32]) -> bool {
+        // Lane-parallel: any NaN or infinity makes `x - x` NaN.
+        let mut acc = 0.0f32;
+        for &x in v {
+            acc += x - x;
+        }
+        acc == 0.0
+    }
+
+    #[inline(always)]
     pub fn col_sums(g: &[f32], cols: usize, out: &mut [f32]) {
         out.fill(0.0);
         for r in g.chunks_exact(cols) {
@@ -346,6 +374,19 @@ dispatch!(
 dispatch!(
     /// Multiplies the gradient `g` by `act'(z)` element-wise.
     act_backward(g: &mut [f32], z: &[f32], act: Act)
+);
+dispatch!(
+    /// SiLU with the bias added, keeping the sigmoid for the backward pass:
+    /// `z += bias` (per row), `sig = sigmoid(z)`, `h = z * sig`.
+    bias_silu_keep(z: &mut [f32], cols: usize, bias: &[f32], h: &mut [f32], sig: &mut [f32])
+);
+dispatch!(
+    /// SiLU's backward from a kept sigmoid: `g *= sig (1 + z (1 - sig))`.
+    silu_backward_kept(g: &mut [f32], z: &[f32], sig: &[f32])
+);
+dispatch!(
+    /// Whether every value is finite.
+    all_finite(v: &[f32]) -> bool
 );
 dispatch!(
     /// Column sums of the row-major `g` (`cols` wide) into `out`.

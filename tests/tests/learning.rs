@@ -124,7 +124,7 @@ fn the_trainer_refuses_a_model_it_cannot_train_and_names_it() {
 
 #[test]
 fn the_learning_examples_load() {
-    for f in ["pendulum-learn.toml", "cartpole-learn.toml"] {
+    for f in ["pendulum-learn.toml", "pendulum-learn-ensemble.toml", "cartpole-learn.toml"] {
         let g = load_file(&example(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(g.config.eval_seeds, (100..110).collect::<Vec<u64>>(), "{f}");
     }

@@ -218,6 +218,8 @@ fn act_of(a: Activation) -> Act {
 pub(crate) struct Acts {
     pub h: Vec<Array2<f32>>,
     pub z: Vec<Array2<f32>>,
+    /// SiLU: the sigmoid of each hidden layer's pre-activation.
+    pub sig: Vec<Array2<f32>>,
 }
 
 impl Acts {
@@ -229,6 +231,7 @@ impl Acts {
         if self.h.len() != nl || self.h[0].nrows() != n || (0..nl).any(|l| self.h[l].ncols() != dims[l] || self.z[l].ncols() != dims[l + 1]) {
             self.h = (0..nl).map(|l| Array2::zeros((n, dims[l]))).collect();
             self.z = (0..nl).map(|l| Array2::zeros((n, dims[l + 1]))).collect();
+            self.sig = (0..nl).map(|l| Array2::zeros((n, dims[l + 1]))).collect();
         }
     }
 }
@@ -258,7 +261,10 @@ pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_
             let _ = hs;
             let z = zs[l].as_slice_mut().expect("standard layout");
             let h = acts.h[l + 1].as_slice_mut().expect("standard layout");
-            kt::bias_act(isa, z, cols, b, act, h);
+            match act {
+                Act::Silu => kt::bias_silu_keep(isa, z, cols, b, h, acts.sig[l].as_slice_mut().expect("standard layout")),
+                _ => kt::bias_act(isa, z, cols, b, act, h),
+            }
         } else {
             let z = acts.z[l].as_slice_mut().expect("standard layout");
             for zr in z.chunks_exact_mut(cols) {
@@ -304,7 +310,11 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
         )
         .expect("shapes of EnsembleSpec::dims");
         // Through the activation of layer l - 1's output.
-        kt::act_backward(isa, tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"), act);
+        let (t, z) = (tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"));
+        match act {
+            Act::Silu => kt::silu_backward_kept(isa, t, z, acts.sig[l - 1].as_slice().expect("standard layout")),
+            _ => kt::act_backward(isa, t, z, act),
+        }
         std::mem::swap(g, tmp);
     }
 }

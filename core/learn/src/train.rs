@@ -49,6 +49,7 @@ struct Task {
     g: Array2<f32>,
     tmp: Array2<f32>,
     grad: Vec<f32>,
+    finite: bool,
     loss: f64,
 }
 
@@ -158,6 +159,7 @@ impl Trainer {
             if c >= blocks {
                 t.loss = 0.0;
                 t.grad.clear();
+                t.finite = true;
                 return;
             }
             let (r0, r1) = (c * b / blocks, (c + 1) * b / blocks);
@@ -170,6 +172,7 @@ impl Trainer {
             if want_grad {
                 t.grad.resize(spec.member_params(), 0.0);
                 backward(self.isa, spec, p, &t.acts, &mut t.g, &mut t.tmp, &mut t.grad);
+                t.finite = ami_kernels::train::all_finite(self.isa, &t.grad);
             }
         };
         self.pool.run(members * BLOCKS, &job);
@@ -198,7 +201,7 @@ impl Trainer {
         let per = self.ens.spec().member_params();
         let blocks = BLOCKS.min(x.dim().1);
         let grads: Vec<std::sync::MutexGuard<'_, Task>> = self.tasks.iter().map(|t| t.lock().unwrap_or_else(|p| p.into_inner())).collect();
-        if grads.iter().any(|t| t.grad.iter().any(|g| !g.is_finite())) {
+        if grads.iter().any(|t| !t.finite) {
             return Err(CoreError::module("trainer", format!("non-finite gradient at step {}: the weights were not updated", self.steps + 1)));
         }
         self.steps += 1;
