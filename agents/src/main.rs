@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => cli::run::run(args),
         Some(Command::Check(args)) => cli::check::run(args),
         Some(Command::Graph(args)) => cli::graph::run(args),
+        Some(Command::Bench(args)) if args.train => cli::bench_train::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(args),
         Some(Command::List(args)) => cli::list::run(args),
         Some(Command::Train(args)) => cli::train::run(args),

@@ -110,9 +110,6 @@ fn load1() -> Option<f64> {
 
 /// Runs `ami bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.train {
-        return super::bench_train::run(&args);
-    }
     let (Some(workload), Some(decl)) = (args.workload.clone(), args.planner) else {
         bail!("ami bench needs --workload and --planner (or --train)");
     };
