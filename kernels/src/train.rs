@@ -260,6 +260,7 @@ mod imp {
     }
 
     #[inline(always)]
+    #[allow(clippy::eq_op)] // `x - x` is the point: 0 for finite x, NaN otherwise
     pub fn all_finite(v: &[f32]) -> bool {
         // Lane-parallel: any NaN or infinity makes `x - x` NaN.
         let mut acc = 0.0f32;
