@@ -6,8 +6,11 @@
 //! matrix products ([`matmul`]) go through the `gemm` crate's packed SIMD
 //! kernels (AVX-512 where the CPU has it), behind a bounds-checked safe
 //! interface. Results of the three builds may differ in the last bit
-//! (FMA contraction), never in more; pick one [`Isa`] for reproducibility
-//! across machines.
+//! (FMA contraction), never in more. Picking one [`Isa`] fixes the
+//! element-wise kernels, not the matrix products: `gemm` chooses its own
+//! kernels (AVX-512 or AVX2) and cache blocking from the CPU, so learned
+//! weights are bit-identical on one machine (any thread count), not across
+//! CPUs with different SIMD widths or caches.
 
 use crate::isa::Isa;
 
@@ -36,8 +39,14 @@ impl<'a> Mat<'a> {
     pub fn t(self) -> Self {
         Self { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
     }
+    /// Whether every element is inside `data` and every offset fits an
+    /// `isize` (no arithmetic wraps).
     fn fits(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1).checked_mul(self.row_stride).and_then(|r| (self.cols - 1).checked_mul(self.col_stride).and_then(|c| r.checked_add(c)));
+        last.is_some_and(|l| l < self.data.len()) && isize::try_from(self.row_stride).is_ok() && isize::try_from(self.col_stride).is_ok()
     }
 }
 
@@ -46,7 +55,11 @@ impl<'a> Mat<'a> {
 /// `beta` is 0 (overwrite; `c` is not read) or 1 (accumulate).
 pub fn matmul(a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) -> Result<(), crate::KernelError> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k || !a.fits() || !b.fits() || c.len() < m * n {
+    if beta != 0.0 && beta != 1.0 {
+        return Err(crate::KernelError::Shape(format!("matmul: beta must be 0 or 1, found {beta}")));
+    }
+    let mn = m.checked_mul(n).filter(|&mn| isize::try_from(mn).is_ok());
+    if b.rows != k || !a.fits() || !b.fits() || mn.is_none_or(|mn| c.len() < mn) {
         return Err(crate::KernelError::Shape(format!(
             "matmul: a {}x{} (strides {}, {}; {} floats), b {}x{} (strides {}, {}; {} floats), c {} floats",
             a.rows,
@@ -351,13 +364,13 @@ macro_rules! dispatch {
                 fn avx512($($arg: $ty),*) $(-> $ret)? { imp::$name($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? { imp::$name($($arg),*) }
+                // `is_available` is a cached feature test: an `Isa` the CPU
+                // cannot run falls back to the baseline build.
                 match isa {
-                    // SAFETY: an `Isa` other than Scalar is only used after
-                    // `Isa::is_available` confirmed the CPU has its features
-                    // (Cpu::new, Isa::detect); checked again here in debug.
-                    Isa::Avx512 => { debug_assert!(isa.is_available()); return unsafe { avx512($($arg),*) } }
-                    // SAFETY: as above, for avx2 and fma.
-                    Isa::Avx2 => { debug_assert!(isa.is_available()); return unsafe { avx2($($arg),*) } }
+                    // SAFETY: the CPU has avx512f, avx2 and fma (checked just now).
+                    Isa::Avx512 if isa.is_available() && Isa::Avx2.is_available() => return unsafe { avx512($($arg),*) },
+                    // SAFETY: the CPU has avx2 and fma (checked just now).
+                    Isa::Avx2 if isa.is_available() => return unsafe { avx2($($arg),*) },
                     _ => {}
                 }
             }

@@ -176,3 +176,28 @@ fn learning_resumes_from_a_saved_memory_and_saved_weights() {
     let err = load_str(&wrong, "wrong.toml").unwrap_err().to_string();
     assert!(err.contains("load_path") && err.contains("memory.bin"), "{err}");
 }
+
+#[test]
+fn evaluations_do_not_change_what_is_learned() {
+    let text = small_learning_agent();
+    let weights = |agent: &Agent| -> Vec<u32> {
+        let m = agent.handles().models.get("model").unwrap().get();
+        m.as_any().and_then(|a| a.downcast_ref::<LearnedModel>()).unwrap().ensemble().params().iter().map(|w| w.to_bits()).collect()
+    };
+    let new = || Agent::from_agent_graph(load_str(&text, "learn.toml").unwrap(), ExecutorKind::Sequential).unwrap();
+    // A: learn, evaluate, learn. B: learn, learn.
+    let mut a = new();
+    a.run_episode(0, |_| {}).unwrap();
+    a.set_evaluating(true);
+    a.run_episode(100, |_| {}).unwrap();
+    a.set_evaluating(false);
+    let ra = a.run_episode(1, |_| {}).unwrap();
+    let mut b = new();
+    b.run_episode(0, |_| {}).unwrap();
+    let rb = b.run_episode(1, |_| {}).unwrap();
+    assert_eq!(ra.episode_return.to_bits(), rb.episode_return.to_bits());
+    assert_eq!(weights(&a), weights(&b));
+    let (fa, fb) = (a.handles().trainers["trainer"].records(), b.handles().trainers["trainer"].records());
+    assert_eq!(fa.len(), 1, "the evaluation ran the fit the second episode would have run");
+    assert_eq!((fa[0].episode, fa[0].experience), (fb[0].episode, fb[0].experience));
+}

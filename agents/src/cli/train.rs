@@ -63,8 +63,8 @@ pub struct TrainArgs {
 }
 
 fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(f64::from(v)),
         _ => Err(format!("`{s}` is not a positive number")),
     }
 }
@@ -79,7 +79,7 @@ fn fraction(s: &str) -> Result<f64, String> {
 /// Runs `ami train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
-    let data = Dataset::from_memory(&memory)?;
+    let data = Dataset::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
     let ens = match &args.init {
         Some(p) => {
             let e = io::load(p).map_err(|e| BadInput(format!("cannot use the initial weights: {e}")))?;
@@ -102,7 +102,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 probabilistic: args.probabilistic,
                 ..EnsembleSpec::new(memory_state(&memory), memory_action(&memory), vec![args.width as usize; args.layers as usize])
             };
-            Ensemble::new(spec, args.seed)?
+            Ensemble::new(spec, args.seed).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?
         }
     };
     let threads = match args.threads {
@@ -125,11 +125,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(cfg.epochs as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} epochs  {msg}").expect("valid template"));
     let mut curve = Vec::new();
+    let memory_path = args.memory.display().to_string();
     let report = fit(&mut trainer, &data, &cfg, &mut |epoch, train, val| {
         bar.inc(1);
         bar.set_message(format!("loss {train:.5} val {}", val.map_or("-".into(), |v| format!("{v:.5}"))));
         curve.push(serde_json::json!({ "epoch": epoch, "train_loss": train, "val_loss": val }));
-    })?;
+    })
+    .map_err(|e| BadInput(format!("{memory_path}: {e}")))?;
     bar.finish_and_clear();
     if let Some(why) = &report.rejected {
         eprintln!("warning: {why}");

@@ -124,6 +124,21 @@ impl TrainerHandle {
     }
 }
 
+/// A transition's identity, bit for bit.
+fn fingerprint(t: &ami_core::Transition) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(t.t);
+    eat(u64::from(t.cost.to_bits()));
+    for v in t.state.iter().chain(&t.action).chain(&t.next_state) {
+        eat(u64::from(v.to_bits()));
+    }
+    h
+}
+
 /// The `world_model` trainer as a node (see the module docs).
 pub struct TrainerNode {
     trainer: Trainer,
@@ -140,7 +155,7 @@ pub struct TrainerNode {
     risk: f32,
     episodes: usize,
     fits: u64,
-    trained_on: (usize, Option<ami_core::Transition>),
+    trained_on: (usize, Option<u64>),
     handle: TrainerHandle,
 }
 
@@ -156,15 +171,16 @@ impl TrainerNode {
     }
 
     fn train(&mut self) -> Result<()> {
-        let data = {
+        let (data, seen) = {
             let mem = self.memory.lock();
-            // New data: more transitions, or (a full ring) a different newest one.
-            let newest = mem.len().checked_sub(1).and_then(|i| mem.get(i));
-            if mem.len() < self.min_transitions || (mem.len(), &newest) == (self.trained_on.0, &self.trained_on.1) {
+            // New data: more transitions, or (a full ring) a different
+            // newest one, compared bit for bit (NaN costs compare equal).
+            let newest = mem.len().checked_sub(1).and_then(|i| mem.get(i)).map(|t| fingerprint(&t));
+            let seen = (mem.len(), newest);
+            if mem.len() < self.min_transitions || seen == self.trained_on {
                 return Ok(());
             }
-            self.trained_on = (mem.len(), newest);
-            Dataset::from_memory(&**mem)?
+            (Dataset::from_memory(&**mem)?, seen)
         };
         self.fits += 1;
         if self.reinit {
@@ -178,6 +194,7 @@ impl TrainerNode {
             io::save(&ens, p)?;
         }
         self.model.publish_model(Arc::new(LearnedModel::new(ens, self.propagation, self.risk)))?;
+        self.trained_on = seen;
         self.handle.records.lock().unwrap_or_else(|p| p.into_inner()).push(TrainRecord { episode: self.episodes, experience: data.len(), report });
         Ok(())
     }
@@ -187,13 +204,15 @@ impl Node for TrainerNode {
     fn ports(&self) -> NodePorts {
         Self::ports()
     }
-    /// Trains when a learning episode is due (every `every`-th), and
-    /// before evaluation episodes when the memory has grown since the last
-    /// fit, so an evaluation sees a model of all the experience so far.
-    /// Evaluation episodes are not counted.
+    /// Trains when a learning episode is due (every `every`-th). Before an
+    /// evaluation episode it runs the fit the next learning episode would
+    /// run (if that one is due and the memory has grown), so the
+    /// evaluation sees a model of all the experience so far and learning
+    /// gives the same weights with or without evaluations. Evaluation
+    /// episodes are not counted.
     fn reset(&mut self, _seed: u64) -> Result<()> {
         let evaluating = self.phase.is_evaluating();
-        if evaluating || self.episodes.is_multiple_of(self.every) {
+        if self.episodes.is_multiple_of(self.every) {
             self.train()?;
         }
         if !evaluating {

@@ -202,7 +202,7 @@ pub fn fit(trainer: &mut Trainer, data: &Dataset, cfg: &FitConfig, progress: &mu
     let b = cfg.batch.min(n_train);
     let steps_per_epoch = n_train.div_ceil(b);
     let mut best: Option<(f64, Ensemble)> = None;
-    let mut last_good = trainer.ensemble().clone();
+    let mut last_good = before.clone();
     let mut report =
         FitReport { train_loss: f64::NAN, val_loss: None, val_mse: None, rows: (n_train, n_val), epochs: 0, steps: 0, ms: 0.0, dropped, rejected: None };
     let mut x = Array3::<f32>::zeros((k, b, spec.input_dim()));

@@ -214,8 +214,10 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Ensemble> {
         target_mean: vec_or("norm.target_mean", s, 0.0)?,
         target_std: vec_or("norm.target_std", s, 1.0)?,
     };
-    if let Some(j) = norm.input_std.iter().chain(&norm.target_std).position(|&v| v <= 0.0) {
-        return Err(bad(format!("normalisation std {j} is not positive")));
+    for (name, v) in [("norm.input_std", &norm.input_std), ("norm.target_std", &norm.target_std)] {
+        if let Some(j) = v.iter().position(|&x| x <= 0.0) {
+            return Err(bad(format!("tensor `{name}`: element {j} is {}, a std must be positive", v[j])));
+        }
     }
     known.extend(["norm.input_mean", "norm.input_std", "norm.target_mean", "norm.target_std"].map(String::from));
     if let Some(extra) = names.iter().find(|n| !known.iter().any(|k| k == *n)) {

@@ -196,10 +196,14 @@ impl WorldModel for LearnedModel {
         Ok(())
     }
     /// Vector-Jacobian products (for gradient planners) when every member
-    /// runs on the kernels (ReLU): rows go to members as in `predict`;
-    /// with `mean` propagation the members' VJPs are averaged.
+    /// runs on the kernels (ReLU) and predictions do not depend on the row
+    /// (one member, or `mean` propagation: the members' VJPs averaged). An
+    /// ensemble with trajectory sampling has none: a gradient planner would
+    /// optimise each sequence under one member only.
     fn differentiable(&self) -> Option<&dyn DifferentiableWorldModel> {
-        (self.fast.len() == self.ens.spec().members).then_some(self as &dyn DifferentiableWorldModel)
+        let k = self.ens.spec().members;
+        let rows_agnostic = k == 1 || self.propagation == Propagation::Mean;
+        (self.fast.len() == k && rows_agnostic).then_some(self as &dyn DifferentiableWorldModel)
     }
     fn particles(&self) -> Particles {
         let k = self.ens.spec().members;

@@ -31,6 +31,10 @@ impl Activation {
     }
 }
 
+/// The most parameters an ensemble may have (all members): 2^28 floats,
+/// 1 GiB, 3 GiB with Adam's moments.
+pub const MAX_PARAMS: usize = 1 << 28;
+
 /// The shape of an ensemble of residual MLPs `s' = s + f_k(s, a)`: each
 /// member maps the normalised `[s, a]` through `hidden` layers to the
 /// normalised state change (deterministic) or to its mean and raw
@@ -116,6 +120,13 @@ impl EnsembleSpec {
         }
         if self.members == 0 {
             return Err(CoreError::config("members", "must be at least 1"));
+        }
+        let total = self.dims().windows(2).try_fold(0usize, |acc, w| w[0].checked_mul(w[1]).and_then(|x| x.checked_add(w[1])).and_then(|x| acc.checked_add(x)));
+        if total.and_then(|t| t.checked_mul(self.members)).is_none_or(|t| t > MAX_PARAMS) {
+            return Err(CoreError::config(
+                "width",
+                format!("{} members of hidden layers {:?} exceed {MAX_PARAMS} parameters: use fewer or narrower layers or members", self.members, self.hidden),
+            ));
         }
         if !(self.min_logvar.is_finite() && self.max_logvar.is_finite() && self.min_logvar < self.max_logvar) {
             return Err(CoreError::config("min_logvar", format!("needs finite min_logvar < max_logvar (found {} and {})", self.min_logvar, self.max_logvar)));
