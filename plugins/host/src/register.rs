@@ -138,7 +138,9 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
                 let mut params = params;
                 params.extend(ami_config::builtins::planning_actor_params());
                 Implementation::new(ModuleKind::Actor, &m.name, &summary, ActorNode::ports(), params, move |ctx, p| {
-                    let own = plugin_json(p, &["model", "cost", "critic", "critic_weight"]);
+                    // The planning actor's own parameters are not the plugin's.
+                    let actor_params: Vec<String> = ami_config::builtins::planning_actor_params().into_iter().map(|s| s.name).collect();
+                    let own = plugin_json(p, &actor_params.iter().map(String::as_str).collect::<Vec<_>>());
                     let planner = pl.planner(&name, &own, ctx.task()?.bounds.clone())?;
                     ami_config::builtins::planning_actor(ctx, p, Box::new(planner))
                 })
