@@ -244,9 +244,10 @@ pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_
     acts.ensure(&dims, x.nrows());
     acts.h[0].assign(&x);
     let act = act_of(spec.activation);
+    let offsets = spec.offsets();
     for l in 0..nl {
         let (inp, cols) = (dims[l], dims[l + 1]);
-        let (wo, bo) = spec.offsets()[l];
+        let (wo, bo) = offsets[l];
         let (w, b) = (&p[wo..wo + cols * inp], &p[bo..bo + cols]);
         let n = acts.h[l].nrows();
         kt::matmul(
@@ -257,9 +258,7 @@ pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_
         )
         .expect("shapes of EnsembleSpec::dims");
         if l + 1 < nl {
-            let (zs, hs) = acts.z.split_at_mut(l + 1);
-            let _ = hs;
-            let z = zs[l].as_slice_mut().expect("standard layout");
+            let z = acts.z[l].as_slice_mut().expect("standard layout");
             let h = acts.h[l + 1].as_slice_mut().expect("standard layout");
             match act {
                 Act::Silu => kt::bias_silu_keep(isa, z, cols, b, h, acts.sig[l].as_slice_mut().expect("standard layout")),

@@ -82,6 +82,11 @@ impl LearnedModel {
     }
 }
 
+/// The rows member `m` of `k` predicts under trajectory sampling: `m, m + k, ...` below `n`.
+fn member_rows(m: usize, k: usize, n: usize) -> Vec<usize> {
+    (m..n).step_by(k).collect()
+}
+
 impl LearnedModel {
     #[allow(clippy::too_many_arguments)] // the VJP's inputs and outputs, as in the contract
     fn vjp_member(
@@ -135,7 +140,7 @@ impl DifferentiableWorldModel for LearnedModel {
             }
             (_, Propagation::TrajectorySampling) => {
                 for m in 0..k.min(n) {
-                    let rows: Vec<usize> = (m..n).step_by(k).collect();
+                    let rows = member_rows(m, k, n);
                     let pick = |v: &ArrayView2<'_, f32>| v.select(ndarray::Axis(0), &rows);
                     let (s, a, g) = (pick(&states), pick(&actions), pick(&grad_next));
                     let mut gs = Array2::zeros(s.dim());
@@ -172,7 +177,7 @@ impl WorldModel for LearnedModel {
             Propagation::TrajectorySampling => {
                 // Gather each member's rows, predict, scatter back.
                 for m in 0..k.min(n) {
-                    let rows: Vec<usize> = (m..n).step_by(k).collect();
+                    let rows = member_rows(m, k, n);
                     let s = states.select(ndarray::Axis(0), &rows);
                     let a = actions.select(ndarray::Axis(0), &rows);
                     let mut out = Array2::zeros((rows.len(), self.state_dim()));
