@@ -201,3 +201,64 @@ fn evaluations_do_not_change_what_is_learned() {
     assert_eq!(fa.len(), 1, "the evaluation ran the fit the second episode would have run");
     assert_eq!((fa[0].episode, fa[0].experience), (fb[0].episode, fb[0].experience));
 }
+
+/// The energy of each sequence under trajectory sampling, computed the long
+/// way: trajectory `j` is predicted at step `t` by member `j` (TS-inf) or
+/// `(j - t) mod K` (TS-1), and the sequence scores its trajectories' mean.
+fn particle_reference(ens: &Ensemble, cost: &ami_core::Cost, s0: &Array1<f32>, actions: &ndarray::Array3<f32>, ts1: bool) -> Vec<f64> {
+    let (t_len, n, _) = actions.dim();
+    let k = ens.spec().members;
+    (0..n)
+        .map(|i| {
+            let mut total = 0.0;
+            for j in 0..k {
+                let mut s = s0.clone().insert_axis(ndarray::Axis(0));
+                for t in 0..t_len {
+                    let m = if ts1 { (j + k * t_len - t) % k } else { j };
+                    let a = actions.slice(ndarray::s![t, i..i + 1, ..]);
+                    let mut next = Array2::zeros(s.dim());
+                    ens.predict_member(m, s.view(), a, next.view_mut(), None);
+                    let mut e = Array1::zeros(1);
+                    cost.step_energy(t, s.view(), a, next.view(), e.view_mut());
+                    total += f64::from(e[0]);
+                    s = next;
+                }
+            }
+            total / k as f64
+        })
+        .collect()
+}
+
+#[test]
+fn trajectory_sampling_rolls_every_sequence_through_the_members_as_documented() {
+    use ami_core::{ActionPenalty, Cost, QuadraticCost};
+    let spec = EnsembleSpec { activation: Activation::Relu, ..EnsembleSpec::new(3, 1, vec![16]) };
+    let mut ens = Ensemble::new(EnsembleSpec { members: 3, ..spec }, 5).unwrap();
+    // Members far enough apart that the assignment shows in the energies.
+    let (s, a, nx) = random_transitions(64, 3);
+    let d = Dataset::new(s.view(), a.view(), nx.view()).unwrap();
+    ens.set_norm(ami_learn::Normalizer::fit(d.inputs.view(), d.targets.view()));
+    let mut cost = Cost::new();
+    cost.add_intrinsic(std::sync::Arc::new(QuadraticCost::new("goal", vec![1.0, 1.0, 0.1], vec![])), 1.0).unwrap();
+    cost.add_intrinsic(std::sync::Arc::new(ActionPenalty::new(1)), 0.01).unwrap();
+    cost.set_goal(Some(ndarray::array![1.0, 0.0, 0.0]));
+    let s0 = ndarray::array![-0.9f32, 0.3, 0.5];
+    let mut rng = ami_core::rng::rng(9);
+    let actions = ndarray::Array3::from_shape_fn((6, 4, 1), |_| rng.gen_range(-2.0f32..2.0));
+    let mut by_kind = Vec::new();
+    for (propagation, ts1) in [(Propagation::TrajectorySampling1, true), (Propagation::TrajectorySampling, false)] {
+        let model = LearnedModel::new(ens.clone(), propagation, 0.0);
+        assert_eq!(model.particles().count, 3);
+        assert_eq!(model.particles().reassign, ts1);
+        let mut got = Array1::zeros(4);
+        ami_planners::Rollout::new().energies(&model, &cost, s0.view(), actions.view(), &mut got).unwrap();
+        let want = particle_reference(&ens, &cost, &s0, &actions, ts1);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() < 1e-4 * w.abs().max(1.0), "{propagation:?}: {g} vs {w}");
+        }
+        by_kind.push(got);
+    }
+    // The two assignments are different functions of the members.
+    let gap = by_kind[0].iter().zip(&by_kind[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(gap > 1e-3, "TS-1 and TS-inf gave the same energies ({gap})");
+}

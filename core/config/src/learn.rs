@@ -32,9 +32,13 @@ fn learned_params() -> Vec<ParamSpec> {
             .default(ParamValue::Str("relu".into())),
         ParamSpec::new("members", ParamType::int(1, 64), "ensemble members (PETS: 5)").default(ParamValue::Int(1)),
         ParamSpec::new("probabilistic", ParamType::Bool, "predict a log-variance too and train on the Gaussian NLL").default(ParamValue::Bool(false)),
-        ParamSpec::new("propagation", ParamType::string(), "how an ensemble predicts: ts (trajectory sampling, one rollout per member) or mean")
-            .default(ParamValue::Str("ts".into())),
-        ParamSpec::new("risk", ParamType::float(-100.0, 100.0), "weight of the members' energy spread added to their mean (ts only)")
+        ParamSpec::new(
+            "propagation",
+            ParamType::string(),
+            "how an ensemble predicts: ts1 (trajectory sampling, one rollout per member, members taken in turn each step), ts_inf (each rollout stays with one member) or mean",
+        )
+        .default(ParamValue::Str("ts1".into())),
+        ParamSpec::new("risk", ParamType::float(-100.0, 100.0), "weight of the members' energy spread added to their mean (ts1 and ts_inf)")
             .default(ParamValue::Float(0.0)),
         ParamSpec::new("load", ParamType::string(), "start from these weights (safetensors, PyTorch layout; the file sets the shape)"),
         ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the initial weights").default(ParamValue::Int(0)),
@@ -65,7 +69,7 @@ pub fn learned_model() -> Implementation {
         ModelNode::ports_for("model"),
         learned_params(),
         |ctx, p| {
-            let propagation = Propagation::parse(p.str_opt("propagation")?.unwrap_or("ts"))?;
+            let propagation = Propagation::parse(p.str_opt("propagation")?.unwrap_or("ts1"))?;
             let risk = p.f32("risk")?;
             let ens = match p.str_opt("load")? {
                 Some(path) => {

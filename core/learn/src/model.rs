@@ -12,23 +12,34 @@ use crate::ensemble::Ensemble;
 /// How an ensemble predicts a batch of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Propagation {
-    /// Trajectory sampling (PETS' TS-inf): row `r` is predicted by member
-    /// `r % K`, and planners roll every sequence out once per member
-    /// ([`WorldModel::particles`]).
+    /// Trajectory sampling with the members taken in turn (PETS' TS-1):
+    /// planners roll every sequence out once per member
+    /// ([`WorldModel::particles`]), row `r` is predicted by member `r % K`,
+    /// and after each step every trajectory moves on to the next member, so
+    /// each one mixes all members' errors instead of compounding one's.
     #[default]
+    TrajectorySampling1,
+    /// Trajectory sampling (PETS' TS-inf): as TS-1, but each trajectory
+    /// stays with one member for the whole horizon.
     TrajectorySampling,
     /// Every row gets the mean of the members' predictions.
     Mean,
 }
 
 impl Propagation {
-    /// Parses `ts` / `mean`.
+    /// Parses `ts1`, `ts_inf` (also `ts`) or `mean`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "ts" | "trajectory_sampling" => Ok(Self::TrajectorySampling),
+            "ts1" => Ok(Self::TrajectorySampling1),
+            "ts_inf" | "ts" => Ok(Self::TrajectorySampling),
             "mean" => Ok(Self::Mean),
-            other => Err(CoreError::config("propagation", format!("`{other}` is not a propagation (ts or mean)"))),
+            other => Err(CoreError::config("propagation", format!("`{other}` is not a propagation (ts1, ts_inf or mean)"))),
         }
+    }
+    /// Whether rows are predicted by member `r % K` (either kind of
+    /// trajectory sampling).
+    pub fn is_trajectory_sampling(self) -> bool {
+        matches!(self, Self::TrajectorySampling1 | Self::TrajectorySampling)
     }
 }
 
@@ -138,7 +149,7 @@ impl DifferentiableWorldModel for LearnedModel {
                 }
                 Ok(())
             }
-            (_, Propagation::TrajectorySampling) => {
+            (_, Propagation::TrajectorySampling | Propagation::TrajectorySampling1) => {
                 for m in 0..k.min(n) {
                     let rows = member_rows(m, k, n);
                     let pick = |v: &ArrayView2<'_, f32>| v.select(ndarray::Axis(0), &rows);
@@ -174,7 +185,7 @@ impl WorldModel for LearnedModel {
             return self.predict_member(0, states, actions, next);
         }
         match self.propagation {
-            Propagation::TrajectorySampling => {
+            Propagation::TrajectorySampling | Propagation::TrajectorySampling1 => {
                 // Gather each member's rows, predict, scatter back.
                 for m in 0..k.min(n) {
                     let rows = member_rows(m, k, n);
@@ -212,8 +223,8 @@ impl WorldModel for LearnedModel {
     }
     fn particles(&self) -> Particles {
         let k = self.ens.spec().members;
-        if k > 1 && self.propagation == Propagation::TrajectorySampling {
-            Particles { count: k, risk: self.risk }
+        if k > 1 && self.propagation.is_trajectory_sampling() {
+            Particles { count: k, risk: self.risk, reassign: self.propagation == Propagation::TrajectorySampling1 }
         } else {
             Particles::default()
         }

@@ -149,3 +149,14 @@ fn a_non_finite_batch_never_replaces_the_last_good_model() {
     assert!(r.rejected.is_some(), "{r:?}");
     assert!(wild.ensemble().is_finite());
 }
+
+#[test]
+fn propagation_names_parse_and_a_wrong_one_lists_the_choices() {
+    assert_eq!(Propagation::parse("ts1").unwrap(), Propagation::TrajectorySampling1);
+    assert_eq!(Propagation::parse("ts_inf").unwrap(), Propagation::TrajectorySampling);
+    assert_eq!(Propagation::parse("ts").unwrap(), Propagation::TrajectorySampling, "`ts` is kept as TS-inf's older name");
+    assert_eq!(Propagation::parse("mean").unwrap(), Propagation::Mean);
+    assert_eq!(Propagation::default(), Propagation::TrajectorySampling1);
+    let err = Propagation::parse("ts2").unwrap_err().to_string();
+    assert!(err.contains("propagation") && err.contains("`ts2`") && err.contains("ts1, ts_inf or mean"), "{err}");
+}

@@ -30,7 +30,9 @@ impl Rollout {
     /// decide how to skip them. A model asking for several particles
     /// ([`WorldModel::particles`]) has each sequence rolled out that many
     /// times (consecutive rows) and scored by the particles' mean energy
-    /// plus its risk weight times their standard deviation.
+    /// plus its risk weight times their standard deviation; with
+    /// [`Particles::reassign`](ami_core::modules::Particles::reassign),
+    /// every trajectory moves to the next row of its group after each step.
     pub fn energies(
         &mut self,
         model: &dyn WorldModel,
@@ -109,7 +111,21 @@ impl Rollout {
             model.predict(self.cur.view(), self.acts.view(), self.next.view_mut())?;
             cost.step_energy(t, self.cur.view(), self.acts.view(), self.next.view(), self.step.view_mut());
             self.particle_e += &self.step;
-            std::mem::swap(&mut self.cur, &mut self.next);
+            if particles.reassign {
+                // The trajectory in row q + 1 of each group moves to row q
+                // (the model's next member), its energy with it.
+                let next = self.next.as_slice().expect("standard layout");
+                let cur = self.cur.as_slice_mut().expect("standard layout");
+                for (c, g) in cur.chunks_exact_mut(p * s).zip(next.chunks_exact(p * s)) {
+                    c[..(p - 1) * s].copy_from_slice(&g[s..]);
+                    c[(p - 1) * s..].copy_from_slice(&g[..s]);
+                }
+                for e in self.particle_e.as_slice_mut().expect("contiguous").chunks_exact_mut(p) {
+                    e.rotate_left(1);
+                }
+            } else {
+                std::mem::swap(&mut self.cur, &mut self.next);
+            }
         }
         if cost.has_terminal() {
             cost.add_terminal_energy(t_len, self.cur.view(), self.particle_e.view_mut());

@@ -49,7 +49,8 @@ pub trait WorldModel: Send + Sync {
     /// sequence [`Particles::count`] times in consecutive rows, the model
     /// predicts row `r` with member `r % members`, and the sequence's
     /// energy is the particles' mean plus [`Particles::risk`] times their
-    /// standard deviation.
+    /// standard deviation. With [`Particles::reassign`], each particle
+    /// moves on to the next member after every step (PETS' TS-1).
     fn particles(&self) -> Particles {
         Particles::default()
     }
@@ -80,11 +81,17 @@ pub struct Particles {
     /// Weight of the particles' standard deviation added to their mean
     /// energy (0: risk-neutral; positive: pessimistic).
     pub risk: f32,
+    /// After every step, each rollout moves to the next row of its
+    /// sequence's group, so with one particle per member a trajectory is
+    /// predicted by member `(j - t) mod count` at step `t` (PETS' TS-1,
+    /// the members taken in turn rather than drawn at random); `false`
+    /// keeps every trajectory on one member (TS-inf).
+    pub reassign: bool,
 }
 
 impl Default for Particles {
     fn default() -> Self {
-        Self { count: 1, risk: 0.0 }
+        Self { count: 1, risk: 0.0, reassign: false }
     }
 }
 
