@@ -32,6 +32,7 @@ pub mod rng;
 mod scalar;
 mod scratch;
 mod simd;
+mod small_gemm;
 pub mod train;
 
 pub use cpu::{AdamSpec, Cpu, Sampling, SeqBatch};

@@ -3,14 +3,16 @@
 //! as plain branch-free Rust and compiled three times: for AVX-512, for
 //! AVX2+FMA (each inside a `#[target_feature]` function, where the
 //! compiler vectorises it at that width) and for the baseline target. The
-//! matrix products ([`matmul`]) go through the `gemm` crate's packed SIMD
-//! kernels (AVX-512 where the CPU has it), behind a bounds-checked safe
-//! interface. Results of the three builds may differ in the last bit
-//! (FMA contraction), never in more. Picking one [`Isa`] fixes the
-//! element-wise kernels, not the matrix products: `gemm` chooses its own
-//! kernels (AVX-512 or AVX2) and cache blocking from the CPU, so learned
-//! weights are bit-identical on one machine (any thread count), not across
-//! CPUs with different SIMD widths or caches.
+//! matrix products ([`matmul`]) run on ami's own register-blocked AVX-512
+//! kernel for the shapes of MLP training (no packing: 8 x 48 tiles held in
+//! registers, masked column tails), and otherwise on the `gemm` crate's
+//! packed SIMD kernels, behind one bounds-checked safe interface. Results
+//! of the builds may differ in the last bits (FMA contraction, summation
+//! order), never in more. With [`Isa::Avx512`] every product and
+//! element-wise step of a training step is ami's own and fixed, so learned
+//! weights are bit-identical on any AVX-512 machine and thread count; with the other
+//! instruction sets `gemm` chooses its kernels and cache blocking from the
+//! CPU, so weights are bit-identical on one machine (any thread count).
 
 use crate::isa::Isa;
 
@@ -50,10 +52,20 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Reductions up to this long go to the register-blocked kernel (its
+/// panel of `b`, `k x 48` floats, then stays in L1/L2).
+const SMALL_K: usize = 1024;
+
 /// `c = beta * c + a b` for row-major `c` (`a.rows x b.cols`, `c.len()`
 /// at least that), single-threaded (parallelism belongs to the caller).
 /// `beta` is 0 (overwrite; `c` is not read) or 1 (accumulate).
-pub fn matmul(a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) -> Result<(), crate::KernelError> {
+///
+/// With [`Isa::Avx512`] on a CPU that has it, an overwriting product whose
+/// `b` is unit-stride along its columns and whose reduction is at most
+/// 1,024 long runs on ami's own register-blocked kernel (the small shapes
+/// of MLP training, where it is faster than packing); everything else on
+/// the `gemm` crate.
+pub fn matmul(isa: Isa, a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) -> Result<(), crate::KernelError> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if beta != 0.0 && beta != 1.0 {
         return Err(crate::KernelError::Shape(format!("matmul: beta must be 0 or 1, found {beta}")));
@@ -85,6 +97,17 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) -> Result<(), cr
         return Ok(());
     }
     let accumulate = beta != 0.0;
+    #[cfg(target_arch = "x86_64")]
+    if !accumulate && b.col_stride == 1 && k <= SMALL_K && isa == Isa::Avx512 && isa.is_available() {
+        // SAFETY: the CPU has AVX-512F (checked just now); `fits` bounds
+        // every offset of `a` and `b` the product reads, and `c[..m * n]`
+        // (row stride n) is inside `c`, a unique borrow.
+        unsafe {
+            crate::small_gemm::matmul_avx512(m, n, k, a.data.as_ptr(), a.row_stride, a.col_stride, b.data.as_ptr(), b.row_stride, c.as_mut_ptr(), n);
+        }
+        return Ok(());
+    }
+    let _ = (isa, SMALL_K);
     // SAFETY: every index the product reads is inside `a.data` / `b.data`
     // (checked by `fits`: the largest offset is below the length), every
     // index it writes is inside `c[..m * n]` (row-major, strides n and 1);
@@ -112,6 +135,31 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32]) -> Result<(), cr
             false,
             gemm::Parallelism::None,
         );
+    }
+    Ok(())
+}
+
+/// Writes the transpose of the row-major `rows x cols` matrix `src` into
+/// `dst` (`cols x rows`, row-major): in 8 x 8 register blocks where the CPU
+/// has AVX ([`Isa::Avx2`] or [`Isa::Avx512`]), element by element
+/// otherwise; the result is the same either way (a copy).
+pub fn transpose(isa: Isa, src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) -> Result<(), crate::KernelError> {
+    let n = rows.checked_mul(cols).filter(|&n| n <= src.len() && n <= dst.len());
+    if n.is_none() {
+        return Err(crate::KernelError::Shape(format!("transpose: {rows}x{cols} from {} floats into {}", src.len(), dst.len())));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512) && isa.is_available() {
+        // SAFETY: the CPU has AVX (implied by AVX2 and AVX-512F, checked just
+        // now); both buffers hold rows * cols floats (checked above).
+        unsafe { crate::small_gemm::transpose_avx(src, rows, cols, dst) };
+        return Ok(());
+    }
+    let _ = isa;
+    for (r, row) in src[..rows * cols].chunks_exact(cols.max(1)).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
     }
     Ok(())
 }
@@ -273,14 +321,14 @@ mod imp {
     }
 
     #[inline(always)]
-    #[allow(clippy::eq_op)] // `x - x` is the point: 0 for finite x, NaN otherwise
     pub fn all_finite(v: &[f32]) -> bool {
-        // Lane-parallel: any NaN or infinity makes `x - x` NaN.
-        let mut acc = 0.0f32;
+        // An all-ones exponent is NaN or infinity; an OR of integers is a
+        // reduction the compiler vectorises (a float sum is not).
+        let mut bad = 0u32;
         for &x in v {
-            acc += x - x;
+            bad |= u32::from(x.to_bits() & 0x7f80_0000 == 0x7f80_0000);
         }
-        acc == 0.0
+        bad == 0
     }
 
     #[inline(always)]
@@ -505,31 +553,74 @@ mod tests {
     }
 
     #[test]
-    fn matmul_matches_a_scalar_product_for_every_layout() {
-        let (m, k, n) = (7, 5, 9);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0).collect();
-        let want = |ta: bool, tb: bool| -> Vec<f64> {
-            let at = |r: usize, c: usize| f64::from(if ta { a[c * m + r] } else { a[r * k + c] });
-            let bt = |r: usize, c: usize| f64::from(if tb { b[c * k + r] } else { b[r * n + c] });
-            (0..m * n).map(|i| (0..k).map(|j| at(i / n, j) * bt(j, i % n)).sum()).collect()
-        };
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let am = if ta { Mat::rows(&a, k, m).t() } else { Mat::rows(&a, m, k) };
-            let bm = if tb { Mat::rows(&b, n, k).t() } else { Mat::rows(&b, k, n) };
-            let mut c = vec![1.0f32; m * n];
-            matmul(am, bm, 0.0, &mut c).unwrap();
-            for (x, y) in c.iter().zip(want(ta, tb)) {
-                assert!((f64::from(*x) - y).abs() < 1e-5, "{ta} {tb}: {x} vs {y}");
+    fn matmul_matches_a_scalar_product_for_every_layout_shape_and_isa() {
+        // Shapes around the register tile (8 rows x 48 columns) and its
+        // masked column tail, and the training shapes themselves.
+        for (m, k, n) in [(7, 5, 9), (1, 1, 1), (8, 3, 48), (17, 33, 49), (9, 200, 16), (130, 200, 34), (200, 128, 23)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 11) as f32 * 0.2 - 1.0).collect();
+            let want = |ta: bool, tb: bool| -> Vec<f64> {
+                let at = |r: usize, c: usize| f64::from(if ta { a[c * m + r] } else { a[r * k + c] });
+                let bt = |r: usize, c: usize| f64::from(if tb { b[c * k + r] } else { b[r * n + c] });
+                (0..m * n).map(|i| (0..k).map(|j| at(i / n, j) * bt(j, i % n)).sum()).collect()
+            };
+            let tol = 1e-5 * k as f64;
+            for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.is_available()) {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let am = if ta { Mat::rows(&a, k, m).t() } else { Mat::rows(&a, m, k) };
+                    let bm = if tb { Mat::rows(&b, n, k).t() } else { Mat::rows(&b, k, n) };
+                    // One float past the product must survive (no write past m x n).
+                    let mut c = vec![1.0f32; m * n + 1];
+                    matmul(isa, am, bm, 0.0, &mut c).unwrap();
+                    for (x, y) in c.iter().zip(want(ta, tb)) {
+                        assert!((f64::from(*x) - y).abs() < tol, "{isa} {m}x{k}x{n} {ta} {tb}: {x} vs {y}");
+                    }
+                    assert_eq!(c[m * n], 1.0, "{isa} {m}x{k}x{n}: wrote past the product");
+                    matmul(isa, am, bm, 1.0, &mut c).unwrap();
+                    for (x, y) in c.iter().zip(want(ta, tb)) {
+                        assert!((f64::from(*x) - 2.0 * y).abs() < 2.0 * tol, "accumulate {isa} {ta} {tb}");
+                    }
+                }
             }
-            matmul(am, bm, 1.0, &mut c).unwrap();
-            for (x, y) in c.iter().zip(want(ta, tb)) {
-                assert!((f64::from(*x) - 2.0 * y).abs() < 2e-5, "accumulate {ta} {tb}");
+            let short = &a[..m * k - 1];
+            assert!(matmul(Isa::Avx512, Mat::rows(short, m, k), Mat::rows(&b, k, n), 0.0, &mut vec![0.0; m * n]).is_err());
+            assert!(matmul(Isa::Avx512, Mat::rows(&a, m, k), Mat::rows(&b, k, n), 0.0, &mut vec![0.0; m * n - 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn all_finite_finds_any_nan_or_infinity_at_any_position() {
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.is_available()) {
+            let mut v: Vec<f32> = (0..37).map(|i| i as f32 * 1e30 - 3e31).collect();
+            v.push(f32::MAX);
+            v.push(f32::MIN_POSITIVE / 4.0); // subnormal: finite
+            assert!(all_finite(isa, &v), "{isa}");
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for at in [0, 15, 16, 38] {
+                    let mut w = v.clone();
+                    w[at] = bad;
+                    assert!(!all_finite(isa, &w), "{isa}: {bad} at {at}");
+                }
             }
         }
-        let short = &a[..m * k - 1];
-        assert!(matmul(Mat::rows(short, m, k), Mat::rows(&b, k, n), 0.0, &mut vec![0.0; m * n]).is_err());
-        assert!(matmul(Mat::rows(&a, m, k), Mat::rows(&b, k, n), 0.0, &mut vec![0.0; m * n - 1]).is_err());
+    }
+
+    #[test]
+    fn transpose_is_the_same_copy_on_every_isa_and_shape() {
+        for (rows, cols) in [(1, 1), (8, 8), (23, 200), (200, 34), (9, 17), (0, 5)] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.is_available()) {
+                let mut dst = vec![-1.0f32; rows * cols + 1];
+                transpose(isa, &src, rows, cols, &mut dst).unwrap();
+                for r in 0..rows {
+                    for c in 0..cols {
+                        assert_eq!(dst[c * rows + r], src[r * cols + c], "{isa} {rows}x{cols} at ({r}, {c})");
+                    }
+                }
+                assert_eq!(dst[rows * cols], -1.0, "{isa}: wrote past the transpose");
+            }
+        }
+        assert!(transpose(Isa::Scalar, &[0.0; 5], 2, 3, &mut [0.0; 6]).is_err());
     }
 
     #[test]

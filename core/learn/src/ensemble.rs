@@ -114,7 +114,7 @@ impl Ensemble {
         x.slice_axis_mut(Axis(1), Slice::from(s_dim..)).assign(&actions);
         self.norm.normalize_inputs(&mut x.view_mut());
         let mut acts = Acts::default();
-        forward(Isa::detect(), &self.spec, self.member(k), x.view(), &mut acts);
+        forward(Isa::detect(), &self.spec, self.member(k), None, x.view(), &mut acts);
         let out = acts.output();
         for (b, mut row) in next.rows_mut().into_iter().enumerate() {
             for j in 0..s_dim {
@@ -180,7 +180,7 @@ impl Ensemble {
 /// Member `k`'s raw outputs (normalised units) for normalised inputs.
 pub(crate) fn forward_normalized(ens: &Ensemble, k: usize, x: ArrayView2<'_, f32>) -> Array2<f32> {
     let mut acts = Acts::default();
-    forward(Isa::detect(), ens.spec(), ens.member(k), x, &mut acts);
+    forward(Isa::detect(), ens.spec(), ens.member(k), None, x, &mut acts);
     acts.output().clone()
 }
 
@@ -236,9 +236,23 @@ impl Acts {
     }
 }
 
+/// Writes one member's weights transposed into `wt` (same offsets as `p`:
+/// layer `l`'s `[in, out]` where `p` holds its `[out, in]`; the biases are
+/// left alone), the layout [`forward`] multiplies fastest.
+pub(crate) fn transpose_weights(isa: Isa, spec: &EnsembleSpec, p: &[f32], wt: &mut [f32]) {
+    let dims = spec.dims();
+    for (l, &(wo, _)) in spec.offsets().iter().enumerate() {
+        let (inp, out) = (dims[l], dims[l + 1]);
+        kt::transpose(isa, &p[wo..wo + out * inp], out, inp, &mut wt[wo..wo + out * inp]).expect("layout of EnsembleSpec::offsets");
+    }
+}
+
 /// Forward pass of one member (parameters `p`) over the rows of `x`
 /// (normalised inputs), keeping every layer's input and pre-activation.
-pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_, f32>, acts: &mut Acts) {
+/// `wt`, if given, holds the same weights transposed
+/// ([`transpose_weights`]), so every product runs on the kernels'
+/// register-blocked path.
+pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], wt: Option<&[f32]>, x: ArrayView2<'_, f32>, acts: &mut Acts) {
     let dims = spec.dims();
     let nl = dims.len() - 1;
     acts.ensure(&dims, x.nrows());
@@ -250,13 +264,12 @@ pub(crate) fn forward(isa: Isa, spec: &EnsembleSpec, p: &[f32], x: ArrayView2<'_
         let (wo, bo) = offsets[l];
         let (w, b) = (&p[wo..wo + cols * inp], &p[bo..bo + cols]);
         let n = acts.h[l].nrows();
-        kt::matmul(
-            Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp),
-            Mat::rows(w, cols, inp).t(),
-            0.0,
-            acts.z[l].as_slice_mut().expect("standard layout"),
-        )
-        .expect("shapes of EnsembleSpec::dims");
+        let wm = match wt {
+            Some(t) => Mat::rows(&t[wo..wo + cols * inp], inp, cols),
+            None => Mat::rows(w, cols, inp).t(),
+        };
+        kt::matmul(isa, Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), wm, 0.0, acts.z[l].as_slice_mut().expect("standard layout"))
+            .expect("shapes of EnsembleSpec::dims");
         if l + 1 < nl {
             let z = acts.z[l].as_slice_mut().expect("standard layout");
             let h = acts.h[l + 1].as_slice_mut().expect("standard layout");
@@ -290,7 +303,7 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
             let (gw, gb) = grad[wo..bo + out].split_at_mut(out * inp);
             let n = g.nrows();
             let gs = g.as_slice().expect("standard layout");
-            kt::matmul(Mat::rows(gs, n, out).t(), Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), 0.0, gw)
+            kt::matmul(isa, Mat::rows(gs, n, out).t(), Mat::rows(acts.h[l].as_slice().expect("standard layout"), n, inp), 0.0, gw)
                 .expect("shapes of EnsembleSpec::dims");
             kt::col_sums(isa, gs, out, gb);
         }
@@ -302,6 +315,7 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
         }
         let n = g.nrows();
         kt::matmul(
+            isa,
             Mat::rows(g.as_slice().expect("standard layout"), n, out),
             Mat::rows(&p[wo..wo + out * inp], out, inp),
             0.0,

@@ -16,7 +16,7 @@ use ami_kernels::train::{adam, AdamStep};
 use ami_kernels::Isa;
 use ndarray::{Array2, ArrayView3, Axis, Slice};
 
-use crate::ensemble::{backward, forward, loss_grad, Acts, Ensemble};
+use crate::ensemble::{backward, forward, loss_grad, transpose_weights, Acts, Ensemble};
 
 /// Row blocks per member batch (tasks per member and step).
 pub const BLOCKS: usize = 2;
@@ -53,6 +53,16 @@ struct Task {
     loss: f64,
 }
 
+/// Writes every member's weights transposed into `wt`, one task per member.
+fn transpose_all(isa: Isa, pool: &Pool, ens: &Ensemble, wt: &mut [f32]) {
+    let per = ens.spec().member_params();
+    let pieces: Vec<Mutex<&mut [f32]>> = wt.chunks_mut(per).map(Mutex::new).collect();
+    pool.run(pieces.len(), &|k, _| {
+        let mut wt = pieces[k].lock().unwrap_or_else(|p| p.into_inner());
+        transpose_weights(isa, ens.spec(), ens.member(k), &mut wt);
+    });
+}
+
 /// Trains an [`Ensemble`] with Adam; see the module docs.
 pub struct Trainer {
     ens: Ensemble,
@@ -63,6 +73,9 @@ pub struct Trainer {
     pool: Arc<Pool>,
     isa: Isa,
     tasks: Vec<Mutex<Task>>,
+    /// The weights transposed (`transpose_weights`), kept in step with
+    /// `ens` by every method that changes it.
+    wt: Vec<f32>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -81,7 +94,13 @@ impl Trainer {
     pub fn with_pool(ens: Ensemble, adam: AdamConfig, pool: Arc<Pool>) -> Self {
         let n = ens.params().len();
         let tasks = (0..ens.spec().members * BLOCKS).map(|_| Mutex::new(Task::default())).collect();
-        Self { ens, adam, m: vec![0.0; n], v: vec![0.0; n], steps: 0, pool, isa: Isa::detect(), tasks }
+        let mut t = Self { ens, adam, m: vec![0.0; n], v: vec![0.0; n], steps: 0, pool, isa: Isa::detect(), tasks, wt: vec![0.0; n] };
+        t.transpose();
+        t
+    }
+    /// Refreshes `wt` from the weights.
+    fn transpose(&mut self) {
+        transpose_all(self.isa, &self.pool, &self.ens, &mut self.wt);
     }
     /// The ensemble as trained so far.
     pub fn ensemble(&self) -> &Ensemble {
@@ -100,6 +119,7 @@ impl Trainer {
         self.m.fill(0.0);
         self.v.fill(0.0);
         self.steps = 0;
+        self.transpose();
         Ok(())
     }
     /// Replaces the weights and normalisation, keeping Adam's state (a
@@ -109,6 +129,7 @@ impl Trainer {
             return Err(CoreError::config("trainer", "the replacement ensemble has another shape"));
         }
         self.ens = ens;
+        self.transpose();
         Ok(())
     }
     /// Adam steps taken.
@@ -166,8 +187,9 @@ impl Trainer {
             let xs = x.index_axis(Axis(0), k);
             let ys = y.index_axis(Axis(0), k);
             let p = self.ens.member(k);
+            let per = spec.member_params();
             let t = &mut *t;
-            forward(self.isa, spec, p, xs.slice_axis(Axis(0), Slice::from(r0..r1)), &mut t.acts);
+            forward(self.isa, spec, p, Some(&self.wt[k * per..(k + 1) * per]), xs.slice_axis(Axis(0), Slice::from(r0..r1)), &mut t.acts);
             t.loss = loss_grad(self.isa, spec, t.acts.output(), ys.slice_axis(Axis(0), Slice::from(r0..r1)), scale, &mut t.g);
             if want_grad {
                 t.grad.resize(spec.member_params(), 0.0);
@@ -245,6 +267,8 @@ impl Trainer {
             adam(isa, hyper, p, m, v, g0, g1);
         };
         self.pool.run(members * BLOCKS, &job);
+        drop(pieces);
+        transpose_all(self.isa, &self.pool, &self.ens, &mut self.wt);
         Ok(loss)
     }
 
