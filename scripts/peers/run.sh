@@ -30,8 +30,10 @@
 # Planning only: SIZES, PLANNERS, IMPLS (subset of "ami jax numpy torch
 # torch-compile"), MIN_TIME (seconds of timed calls per run, default 3),
 # PEAK=1 to measure the sgemm ceiling first (peak_np_jax.py).
-# Training only: TRAIN_IMPLS (subset of "ami torch torch-compile jax", the
-# default), TRAIN_DATA (default target/train_data.safetensors; "none": ami
+# Training only: REPEAT (rounds of every impl and thread count, default 3:
+# on a shared machine one run's median moves by 20%, so the table takes the
+# median over rounds run back to back), TRAIN_IMPLS (subset of "ami torch
+# torch-compile jax", the default), TRAIN_DATA (default target/train_data.safetensors; "none": ami
 # trains on its own RNG's data, its final loss is then not comparable),
 # AMI_TRAIN_ARGS (extra flags for ami, e.g. "--isa avx2"; the shape flags
 # "--width 200 --members 5 ..." only with TRAIN_DATA=none, with --data the
@@ -71,6 +73,7 @@ if [ "$TRAIN" = 1 ]; then
     fi
   }
   peer() { (cd "$WORKLOAD_DIR" && "$PY" train_peers.py --impl "$1" --threads "$2"); }
+  for rep in $(seq "${REPEAT:-3}"); do
   for th in $THREADS; do
     for impl in $TRAIN_IMPLS; do
       case $impl in
@@ -81,6 +84,7 @@ if [ "$TRAIN" = 1 ]; then
         *) echo "run.sh: unknown TRAIN_IMPLS entry $impl" >&2 ;;
       esac
     done
+  done
   done
   echo "{\"kind\": \"env\", \"when\": \"end\", \"uptime\": \"$(uptime)\"}" >> "$OUT"
   python3 "$ROOT/scripts/peers/train_table.py" "$OUT"

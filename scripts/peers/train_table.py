@@ -10,7 +10,9 @@ first peer's (torch, else any) at the same thread count, then per thread count
 ami's samples/s over the best peer's at that thread count (above 1: ami is
 faster), and over the best peer at any thread count. ami's final loss is
 comparable with the peers' only when it ran with --data (the peers' data and
-initial weights, scripts/peers/train_data.py); the table says which.
+initial weights, scripts/peers/train_data.py); the table says which. With
+several rounds of the same impl and thread count (run.sh REPEAT), each row is
+the round with the median samples/s, and every round's figure is listed.
 
   python3 scripts/peers/train_table.py OUT.jsonl [MORE.jsonl ...]
 """
@@ -37,9 +39,19 @@ def load1(r):
 
 order = {"ami": 0, "torch": 1, "torch-compile": 2, "jax": 3}
 runs.sort(key=lambda r: (order.get(r["impl"], 9), r["impl"], r["threads"]))
-by_th = defaultdict(dict)
+# Several rounds (run.sh REPEAT): each impl and thread count is the round
+# with the median samples/s (an odd count of rounds picks the middle one).
+rounds = defaultdict(list)
 for r in runs:
-    by_th[r["threads"]][r["impl"]] = r  # a later line for the same impl and threads wins
+    rounds[(r["threads"], r["impl"])].append(r)
+by_th = defaultdict(dict)
+for (th, impl), rs in rounds.items():
+    rs.sort(key=lambda r: r["samples_per_s"])
+    med = rs[(len(rs) - 1) // 2]
+    med["rounds"] = [round(r["samples_per_s"]) for r in rs]
+    by_th[th][impl] = med
+runs = [r for th in sorted(by_th) for r in by_th[th].values()]
+runs.sort(key=lambda r: (order.get(r["impl"], 9), r["impl"], r["threads"]))
 
 
 def ref_loss(th):
@@ -51,8 +63,8 @@ def ref_loss(th):
     return None, None
 
 
-print("\n| impl | threads | median ms/step | samples/s | final loss | final loss - ref | load1 |")
-print("|---|---|---|---|---|---|---|")
+print("\n| impl | threads | median ms/step | samples/s | every round's samples/s | final loss | final loss - ref | load1 |")
+print("|---|---|---|---|---|---|---|---|")
 for r in runs:
     fl = r.get("final_loss")
     ref_impl, ref = ref_loss(r["threads"])
@@ -61,7 +73,8 @@ for r in runs:
     name = r["impl"]
     if name == "ami":
         name += " (peers' data)" if r.get("data") else " (own data: loss not comparable)"
-    print(f"| {name} | {r['threads']} | {r['median_ms']:.3f} | {r['samples_per_s']:.0f} | {fls} | {diff} | {load1(r)} |")
+    every = ", ".join(str(v) for v in r["rounds"])
+    print(f"| {name} | {r['threads']} | {r['median_ms']:.3f} | {r['samples_per_s']:.0f} | {every} | {fls} | {diff} | {load1(r)} |")
 peers_all = [r for r in runs if r["impl"] != "ami"]
 best_any = max(peers_all, key=lambda r: r["samples_per_s"], default=None)
 print("\n| threads | ami samples/s | best peer | best peer samples/s | ami / best peer | ami / best peer (any threads) |")
