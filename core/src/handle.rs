@@ -29,6 +29,8 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut1};
 struct Slot<T: ?Sized> {
     version: u64,
     value: Arc<T>,
+    /// Values staged for a later commit, by tag (oldest first).
+    staged: Vec<(u64, Arc<T>)>,
 }
 
 /// A versioned value shared by its writer and its readers (see the module
@@ -52,7 +54,7 @@ impl<T: ?Sized> std::fmt::Debug for Handle<T> {
 impl<T: ?Sized> Handle<T> {
     /// A handle holding `value` as version 0.
     pub fn new(value: Arc<T>) -> Self {
-        Self { slot: Arc::new(RwLock::new(Slot { version: 0, value })) }
+        Self { slot: Arc::new(RwLock::new(Slot { version: 0, value, staged: Vec::new() })) }
     }
     fn read(&self) -> RwLockReadGuard<'_, Slot<T>> {
         self.slot.read().unwrap_or_else(|p| p.into_inner())
@@ -77,6 +79,35 @@ impl<T: ?Sized> Handle<T> {
     pub fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.slot, &other.slot)
     }
+    /// Stages `value` under `tag` without publishing it: readers keep the
+    /// current version until someone calls [`Handle::commit`] with that
+    /// tag. A writer that runs concurrently with the readers (a background
+    /// trainer) stages; a node that runs before the readers in a known tick
+    /// commits, so when readers see the new version does not depend on
+    /// thread timing.
+    pub fn stage(&self, tag: u64, value: Arc<T>) {
+        let mut s = self.slot.write().unwrap_or_else(|p| p.into_inner());
+        s.staged.retain(|(t, _)| *t != tag);
+        s.staged.push((tag, value));
+    }
+    /// Publishes the value staged under `tag`, dropping it and every value
+    /// staged before it; returns the new version number, or `None` (and
+    /// changes nothing) if nothing is staged under `tag`.
+    pub fn commit(&self, tag: u64) -> Option<u64> {
+        let mut s = self.slot.write().unwrap_or_else(|p| p.into_inner());
+        let at = s.staged.iter().position(|(t, _)| *t == tag)?;
+        let mut older: Vec<_> = s.staged.drain(..=at).collect();
+        let (_, value) = older.pop().expect("position is in range");
+        s.version += 1;
+        s.value = value;
+        Some(s.version)
+    }
+    /// Publishes the value staged last (dropping all staged values);
+    /// returns the new version number, or `None` if nothing was staged.
+    pub fn commit_latest(&self) -> Option<u64> {
+        let tag = self.read().staged.last().map(|(t, _)| *t)?;
+        self.commit(tag)
+    }
 }
 
 /// A shared world model: planners hold one, trainers publish to it.
@@ -91,15 +122,26 @@ impl ModelHandle {
     /// current version's state and action widths (the planners holding the
     /// handle were checked against those when the agent was built).
     pub fn publish_model(&self, model: Arc<dyn WorldModel>) -> Result<u64> {
+        self.check_widths("ModelHandle::publish_model", &*model)?;
+        Ok(self.publish(model))
+    }
+    /// Stages a new version of the model for [`Handle::commit`], after the
+    /// same width check as [`ModelHandle::publish_model`].
+    pub fn stage_model(&self, tag: u64, model: Arc<dyn WorldModel>) -> Result<()> {
+        self.check_widths("ModelHandle::stage_model", &*model)?;
+        self.stage(tag, model);
+        Ok(())
+    }
+    fn check_widths(&self, what: &str, model: &dyn WorldModel) -> Result<()> {
         let cur = self.get();
         if (model.state_dim(), model.action_dim()) != (cur.state_dim(), cur.action_dim()) {
             return Err(CoreError::shape(
-                "ModelHandle::publish_model",
+                what,
                 format!("state {} and action {} wide (the current version)", cur.state_dim(), cur.action_dim()),
                 format!("state {} and action {}", model.state_dim(), model.action_dim()),
             ));
         }
-        Ok(self.publish(model))
+        Ok(())
     }
 }
 
@@ -248,6 +290,29 @@ mod tests {
         assert!(err.to_string().contains("ModelHandle::publish_model"), "{err}");
         assert_eq!(a.version(), 1);
         assert_eq!(a.publish_model(Arc::new(LinearModel::new(Array2::eye(2), Array2::zeros((2, 2))).unwrap())).unwrap(), 2);
+    }
+
+    #[test]
+    fn staged_values_wait_for_their_commit_by_tag() {
+        let lin = |s: usize, a: usize| Arc::new(LinearModel::new(Array2::eye(s), Array2::zeros((s, a))).unwrap());
+        let h = ModelHandle::of(LinearModel::new(Array2::eye(2), Array2::zeros((2, 1))).unwrap());
+        h.stage_model(1, lin(2, 1)).unwrap();
+        h.stage_model(2, lin(2, 1)).unwrap();
+        assert_eq!(h.version(), 0, "staging publishes nothing");
+        assert_eq!(h.commit(7), None, "no value staged under 7");
+        assert_eq!(h.version(), 0);
+        // Committing tag 2 publishes it and drops tag 1, staged before it.
+        assert_eq!(h.commit(2), Some(1));
+        assert_eq!(h.commit(1), None);
+        assert_eq!(h.commit_latest(), None);
+        h.stage_model(3, lin(2, 1)).unwrap();
+        h.stage_model(4, lin(2, 1)).unwrap();
+        assert_eq!(h.commit_latest(), Some(2));
+        assert_eq!(h.commit(3), None, "committing the latest drops the older ones");
+        // Staging checks the widths as publishing does.
+        let err = h.stage_model(5, lin(3, 1)).unwrap_err().to_string();
+        assert!(err.contains("ModelHandle::stage_model"), "{err}");
+        assert_eq!(h.commit(5), None);
     }
 }
 

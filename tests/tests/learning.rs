@@ -124,7 +124,7 @@ fn the_trainer_refuses_a_model_it_cannot_train_and_names_it() {
 
 #[test]
 fn the_learning_examples_load() {
-    for f in ["pendulum-learn.toml", "pendulum-learn-ensemble.toml", "cartpole-learn.toml"] {
+    for f in ["pendulum-learn.toml", "pendulum-learn-ensemble.toml", "pendulum-learn-online.toml", "cartpole-learn.toml"] {
         let g = load_file(&example(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(g.config.eval_seeds, (100..110).collect::<Vec<u64>>(), "{f}");
     }
@@ -261,4 +261,68 @@ fn trajectory_sampling_rolls_every_sequence_through_the_members_as_documented() 
     // The two assignments are different functions of the members.
     let gap = by_kind[0].iter().zip(&by_kind[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(gap > 1e-3, "TS-1 and TS-inf gave the same energies ({gap})");
+}
+
+/// The small learning agent with its trainer also fitting every 50 ticks,
+/// in the background, the model switching over the edge `trainer.fits ->
+/// model.update`.
+fn online_learning_agent() -> String {
+    small_learning_agent()
+        .replace("implementation = \"world_model\"\n", "implementation = \"world_model\"\nrate = 50\nbackground = true\n")
+        .replace("holdout = 0.1\n", "holdout = 0.1\nevery_ticks = 50\nmin_transitions = 20\n")
+        + "\n[[edges]]\nfrom = \"trainer.fits\"\nto = \"model.update\"\n"
+}
+
+/// Per learning episode: the fits' ticks and, after every tick, the model
+/// handle's version; then the final weights.
+fn run_online(text: &str, kind: ExecutorKind) -> (Vec<Vec<u64>>, Vec<Vec<u64>>, Vec<u32>) {
+    let g = load_str(text, "online.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, kind).unwrap();
+    let handle = agent.handles().models.get("model").unwrap().clone();
+    let (mut fit_ticks, mut versions) = (Vec::new(), Vec::new());
+    for seed in [0, 1] {
+        let mut v = Vec::new();
+        agent.run_episode(seed, |_| v.push(handle.version())).unwrap();
+        versions.push(v);
+        let records = agent.handles().trainers.get("trainer").unwrap().records();
+        fit_ticks.push(records.iter().filter(|r| r.episode == seed as usize).map(|r| r.tick).collect());
+    }
+    let model = handle.get();
+    let learned = model.as_any().and_then(|a| a.downcast_ref::<LearnedModel>()).unwrap();
+    (fit_ticks, versions, learned.ensemble().params().iter().map(|w| w.to_bits()).collect())
+}
+
+#[test]
+fn a_background_trainer_fits_during_episodes_and_the_planner_switches_at_fixed_ticks() {
+    let text = online_learning_agent();
+    let (ticks, versions, weights) = run_online(&text, ExecutorKind::Sequential);
+    // Episode 0 explores from an empty memory: no fit at its start, then
+    // one every 50 ticks. Episode 1 starts with no new data (the fit at
+    // tick 200 saw the whole memory, and takes over at the reset), so no
+    // fit at its start either.
+    assert_eq!(ticks[0], vec![50, 100, 150, 200], "{ticks:?}");
+    assert_eq!(ticks[1], vec![50, 100, 150, 200], "{ticks:?}");
+    // The fit at tick k becomes the planner's model at tick k + 50 (the
+    // trainer's rate), when the model node commits it: the handle's version
+    // goes up exactly there, once per fit that is committed in time.
+    for (e, v) in versions.iter().enumerate() {
+        let rises: Vec<usize> = (1..v.len()).filter(|&t| v[t] > v[t - 1]).collect();
+        let want: Vec<usize> = ticks[e].iter().filter(|&&k| k > 0).map(|&k| k as usize + 50).filter(|&t| t < v.len()).collect();
+        assert_eq!(rises, want, "episode {e}: versions {v:?}");
+    }
+    // The same ticks, versions and weights, bit for bit, in the parallel
+    // executor (where the trainer runs on its own thread).
+    let (t2, v2, w2) = run_online(&text, ExecutorKind::Parallel);
+    assert_eq!(ticks, t2);
+    assert_eq!(versions, v2);
+    assert_eq!(weights, w2);
+}
+
+#[test]
+fn fits_during_episodes_refuse_a_memory_that_fills_up_and_say_why() {
+    let text = online_learning_agent().replace("capacity = 100000", "capacity = 60");
+    let g = load_str(&text, "online.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    let err = format!("{:#}", agent.run_episode(0, |_| {}).unwrap_err());
+    assert!(err.contains("trainer") && err.contains("every_ticks") && err.contains("capacity of 60"), "{err}");
 }

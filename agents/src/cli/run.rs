@@ -182,17 +182,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for (i, &seed) in seeds.iter().enumerate() {
         let r = run_one(&mut agent, seed, "episode")?;
         let phase = if i < explore_episodes { "explore" } else { "plan" };
-        let fit = agent.handles().trainers.values().next().and_then(|t| t.records().into_iter().find(|rec| rec.episode == i));
+        let records = agent.handles().trainers.values().next().map(|t| t.records()).unwrap_or_default();
+        let fit = records.iter().find(|rec| rec.episode == i && rec.tick == 0).cloned();
+        let during = records.iter().filter(|rec| rec.episode == i && rec.tick > 0).count();
+        let during_note = if during > 0 { format!(" +{during} fit(s) during the episode") } else { String::new() };
         let model = match &fit {
             Some(f) => format!(
-                "  model loss {:.4} val {} ({} epochs, {:.0} ms{})",
+                "  model loss {:.4} val {} ({} epochs, {:.0} ms{}){during_note}",
                 f.report.train_loss,
                 f.report.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
                 f.report.epochs,
                 f.report.ms,
                 f.report.rejected.as_ref().map_or(String::new(), |m| format!("; {m}"))
             ),
-            None => String::new(),
+            None => during_note,
         };
         experience += r.steps;
         let tag = if learning { format!(" [{phase}]") } else { String::new() };
@@ -205,6 +208,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "episode": i, "seed": seed, "phase": phase, "return": r.episode_return, "steps": r.steps, "experience": experience,
             "model_loss": fit.as_ref().map(|f| f.report.train_loss), "val_loss": fit.as_ref().and_then(|f| f.report.val_loss),
             "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
+            "fits_during": during,
         }));
         let last = i + 1 == seeds.len();
         let periodic = eval_every > 0 && (i as u64 + 1).is_multiple_of(eval_every);

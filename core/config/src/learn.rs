@@ -102,9 +102,11 @@ pub fn learned_model() -> Implementation {
 /// One fit a trainer ran.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainRecord {
-    /// Episodes started before this fit (the fit ran at the start of
-    /// episode `episode`, counting from 0).
+    /// The episode the fit ran in (counting learning episodes from 0).
     pub episode: usize,
+    /// The tick it ran at: 0 for the fit at the episode's start, else a
+    /// fit during the episode (`every_ticks`).
+    pub tick: u64,
     /// Transitions in the memory.
     pub experience: usize,
     /// What the fit did.
@@ -152,6 +154,7 @@ pub struct TrainerNode {
     cfg: FitConfig,
     min_transitions: usize,
     every: usize,
+    every_ticks: u64,
     reinit: bool,
     seed: u64,
     save_path: Option<PathBuf>,
@@ -174,17 +177,31 @@ impl TrainerNode {
         NodePorts::new().input("model", PortType::Model, false).input("memory", PortType::Memory, false).output("fits", PortType::Scalar)
     }
 
-    fn train(&mut self) -> Result<()> {
+    /// Fits to the memory's first `rows` transitions (all of them: `None`)
+    /// if they are new and enough; at an episode start (`tick` 0) publishes
+    /// the model, during an episode stages it under the new `fits` count
+    /// for the model node to commit (see [`TrainerNode::tick`]).
+    fn train(&mut self, rows: Option<usize>, tick: u64) -> Result<()> {
         let (data, seen) = {
             let mem = self.memory.lock();
+            let n = rows.unwrap_or(mem.len()).min(mem.len());
+            if rows.is_some() && mem.len() >= mem.capacity() {
+                return Err(CoreError::config(
+                    "every_ticks",
+                    format!(
+                        "fits during an episode read the memory while it records, which needs a memory that never fills: it holds its capacity of {} transitions (raise the memory's `capacity`)",
+                        mem.capacity()
+                    ),
+                ));
+            }
             // New data: more transitions, or (a full ring) a different
             // newest one, compared bit for bit (NaN costs compare equal).
-            let newest = mem.len().checked_sub(1).and_then(|i| mem.get(i)).map(|t| fingerprint(&t));
-            let seen = (mem.len(), newest);
-            if mem.len() < self.min_transitions || seen == self.trained_on {
+            let newest = n.checked_sub(1).and_then(|i| mem.get(i)).map(|t| fingerprint(&t));
+            let seen = (n, newest);
+            if n < self.min_transitions || seen == self.trained_on {
                 return Ok(());
             }
-            (Dataset::from_memory(&**mem)?, seen)
+            (Dataset::from_memory_prefix(&**mem, n)?, seen)
         };
         self.fits += 1;
         if self.reinit {
@@ -197,9 +214,15 @@ impl TrainerNode {
         if let Some(p) = &self.save_path {
             io::save(&ens, p)?;
         }
-        self.model.publish_model(Arc::new(LearnedModel::new(ens, self.propagation, self.risk)))?;
+        let model = Arc::new(LearnedModel::new(ens, self.propagation, self.risk));
+        if tick == 0 {
+            self.model.publish_model(model)?;
+        } else {
+            self.model.stage_model(self.fits, model)?;
+        }
         self.trained_on = seen;
-        self.handle.records.lock().unwrap_or_else(|p| p.into_inner()).push(TrainRecord { episode: self.episodes, experience: data.len(), report });
+        let episode = if tick == 0 { self.episodes } else { self.episodes.saturating_sub(1) };
+        self.handle.records.lock().unwrap_or_else(|p| p.into_inner()).push(TrainRecord { episode, tick, experience: data.len(), report });
         Ok(())
     }
 }
@@ -216,15 +239,35 @@ impl Node for TrainerNode {
     /// episodes are not counted.
     fn reset(&mut self, _seed: u64) -> Result<()> {
         let evaluating = self.phase.is_evaluating();
+        // A fit staged too late in the last episode for its commit: the
+        // newest model, so it takes over now (and is what this reset's fit,
+        // if the memory has grown, continues from).
+        self.model.commit_latest();
         if self.episodes.is_multiple_of(self.every) {
-            self.train()?;
+            self.train(None, 0)?;
         }
         if !evaluating {
             self.episodes += 1;
         }
         Ok(())
     }
-    fn tick(&mut self, _ctx: &TickContext, _inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+    /// With `every_ticks` = N, fits again at ticks N, 2N, ... of learning
+    /// episodes, on the transitions the memory held at that tick (its
+    /// `memory` input). The new model is staged, not published: its number
+    /// goes out on `fits`, and the model node commits it when that value
+    /// reaches its `update` input (an edge `trainer.fits -> model.update`),
+    /// so the planner switches models at a tick fixed by the graph (the
+    /// trainer's `rate` later for a background trainer, the next tick over
+    /// a delayed edge), the same in both executors and whatever the fit's
+    /// duration.
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        if self.every_ticks > 0 && ctx.tick > 0 && ctx.tick.is_multiple_of(self.every_ticks) && !self.phase.is_evaluating() {
+            let rows = inputs.scalar_opt(1)?.map(|n| n as usize);
+            if rows.is_none() {
+                return Err(CoreError::config("every_ticks", "fits during an episode need the memory's length on the trainer's `memory` input"));
+            }
+            self.train(rows, ctx.tick)?;
+        }
         outputs.set_scalar(0, self.fits as f64);
         Ok(())
     }
@@ -238,7 +281,7 @@ pub fn world_model_trainer() -> Implementation {
     Implementation::new(
         ModuleKind::Trainer,
         "world_model",
-        "fits a `learned` world model to the memory when an episode starts (bootstrapped ensemble members, held-out early stopping, NaN guard)",
+        "fits a `learned` world model to the memory when an episode starts, and every `every_ticks` ticks during episodes (bootstrapped ensemble members, held-out early stopping, NaN guard)",
         TrainerNode::ports(),
         vec![
             ParamSpec::new("model", ParamType::node("world_model"), "the `learned` world model node to train").required(),
@@ -254,6 +297,12 @@ pub fn world_model_trainer() -> Implementation {
             ParamSpec::new("reinit", ParamType::Bool, "start every fit from fresh weights instead of the last model").default(ParamValue::Bool(false)),
             ParamSpec::new("min_transitions", ParamType::int(2, i64::MAX), "train once the memory holds this many transitions").default(ParamValue::Int(100)),
             ParamSpec::new("every", ParamType::int(1, 1_000_000), "train at the start of every N-th episode").default(ParamValue::Int(1)),
+            ParamSpec::new(
+                "every_ticks",
+                ParamType::int(0, i64::MAX),
+                "also train at every N-th tick of learning episodes, the model switching when `fits` reaches the model's `update` input (0: only at episode starts)",
+            )
+            .default(ParamValue::Int(0)),
             ParamSpec::new("threads", ParamType::int(0, 256), "training threads (0: one per core)").default(ParamValue::Int(0)),
             ParamSpec::new("save_path", ParamType::string(), "write the weights here after every fit (safetensors, relative to the agent file)"),
             ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the splits, resamples and batch order").default(ParamValue::Int(0)),
@@ -295,6 +344,7 @@ pub fn world_model_trainer() -> Implementation {
                 cfg,
                 min_transitions: p.usize("min_transitions")?,
                 every: p.usize("every")?,
+                every_ticks: p.usize("every_ticks")? as u64,
                 reinit: p.bool("reinit")?,
                 seed: p.usize("seed")? as u64,
                 save_path,

@@ -344,10 +344,14 @@ impl Node for MemoryNode {
 /// critic, a policy): it holds the module's [`Handle`] (shared with the
 /// nodes that name it) and writes the handle's version on its one output
 /// (`model`, `critic` or `policy`) every tick, so the reference edges show
-/// in the graph and order the readers after it.
+/// in the graph and order the readers after it. Its optional input
+/// `update` takes a tag (a trainer's `fits`): when it grows, the node
+/// commits the value staged under it ([`Handle::commit`]) before any reader
+/// runs in that tick.
 pub struct HandleNode<T: ?Sized> {
     handle: Handle<T>,
     port: &'static str,
+    committed: u64,
 }
 
 /// A world model as a node (`kind = "world_model"`).
@@ -356,11 +360,11 @@ pub type ModelNode = HandleNode<dyn WorldModel>;
 impl<T: ?Sized + Send + Sync + 'static> HandleNode<T> {
     /// A node for `handle` with output port `port`.
     pub fn new(handle: Handle<T>, port: &'static str) -> Self {
-        Self { handle, port }
+        Self { handle, port, committed: 0 }
     }
     /// The ports of a node whose output is `port`.
     pub fn ports_for(port: &str) -> NodePorts {
-        NodePorts::new().output(port, PortType::Model)
+        NodePorts::new().input("update", PortType::Scalar, false).output(port, PortType::Model)
     }
     /// The handle.
     pub fn handle(&self) -> &Handle<T> {
@@ -372,7 +376,16 @@ impl<T: ?Sized + Send + Sync + 'static> Node for HandleNode<T> {
     fn ports(&self) -> NodePorts {
         Self::ports_for(self.port)
     }
-    fn tick(&mut self, _ctx: &TickContext, _inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+    fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        if let Some(tag) = inputs.scalar_opt(0)? {
+            let tag = tag as u64;
+            if tag > self.committed {
+                // Nothing staged under the tag (a fit published directly
+                // at an episode start) is not an error.
+                self.handle.commit(tag);
+                self.committed = tag;
+            }
+        }
         outputs.set_scalar(0, self.handle.version() as f64);
         Ok(())
     }

@@ -45,8 +45,13 @@ impl Dataset {
     }
     /// Every perceived (not imagined) transition of a memory, oldest first.
     pub fn from_memory(memory: &dyn ShortTermMemory) -> Result<Self> {
+        Self::from_memory_prefix(memory, memory.len())
+    }
+    /// The memory's first (oldest) `n` real transitions, as
+    /// [`Dataset::from_memory`].
+    pub fn from_memory_prefix(memory: &dyn ShortTermMemory, n: usize) -> Result<Self> {
         let (sd, ad) = (memory.state_dim(), memory.action_dim());
-        let rows: Vec<_> = (0..memory.len()).filter_map(|i| memory.get(i)).filter(|t| !t.imagined).collect();
+        let rows: Vec<_> = (0..n.min(memory.len())).filter_map(|i| memory.get(i)).filter(|t| !t.imagined).collect();
         let mut st = Array2::zeros((rows.len(), sd));
         let mut ac = Array2::zeros((rows.len(), ad));
         let mut nx = Array2::zeros((rows.len(), sd));
