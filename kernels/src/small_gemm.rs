@@ -46,7 +46,7 @@ pub(crate) unsafe fn matmul_avx512(m: usize, n: usize, k: usize, a: *const f32, 
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(ROWS);
-                // SAFETY: rows i..i + rows < m, columns j..j + w <= n and
+                // SAFETY: rows i..i + rows <= m, columns j..j + w <= n and
                 // reduction steps k0..k0 + kc <= k are inside the caller's
                 // ranges; the tile reads nothing else.
                 unsafe {

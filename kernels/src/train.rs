@@ -8,9 +8,11 @@
 //! registers, masked column tails), and otherwise on the `gemm` crate's
 //! packed SIMD kernels, behind one bounds-checked safe interface. Results
 //! of the builds may differ in the last bits (FMA contraction, summation
-//! order), never in more. With [`Isa::Avx512`] every product and
-//! element-wise step of a training step is ami's own and fixed, so learned
-//! weights are bit-identical on any AVX-512 machine and thread count; with the other
+//! order), never in more. With [`Isa::Avx512`], and reductions of at most
+//! 1,024 (layers up to 1,024 wide, up to 2,048 rows per member and step),
+//! every product and element-wise step of a training step is ami's own and
+//! fixed, so learned weights are bit-identical on any AVX-512 machine and
+//! thread count; with larger shapes or the other
 //! instruction sets `gemm` chooses its kernels and cache blocking from the
 //! CPU, so weights are bit-identical on one machine (any thread count).
 

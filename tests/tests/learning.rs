@@ -320,9 +320,16 @@ fn a_background_trainer_fits_during_episodes_and_the_planner_switches_at_fixed_t
 
 #[test]
 fn fits_during_episodes_refuse_a_memory_that_fills_up_and_say_why() {
-    let text = online_learning_agent().replace("capacity = 100000", "capacity = 60");
+    let text = online_learning_agent().replace("capacity = 100000", "capacity = 90");
     let g = load_str(&text, "online.toml").unwrap_or_else(|e| panic!("{e}"));
     let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
     let err = format!("{:#}", agent.run_episode(0, |_| {}).unwrap_err());
-    assert!(err.contains("trainer") && err.contains("every_ticks") && err.contains("capacity of 60"), "{err}");
+    assert!(err.contains("trainer") && err.contains("every_ticks") && err.contains("capacity of 90"), "{err}");
+}
+
+#[test]
+fn every_ticks_must_be_a_multiple_of_the_trainers_rate() {
+    let text = online_learning_agent().replace("every_ticks = 50", "every_ticks = 30");
+    let err = load_str(&text, "online.toml").unwrap_err().to_string();
+    assert!(err.contains("every_ticks") && err.contains("multiple of the node's rate (50)"), "{err}");
 }

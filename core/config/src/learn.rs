@@ -155,6 +155,7 @@ pub struct TrainerNode {
     min_transitions: usize,
     every: usize,
     every_ticks: u64,
+    rate: usize,
     reinit: bool,
     seed: u64,
     save_path: Option<PathBuf>,
@@ -185,11 +186,13 @@ impl TrainerNode {
         let (data, seen) = {
             let mem = self.memory.lock();
             let n = rows.unwrap_or(mem.len()).min(mem.len());
-            if rows.is_some() && mem.len() >= mem.capacity() {
+            // A background run may read the memory up to `rate` ticks late:
+            // refuse (deterministically, from n) once it could have filled.
+            if rows.is_some() && n + self.rate > mem.capacity() {
                 return Err(CoreError::config(
                     "every_ticks",
                     format!(
-                        "fits during an episode read the memory while it records, which needs a memory that never fills: it holds its capacity of {} transitions (raise the memory's `capacity`)",
+                        "fits during an episode read the memory while it records, which needs a memory that never fills: {n} transitions of its capacity of {} are used (raise the memory's `capacity`)",
                         mem.capacity()
                     ),
                 ));
@@ -328,6 +331,13 @@ pub fn world_model_trainer() -> Implementation {
                 max_steps: p.usize("max_steps")?,
                 seed: 0,
             };
+            let every_ticks = p.usize("every_ticks")? as u64;
+            if every_ticks > 0 && !every_ticks.is_multiple_of(u64::from(ctx.rate.max(1))) {
+                return Err(CoreError::config(
+                    "every_ticks",
+                    format!("{every_ticks} is not a multiple of the node's rate ({}): the trainer only runs every `rate` ticks (set rate = every_ticks)", ctx.rate),
+                ));
+            }
             let save_path = p.str_opt("save_path")?.map(|s| ctx.path(s));
             if let Some(dir) = save_path.as_ref().and_then(|s| s.parent()).filter(|d| !d.as_os_str().is_empty()) {
                 if !dir.is_dir() {
@@ -344,7 +354,8 @@ pub fn world_model_trainer() -> Implementation {
                 cfg,
                 min_transitions: p.usize("min_transitions")?,
                 every: p.usize("every")?,
-                every_ticks: p.usize("every_ticks")? as u64,
+                every_ticks,
+                rate: ctx.rate.max(1) as usize,
                 reinit: p.bool("reinit")?,
                 seed: p.usize("seed")? as u64,
                 save_path,

@@ -231,6 +231,8 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
             policies: &policies,
             memories: &memories,
             phase: &phase,
+            rate: node.rate,
+            background: node.background,
         };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (imp.build)(&ctx, params)))
             .unwrap_or_else(|_| Err(CoreError::module(&node.name, "the constructor panicked")));

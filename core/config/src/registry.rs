@@ -157,6 +157,10 @@ pub struct BuildContext<'a> {
     pub(crate) memories: &'a BTreeMap<String, MemoryHandle>,
     /// Learning or evaluating: shared by the agent's nodes and its runner.
     pub phase: &'a RunPhase,
+    /// The node's `rate` (it runs every `rate` ticks).
+    pub rate: u32,
+    /// Whether the node runs in the background.
+    pub background: bool,
 }
 
 impl fmt::Debug for BuildContext<'_> {
@@ -184,6 +188,8 @@ impl<'a> BuildContext<'a> {
             policies: &EMPTY_POLICIES,
             memories: &EMPTY_MEMORIES,
             phase: PHASE.get_or_init(RunPhase::new),
+            rate: 1,
+            background: false,
         }
     }
     /// The task, or an error saying the node needs an environment node.
