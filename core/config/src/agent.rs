@@ -204,6 +204,8 @@ impl Agent {
                     memory.get_or_insert_with(|| m.memory().clone());
                 } else if let Some(t) = any.downcast_ref::<crate::learn::TrainerNode>() {
                     trainers.insert(name.clone(), t.handle());
+                } else if let Some(t) = any.downcast_ref::<crate::learn::CriticTrainerNode>() {
+                    trainers.insert(name.clone(), t.handle());
                 }
             });
         }

@@ -445,7 +445,12 @@ pub fn register(r: &mut Registry) {
             },
         ),
     ];
-    for imp in all.into_iter().chain([crate::learn::learned_model(), crate::learn::world_model_trainer()]) {
+    for imp in all.into_iter().chain([
+        crate::learn::learned_model(),
+        crate::learn::world_model_trainer(),
+        crate::learn::learned_critic(),
+        crate::learn::critic_trainer(),
+    ]) {
         // Built-in names are distinct by construction.
         let _ = r.register(imp);
     }

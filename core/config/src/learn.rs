@@ -12,9 +12,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use ami_core::Critic as _;
 use ami_core::{Actor, Bounds, CoreError, Cost, MemoryHandle, ModelHandle, Params, Plan, Result, RunPhase};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
-use ami_learn::{fit, io, Activation, AdamConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, FitReport, LearnedModel, Propagation, Trainer};
+use ami_learn::{
+    fit, fit_critic, io, Activation, AdamConfig, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, FitReport, LearnedModel, MlpCritic,
+    Propagation, Trainer,
+};
 use ami_planners::kernels::pool::Pool;
 use ndarray::{Array1, ArrayView1};
 use rand::Rng;
@@ -457,4 +461,173 @@ impl Actor for ExploringActor {
     fn last_plan(&self) -> Option<&Plan> {
         self.inner.last_plan()
     }
+}
+
+/// `critic` implementation `learned`.
+pub fn learned_critic() -> Implementation {
+    Implementation::new(
+        ModuleKind::Critic,
+        "learned",
+        "an MLP estimate of the intrinsic cost still to come, fitted to the memory by a `critic` trainer node: the planners' terminal cost",
+        crate::nodes::HandleNode::<dyn ami_core::Critic>::ports_for("critic"),
+        vec![
+            ParamSpec::new("width", ParamType::int(1, 4096), "width of each hidden layer").default(ParamValue::Int(64)),
+            ParamSpec::new("layers", ParamType::int(1, 16), "number of hidden layers").default(ParamValue::Int(2)),
+            ParamSpec::new("activation", ParamType::string(), "hidden activation: relu or silu").default(ParamValue::Str("relu".into())),
+            ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the initial weights").default(ParamValue::Int(0)),
+        ],
+        |ctx, p| {
+            let task = ctx.task()?;
+            let state_dim = task.model.get().state_dim();
+            let hidden = vec![p.usize("width")?; p.usize("layers")?];
+            let activation = Activation::parse(p.str_opt("activation")?.unwrap_or("relu"))?;
+            let critic = MlpCritic::new(ctx.node, state_dim, hidden, activation, p.usize("seed")? as u64)?;
+            let handle: ami_core::CriticHandle = ami_core::Handle::new(Arc::new(critic));
+            Ok(Built { critic: Some(handle.clone()), ..Built::node(crate::nodes::HandleNode::new(handle, "critic")) })
+        },
+    )
+}
+
+/// The `critic` trainer as a node: when an episode starts (every `every`
+/// learning episodes, once the memory holds `min_transitions` new ones) it
+/// fits the `learned` critic to the memory by fitted value iteration on
+/// TD(lambda) targets ([`ami_learn::fit_critic`]) and publishes it, so the
+/// planners' terminal cost changes between episodes only.
+pub struct CriticTrainerNode {
+    trainer: Trainer,
+    critic: ami_core::CriticHandle,
+    name: String,
+    memory: MemoryHandle,
+    phase: RunPhase,
+    cfg: CriticFitConfig,
+    min_transitions: usize,
+    every: usize,
+    episodes: usize,
+    fits: u64,
+    trained_on: (usize, Option<u64>),
+    handle: TrainerHandle,
+}
+
+impl CriticTrainerNode {
+    /// The history handle.
+    pub fn handle(&self) -> TrainerHandle {
+        self.handle.clone()
+    }
+    /// The ports: the critic and the memory it reads (reference ports), and
+    /// the number of fits so far.
+    pub fn ports() -> NodePorts {
+        NodePorts::new().input("critic", PortType::Model, false).input("memory", PortType::Memory, false).output("fits", PortType::Scalar)
+    }
+    fn train(&mut self) -> Result<()> {
+        let (data, seen) = {
+            let mem = self.memory.lock();
+            let newest = mem.len().checked_sub(1).and_then(|i| mem.get(i)).map(|t| fingerprint(&t));
+            let seen = (mem.len(), newest);
+            if mem.len() < self.min_transitions || seen == self.trained_on {
+                return Ok(());
+            }
+            (CriticData::from_memory(&**mem)?, seen)
+        };
+        self.fits += 1;
+        let cfg = CriticFitConfig {
+            fit: FitConfig { seed: ami_core::rng::derive_seed(self.cfg.fit.seed, &format!("critic fit {}", self.fits)), ..self.cfg.fit.clone() },
+            ..self.cfg.clone()
+        };
+        let report = fit_critic(&mut self.trainer, &data, &cfg)?;
+        self.critic.publish(Arc::new(MlpCritic::from_ensemble(self.name.clone(), self.trainer.ensemble().clone())?));
+        self.trained_on = seen;
+        self.handle.records.lock().unwrap_or_else(|p| p.into_inner()).push(TrainRecord { episode: self.episodes, tick: 0, experience: data.len(), report });
+        Ok(())
+    }
+}
+
+impl Node for CriticTrainerNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    fn reset(&mut self, _seed: u64) -> Result<()> {
+        if self.episodes.is_multiple_of(self.every) {
+            self.train()?;
+        }
+        if !self.phase.is_evaluating() {
+            self.episodes += 1;
+        }
+        Ok(())
+    }
+    fn tick(&mut self, _ctx: &TickContext, _inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        outputs.set_scalar(0, self.fits as f64);
+        Ok(())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// `trainer` implementation `critic`.
+pub fn critic_trainer() -> Implementation {
+    Implementation::new(
+        ModuleKind::Trainer,
+        "critic",
+        "fits a `learned` critic to the memory when an episode starts (fitted value iteration on TD(lambda) targets of the recorded cost)",
+        CriticTrainerNode::ports(),
+        vec![
+            ParamSpec::new("critic", ParamType::node("critic"), "the `learned` critic node to train").required(),
+            ParamSpec::new("memory", ParamType::node("memory"), "the memory node to learn from").required(),
+            ParamSpec::new("discount", ParamType::float(0.0, 1.0), "discount of future cost").default(ParamValue::Float(0.97)),
+            ParamSpec::new("lambda", ParamType::float(0.0, 1.0), "TD(lambda)'s lambda (0: one-step targets, 1: returns to the episode's end)")
+                .default(ParamValue::Float(0.9)),
+            ParamSpec::new("rounds", ParamType::int(1, 10_000), "rounds of value iteration per fit (targets from the last round's critic)")
+                .default(ParamValue::Int(5)),
+            ParamSpec::new("epochs", ParamType::int(1, 100_000), "passes over the data per round").default(ParamValue::Int(20)),
+            ParamSpec::new("batch", ParamType::int(1, 65_536), "rows per Adam step").default(ParamValue::Int(256)),
+            ParamSpec::new("lr", ParamType::float(1e-9, 10.0), "Adam's learning rate").default(ParamValue::Float(1e-3)),
+            ParamSpec::new("holdout", ParamType::float(0.0, 0.89), "fraction of the data held out for validation").default(ParamValue::Float(0.1)),
+            ParamSpec::new("min_transitions", ParamType::int(2, i64::MAX), "train once the memory holds this many transitions").default(ParamValue::Int(100)),
+            ParamSpec::new("every", ParamType::int(1, 1_000_000), "train at the start of every N-th episode").default(ParamValue::Int(1)),
+            ParamSpec::new("threads", ParamType::int(0, 256), "training threads (0: one per core)").default(ParamValue::Int(0)),
+            ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the splits and batch order").default(ParamValue::Int(0)),
+        ],
+        |ctx, p| {
+            let critic = ctx.critic(p, "critic")?.ok_or_else(|| CoreError::config("critic", "missing: name the critic node"))?;
+            let memory = ctx.memory(p, "memory")?;
+            let current = critic.get();
+            let Some(mlp) = current.as_any().and_then(|a| a.downcast_ref::<MlpCritic>()) else {
+                return Err(CoreError::config("critic", "the critic trainer trains `learned` critics only: set that node's implementation = \"learned\""));
+            };
+            let threads = match p.usize("threads")? {
+                0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                n => n,
+            };
+            let adam = AdamConfig { lr: p.f32("lr")?, ..AdamConfig::default() };
+            let cfg = CriticFitConfig {
+                rounds: p.usize("rounds")?,
+                discount: p.f32("discount")?,
+                lambda: p.f32("lambda")?,
+                fit: FitConfig {
+                    epochs: p.usize("epochs")?,
+                    batch: p.usize("batch")?,
+                    holdout: p.f32("holdout")?,
+                    bootstrap: false,
+                    keep_best: true,
+                    max_steps: 0,
+                    seed: p.usize("seed")? as u64,
+                },
+            };
+            let node = CriticTrainerNode {
+                trainer: Trainer::with_pool(mlp.ensemble().clone(), adam, Arc::new(Pool::new(threads))),
+                name: mlp.name().to_string(),
+                critic,
+                memory,
+                phase: ctx.phase.clone(),
+                cfg,
+                min_transitions: p.usize("min_transitions")?,
+                every: p.usize("every")?,
+                episodes: 0,
+                fits: 0,
+                trained_on: (0, None),
+                handle: TrainerHandle::default(),
+            };
+            Ok(Built::node(node))
+        },
+    )
 }

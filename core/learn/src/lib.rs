@@ -7,6 +7,10 @@
 //!   or probabilistic, ReLU or SiLU), PETS' world model.
 //! * [`Trainer`]: forward, backward and Adam, multi-threaded and
 //!   deterministic (the same weights with any thread count).
+//! * [`MlpCritic`] / [`fit_critic`]: a learned critic (the planners'
+//!   terminal cost), fitted by value iteration on TD(lambda) targets.
+//! * [`targets`]: a critic's regression targets (n-step and TD(lambda)
+//!   returns of intrinsic cost; terminated and truncated episodes differ).
 //! * `DfdxMlp` (feature `dfdx`): the residual MLP as a dfdx network (CPU
 //!   autodiff), the reference the kernels' gradients are tested against.
 //!
@@ -18,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod critic;
 #[cfg(feature = "dfdx")]
 pub mod dfdx;
 pub mod ensemble;
@@ -26,10 +31,12 @@ pub mod io;
 pub mod model;
 pub mod norm;
 pub mod spec;
+pub mod targets;
 pub mod train;
 
 #[cfg(feature = "dfdx")]
 pub use crate::dfdx::DfdxMlp;
+pub use critic::{fit_critic, CriticData, CriticFitConfig, MlpCritic};
 pub use ensemble::Ensemble;
 pub use fit::{fit, Dataset, FitConfig, FitReport};
 pub use model::{LearnedModel, Propagation};

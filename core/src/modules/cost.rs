@@ -85,6 +85,11 @@ pub trait Critic: Send + Sync {
     fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>);
     /// One training step on a batch of transitions; returns the loss.
     fn train(&mut self, batch: &TransitionBatch, discount: f32) -> Result<f32>;
+    /// The critic as `Any`, so the module that made it (a trainer) can
+    /// recognise its own type behind a handle; `None` by default.
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        None
+    }
 }
 
 /// A fixed critic `V(s) = sum_i w_i (s_i - g_i)^2` (the goal `g` from the

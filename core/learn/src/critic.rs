@@ -1,0 +1,180 @@
+//! A learned critic: an MLP estimate `V(s)` of the intrinsic cost still to
+//! come from state `s` (paper §3.2-3.3), trained from the transitions in
+//! memory by fitted value iteration on TD(lambda) targets ([`crate::targets`])
+//! against a target network, and used by the planners as the terminal cost
+//! of their rollouts, so a short horizon sees far.
+
+use std::sync::Arc;
+
+use ami_core::error::{CoreError, Result};
+use ami_core::modules::{CostContext, Critic, ShortTermMemory, TransitionBatch};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1};
+
+use crate::ensemble::{forward_normalized, Ensemble};
+use crate::fit::{fit, Dataset, FitConfig, FitReport};
+use crate::spec::{Activation, EnsembleSpec};
+use crate::targets::{td_lambda, End};
+use crate::train::Trainer;
+
+/// An MLP critic over `state_dim` inputs with one output, the value in
+/// cost units (normalisation included). Held as a one-member [`Ensemble`]
+/// whose "state" is the value and whose "actions" are the states, so it
+/// trains with the same [`Trainer`] and kernels as the world models.
+#[derive(Debug, Clone)]
+pub struct MlpCritic {
+    name: String,
+    net: Arc<Ensemble>,
+}
+
+impl MlpCritic {
+    /// The ensemble shape of a critic over `state_dim` inputs.
+    pub fn spec(state_dim: usize, hidden: Vec<usize>, activation: Activation) -> Result<EnsembleSpec> {
+        if state_dim == 0 {
+            return Err(CoreError::config("critic", "needs at least one state dimension"));
+        }
+        Ok(EnsembleSpec { activation, ..EnsembleSpec::new(1, state_dim - 1, hidden) })
+    }
+    /// A critic with fresh weights from `seed` (outputs near 0 until
+    /// trained).
+    pub fn new(name: impl Into<String>, state_dim: usize, hidden: Vec<usize>, activation: Activation, seed: u64) -> Result<Self> {
+        Ok(Self { name: name.into(), net: Arc::new(Ensemble::new(Self::spec(state_dim, hidden, activation)?, seed)?) })
+    }
+    /// A critic over a trained network (of [`MlpCritic::spec`]'s shape).
+    pub fn from_ensemble(name: impl Into<String>, net: Ensemble) -> Result<Self> {
+        let s = net.spec();
+        if s.state_dim != 1 || s.members != 1 || s.probabilistic {
+            return Err(CoreError::config("critic", "a critic network has one deterministic member with one output"));
+        }
+        Ok(Self { name: name.into(), net: Arc::new(net) })
+    }
+    /// The network.
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.net
+    }
+    /// State width.
+    pub fn state_dim(&self) -> usize {
+        self.net.spec().input_dim()
+    }
+    /// `V(s)` for every row of `states`.
+    pub fn values(&self, states: ArrayView2<'_, f32>) -> Array1<f32> {
+        let mut x = states.to_owned();
+        let norm = self.net.norm();
+        norm.normalize_inputs(&mut x.view_mut());
+        let out = forward_normalized(&self.net, 0, x.view());
+        out.column(0).mapv(|v| v * norm.target_std[0] + norm.target_mean[0])
+    }
+}
+
+impl Critic for MlpCritic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn add_value(&self, _ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+        if states.ncols() != self.state_dim() {
+            // The planner checked the widths when the agent was built; a
+            // mismatch here is a bug, shown as NaN energies (which planners
+            // skip and report) rather than a panic.
+            out.fill(f32::NAN);
+            return;
+        }
+        out.scaled_add(weight, &self.values(states));
+    }
+    fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
+        Err(CoreError::module(self.name.clone(), "an MLP critic is trained by a `critic` trainer node (ami_learn::critic::fit_critic), not by Critic::train"))
+    }
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        Some(self)
+    }
+}
+
+/// Transitions in order, with where each episode ends: what a critic is
+/// fitted to.
+#[derive(Debug, Clone)]
+pub struct CriticData {
+    /// `s_t`, `[n, S]`.
+    pub states: Array2<f32>,
+    /// `c_t`, the intrinsic cost of each transition.
+    pub costs: Vec<f32>,
+    /// `s_{t+1}`, `[n, S]`.
+    pub next_states: Array2<f32>,
+    /// How each transition relates to the next.
+    pub ends: Vec<End>,
+}
+
+impl CriticData {
+    /// The memory's perceived transitions, oldest first. A transition is
+    /// the last of its episode when the next one starts a new episode (its
+    /// tick is 0) or it is the last in memory; the memory records no
+    /// terminal flag yet, so every episode end counts as a truncation (the
+    /// value after it is bootstrapped), right for time-limited tasks such
+    /// as Pendulum. Transitions with a non-finite cost are left out.
+    pub fn from_memory(memory: &dyn ShortTermMemory) -> Result<Self> {
+        let rows: Vec<_> = (0..memory.len()).filter_map(|i| memory.get(i)).filter(|t| !t.imagined).collect();
+        let sd = memory.state_dim();
+        let keep: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].cost.is_finite()).collect();
+        let mut states = Array2::zeros((keep.len(), sd));
+        let mut next_states = Array2::zeros((keep.len(), sd));
+        let mut costs = Vec::with_capacity(keep.len());
+        let mut ends = Vec::with_capacity(keep.len());
+        for (r, &i) in keep.iter().enumerate() {
+            let t = &rows[i];
+            states.row_mut(r).assign(&ndarray::ArrayView1::from(&t.state[..]));
+            next_states.row_mut(r).assign(&ndarray::ArrayView1::from(&t.next_state[..]));
+            costs.push(t.cost);
+            let continues = rows.get(i + 1).is_some_and(|n| n.t == t.t + 1) && keep.get(r + 1) == Some(&(i + 1));
+            ends.push(if continues { End::Continues } else { End::Truncated });
+        }
+        Ok(Self { states, costs, next_states, ends })
+    }
+    /// Number of transitions.
+    pub fn len(&self) -> usize {
+        self.costs.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.costs.is_empty()
+    }
+}
+
+/// How to fit a critic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriticFitConfig {
+    /// Rounds of fitted value iteration: targets from the target network,
+    /// a fit, then the target network becomes the fitted critic.
+    pub rounds: usize,
+    /// Discount of future cost.
+    pub discount: f32,
+    /// TD(lambda)'s lambda (0: one-step targets, 1: returns to the
+    /// episode's end).
+    pub lambda: f32,
+    /// Each round's regression fit.
+    pub fit: FitConfig,
+}
+
+impl Default for CriticFitConfig {
+    fn default() -> Self {
+        Self { rounds: 5, discount: 0.97, lambda: 0.9, fit: FitConfig { epochs: 20, batch: 256, ..FitConfig::default() } }
+    }
+}
+
+/// Fits the trainer's critic network to `data` (see the module docs),
+/// starting from (and bootstrapping the first round's targets on) its
+/// current weights; returns the last round's report.
+pub fn fit_critic(trainer: &mut Trainer, data: &CriticData, cfg: &CriticFitConfig) -> Result<FitReport> {
+    if data.len() < 2 {
+        return Err(CoreError::config("critic", format!("needs at least 2 transitions, the memory has {}", data.len())));
+    }
+    if cfg.rounds == 0 {
+        return Err(CoreError::config("rounds", "must be at least 1"));
+    }
+    let mut report = None;
+    for round in 0..cfg.rounds {
+        let target = MlpCritic::from_ensemble("target", trainer.ensemble().clone())?;
+        let next_v = target.values(data.next_states.view());
+        let y = td_lambda(&data.costs, next_v.as_slice().expect("contiguous"), &data.ends, cfg.discount, cfg.lambda)?;
+        let set = Dataset { inputs: data.states.clone(), targets: Array2::from_shape_vec((y.len(), 1), y).expect("one target per row") };
+        let fc = FitConfig { seed: ami_core::rng::derive_seed(cfg.fit.seed, &format!("critic round {round}")), ..cfg.fit.clone() };
+        report = Some(fit(trainer, &set, &fc, &mut |_, _, _| {})?);
+    }
+    Ok(report.expect("at least one round"))
+}

@@ -1,0 +1,116 @@
+//! The learned critic: episode ends read from memory, fitted value
+//! iteration against an analytic value function, and the critic as the
+//! planner's terminal cost in an agent file (trained between episodes,
+//! deterministic across executors).
+
+use std::path::Path;
+
+use ami_agents::{load_str, Agent};
+use ami_core::{RingMemory, ShortTermMemory, TransitionRef};
+use ami_graph::ExecutorKind;
+use ami_learn::targets::End;
+use ami_learn::{fit_critic, Activation, AdamConfig, CriticData, CriticFitConfig, FitConfig, MlpCritic, Trainer};
+use ndarray::{array, Array1, Array2};
+use rand::Rng;
+
+fn push(mem: &mut RingMemory, t: u64, s: &Array1<f32>, cost: f32, next: &Array1<f32>) {
+    let a = array![0.0f32];
+    mem.push(&TransitionRef { t, state: s.view(), action: a.view(), cost, next_state: next.view(), imagined: false }).unwrap();
+}
+
+#[test]
+fn episode_ends_come_from_the_ticks_and_unusable_costs_cut_the_sequence() {
+    let mut mem = RingMemory::new(2, 1, 100).unwrap();
+    let s = array![0.0f32, 0.0];
+    // Two episodes (ticks 0, 1, 2 and 0, 1, 2), a NaN cost at the second's tick 1.
+    for (t, c) in [(0, 1.0), (1, 2.0), (2, 3.0), (0, 4.0), (1, f32::NAN), (2, 6.0)] {
+        push(&mut mem, t, &s, c, &s);
+    }
+    let d = CriticData::from_memory(&mem).unwrap();
+    assert_eq!(d.costs, vec![1.0, 2.0, 3.0, 4.0, 6.0], "the NaN-cost transition is left out");
+    assert_eq!(d.ends, vec![End::Continues, End::Continues, End::Truncated, End::Truncated, End::Truncated]);
+}
+
+#[test]
+fn fitted_value_iteration_finds_an_analytic_value_function() {
+    // States uniform in [-1, 1]^2, each followed by an independent one;
+    // cost s0^2. With discount g, V(s) = s0^2 + g / (1 - g) E[s0^2]
+    // = s0^2 + 1/3 for g = 1/2.
+    let mut rng = ami_core::rng::rng(4);
+    let n = 1500;
+    let states: Vec<Array1<f32>> = (0..=n).map(|_| Array1::from_shape_fn(2, |_| rng.gen_range(-1.0f32..1.0))).collect();
+    let mut mem = RingMemory::new(2, 1, 10_000).unwrap();
+    for i in 0..n {
+        // Episodes of 50 steps, cut by a time limit.
+        push(&mut mem, (i % 50) as u64, &states[i], states[i][0] * states[i][0], &states[i + 1]);
+    }
+    let data = CriticData::from_memory(&mem).unwrap();
+    let critic = MlpCritic::new("v", 2, vec![32, 32], Activation::Relu, 1).unwrap();
+    let mut tr = Trainer::new(critic.ensemble().clone(), AdamConfig::default(), 2);
+    let cfg = CriticFitConfig { rounds: 12, discount: 0.5, lambda: 0.0, fit: FitConfig { epochs: 30, batch: 128, seed: 3, ..FitConfig::default() } };
+    let report = fit_critic(&mut tr, &data, &cfg).unwrap();
+    assert!(report.rejected.is_none(), "{report:?}");
+    let learned = MlpCritic::from_ensemble("v", tr.ensemble().clone()).unwrap();
+    let probe = Array2::from_shape_fn((200, 2), |_| rng.gen_range(-0.9f32..0.9));
+    let v = learned.values(probe.view());
+    let worst = probe.rows().into_iter().zip(&v).map(|(s, &v)| (f64::from(v) - (f64::from(s[0] * s[0]) + 1.0 / 3.0)).abs()).fold(0.0, f64::max);
+    assert!(worst < 0.08, "largest error {worst} against V(s) = s0^2 + 1/3");
+    // Without bootstrapping (discount 0) the critic is the one-step cost.
+    let mut tr0 = Trainer::new(critic.ensemble().clone(), AdamConfig::default(), 2);
+    fit_critic(&mut tr0, &data, &CriticFitConfig { discount: 0.0, rounds: 1, ..cfg.clone() }).unwrap();
+    let v0 = MlpCritic::from_ensemble("v", tr0.ensemble().clone()).unwrap().values(probe.view());
+    let worst0 = probe.rows().into_iter().zip(&v0).map(|(s, &v)| (f64::from(v) - f64::from(s[0] * s[0])).abs()).fold(0.0, f64::max);
+    assert!(worst0 < 0.08, "largest error {worst0} against V(s) = s0^2");
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../agents/examples").join(name)
+}
+
+/// pendulum-critic.toml cut to seconds.
+fn small_critic_agent() -> String {
+    std::fs::read_to_string(example("pendulum-critic.toml"))
+        .unwrap()
+        .replace("episodes = 10", "episodes = 2")
+        .replace("eval_episodes = 10", "eval_episodes = 1")
+        .replace("samples = 256", "samples = 32")
+        .replace("iterations = 6", "iterations = 2")
+        .replace("elites = 24", "elites = 8")
+        .replace("epochs = 20", "epochs = 3")
+        .replace("rounds = 5", "rounds = 2")
+}
+
+fn run(text: &str, kind: ExecutorKind) -> (Vec<u64>, u64, usize) {
+    let g = load_str(text, "critic.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, kind).unwrap();
+    let mut returns = Vec::new();
+    for seed in [0, 1, 2] {
+        returns.push(agent.run_episode(seed, |_| {}).unwrap().episode_return.to_bits());
+    }
+    let fits = agent.handles().trainers.get("critic_trainer").expect("the critic trainer's history").records().len();
+    let memory = agent.memory().unwrap().lock().len();
+    (returns, fits as u64, memory)
+}
+
+#[test]
+fn a_learned_critic_changes_the_plans_and_is_deterministic_across_executors() {
+    let text = small_critic_agent();
+    let (a, fits, memory) = run(&text, ExecutorKind::Sequential);
+    assert_eq!(memory, 600, "three episodes of 200 steps");
+    assert_eq!(fits, 2, "fits at the starts of the second and third episodes");
+    // The first episode plans with an untrained critic; without the critic
+    // term the same planner acts differently from then on.
+    let plain = text.replace("critic = \"critic\"\nhorizon", "horizon");
+    let (b, _, _) = run(&plain, ExecutorKind::Sequential);
+    assert_ne!(a[1..], b[1..], "the trained critic enters the planner's energy");
+    let (c, _, _) = run(&text, ExecutorKind::Parallel);
+    assert_eq!(a, c, "parallel executor");
+}
+
+#[test]
+fn the_critic_trainer_refuses_a_critic_it_cannot_train() {
+    let text = small_critic_agent()
+        .replace("implementation = \"learned\"\nparams = { width = 64, layers = 2 }", "implementation = \"quadratic\"\nparams = { weights = [1.0, 1.0, 0.1] }");
+    let err = load_str(&text, "critic.toml").unwrap_err().to_string();
+    assert!(err.contains("critic") && err.contains("`learned` critics only"), "{err}");
+}
