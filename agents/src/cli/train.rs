@@ -1,13 +1,14 @@
-//! `ami train`: fit a world model offline, from a saved short-term memory
-//! (an agent's `save_path`), and write its weights as safetensors that an
-//! agent file loads (`implementation = "learned"`, `load = "FILE"`).
+//! `ami train`: fit a world model (or, with `--critic`, a critic) offline,
+//! from a saved short-term memory (an agent's `save_path`), and write its
+//! weights as safetensors that an agent file loads (`implementation =
+//! "learned"`, `load = "FILE"`, in a `world_model` or a `critic` node).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::BadInput;
 use ami_core::modules::RingMemory;
-use ami_learn::{fit, io, Activation, AdamConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, Trainer};
+use ami_learn::{fit, fit_critic, io, Activation, AdamConfig, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, MlpCritic, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `ami train`.
@@ -57,9 +58,30 @@ pub struct TrainArgs {
     /// Threads (0: one per core).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
     pub threads: u64,
+    /// Fit a critic (the intrinsic cost still to come, by fitted value
+    /// iteration on TD(lambda) targets of the memory's costs) instead of a
+    /// world model.
+    #[arg(long)]
+    pub critic: bool,
+    /// Critic: discount of future cost.
+    #[arg(long, default_value_t = 0.93, value_parser = unit)]
+    pub discount: f64,
+    /// Critic: TD(lambda)'s lambda.
+    #[arg(long, default_value_t = 0.9, value_parser = unit)]
+    pub lambda: f64,
+    /// Critic: rounds of value iteration (each `--epochs` long).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rounds: u64,
     /// Print one JSON object with the losses on stdout's last line.
     #[arg(long)]
     pub json: bool,
+}
+
+fn unit(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number in [0, 1]")),
+    }
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -78,6 +100,9 @@ fn fraction(s: &str) -> Result<f64, String> {
 
 /// Runs `ami train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.critic {
+        return run_critic(&args);
+    }
     let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
     let data = Dataset::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
     let ens = match &args.init {
@@ -153,6 +178,79 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             "memory": args.memory, "out": args.out, "transitions": data.len(), "epochs": report.epochs, "steps": report.steps,
             "train_loss": report.train_loss, "val_loss": report.val_loss, "val_mse": report.val_mse, "ms": report.ms,
             "dropped": report.dropped, "rejected": report.rejected, "curve": curve,
+        });
+        println!("{out}");
+    }
+    Ok(())
+}
+
+/// `ami train --critic`.
+fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
+    if args.members != 1 || args.probabilistic {
+        return Err(anyhow::Error::new(BadInput("--critic fits one deterministic network: drop --members and --probabilistic".into())));
+    }
+    let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
+    let data = CriticData::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    let net = match &args.init {
+        Some(p) => {
+            let e = io::load(p).map_err(|e| BadInput(format!("cannot use the initial weights: {e}")))?;
+            let c = MlpCritic::from_ensemble("critic", e).map_err(|e| BadInput(format!("{}: {e}", p.display())))?;
+            if c.state_dim() != memory_state(&memory) {
+                return Err(anyhow::Error::new(BadInput(format!(
+                    "{}: the critic reads states {} wide, the memory's are {}",
+                    p.display(),
+                    c.state_dim(),
+                    memory_state(&memory)
+                ))));
+            }
+            c.ensemble().clone()
+        }
+        None => {
+            MlpCritic::new("critic", memory_state(&memory), vec![args.width as usize; args.layers as usize], Activation::parse(&args.activation)?, args.seed)
+                .map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?
+                .ensemble()
+                .clone()
+        }
+    };
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n as usize,
+    };
+    let mut trainer = Trainer::new(net, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
+    let cfg = CriticFitConfig {
+        rounds: args.rounds as usize,
+        discount: args.discount as f32,
+        lambda: args.lambda as f32,
+        fit: FitConfig { epochs: args.epochs as usize, batch: args.batch as usize, holdout: args.holdout as f32, seed: args.seed, ..FitConfig::default() },
+    };
+    println!(
+        "ami train --critic: {} transitions from {}, {} rounds of {} epochs, discount {}, lambda {}, {threads} thread(s)",
+        data.len(),
+        args.memory.display(),
+        cfg.rounds,
+        cfg.fit.epochs,
+        cfg.discount,
+        cfg.lambda
+    );
+    let report = fit_critic(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    if let Some(why) = &report.rejected {
+        eprintln!("warning: {why}");
+    }
+    io::save(trainer.ensemble(), &args.out).map_err(|e| BadInput(format!("cannot write the weights: {e}")))?;
+    let values = MlpCritic::from_ensemble("critic", trainer.ensemble().clone())?.values(data.states.view());
+    let mean_v = f64::from(values.sum()) / values.len().max(1) as f64;
+    println!(
+        "fitted the critic ({} steps in the last round, {:.0} ms): loss {:.5}, held-out loss {}; mean value over the memory's states {mean_v:.3}; wrote {}",
+        report.steps,
+        report.ms,
+        report.train_loss,
+        report.val_loss.map_or("-".into(), |v| format!("{v:.5}")),
+        args.out.display()
+    );
+    if args.json {
+        let out = serde_json::json!({
+            "memory": args.memory, "out": args.out, "transitions": data.len(), "rounds": cfg.rounds, "epochs": report.epochs,
+            "train_loss": report.train_loss, "val_loss": report.val_loss, "mean_value": mean_v, "ms": report.ms, "rejected": report.rejected,
         });
         println!("{out}");
     }

@@ -342,12 +342,7 @@ pub fn world_model_trainer() -> Implementation {
                     format!("{every_ticks} is not a multiple of the node's rate ({}): the trainer only runs every `rate` ticks (set rate = every_ticks)", ctx.rate),
                 ));
             }
-            let save_path = p.str_opt("save_path")?.map(|s| ctx.path(s));
-            if let Some(dir) = save_path.as_ref().and_then(|s| s.parent()).filter(|d| !d.as_os_str().is_empty()) {
-                if !dir.is_dir() {
-                    return Err(CoreError::config("save_path", format!("directory {} does not exist", dir.display())));
-                }
-            }
+            let save_path = save_path_param(ctx, p)?;
             let node = TrainerNode {
                 trainer: Trainer::with_pool(learned.ensemble().clone(), adam, Arc::new(Pool::new(threads))),
                 propagation: learned.propagation(),
@@ -474,14 +469,35 @@ pub fn learned_critic() -> Implementation {
             ParamSpec::new("width", ParamType::int(1, 4096), "width of each hidden layer").default(ParamValue::Int(64)),
             ParamSpec::new("layers", ParamType::int(1, 16), "number of hidden layers").default(ParamValue::Int(2)),
             ParamSpec::new("activation", ParamType::string(), "hidden activation: relu or silu").default(ParamValue::Str("relu".into())),
+            ParamSpec::new(
+                "load",
+                ParamType::string(),
+                "start from these weights (safetensors, as `ami train --critic` or a critic trainer's `save_path` writes them; the file sets the shape)",
+            ),
             ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the initial weights").default(ParamValue::Int(0)),
         ],
         |ctx, p| {
             let task = ctx.task()?;
             let state_dim = task.model.get().state_dim();
-            let hidden = vec![p.usize("width")?; p.usize("layers")?];
-            let activation = Activation::parse(p.str_opt("activation")?.unwrap_or("relu"))?;
-            let critic = MlpCritic::new(ctx.node, state_dim, hidden, activation, p.usize("seed")? as u64)?;
+            let critic = match p.str_opt("load")? {
+                Some(path) => {
+                    let path = ctx.path(path);
+                    let net = io::load(&path).map_err(|e| CoreError::config("load", e.to_string()))?;
+                    let critic = MlpCritic::from_ensemble(ctx.node, net).map_err(|e| CoreError::config("load", format!("{}: {e}", path.display())))?;
+                    if critic.state_dim() != state_dim {
+                        return Err(CoreError::config(
+                            "load",
+                            format!("{}: the critic reads states {} wide, the agent's are {state_dim}", path.display(), critic.state_dim()),
+                        ));
+                    }
+                    critic
+                }
+                None => {
+                    let hidden = vec![p.usize("width")?; p.usize("layers")?];
+                    let activation = Activation::parse(p.str_opt("activation")?.unwrap_or("relu"))?;
+                    MlpCritic::new(ctx.node, state_dim, hidden, activation, p.usize("seed")? as u64)?
+                }
+            };
             let handle: ami_core::CriticHandle = ami_core::Handle::new(Arc::new(critic));
             Ok(Built { critic: Some(handle.clone()), ..Built::node(crate::nodes::HandleNode::new(handle, "critic")) })
         },
@@ -502,6 +518,7 @@ pub struct CriticTrainerNode {
     cfg: CriticFitConfig,
     min_transitions: usize,
     every: usize,
+    save_path: Option<PathBuf>,
     episodes: usize,
     fits: u64,
     trained_on: (usize, Option<u64>),
@@ -534,6 +551,9 @@ impl CriticTrainerNode {
             ..self.cfg.clone()
         };
         let report = fit_critic(&mut self.trainer, &data, &cfg)?;
+        if let Some(p) = &self.save_path {
+            io::save(self.trainer.ensemble(), p)?;
+        }
         self.critic.publish(Arc::new(MlpCritic::from_ensemble(self.name.clone(), self.trainer.ensemble().clone())?));
         self.trained_on = seen;
         self.handle.records.lock().unwrap_or_else(|p| p.into_inner()).push(TrainRecord { episode: self.episodes, tick: 0, experience: data.len(), report });
@@ -585,6 +605,7 @@ pub fn critic_trainer() -> Implementation {
             ParamSpec::new("min_transitions", ParamType::int(2, i64::MAX), "train once the memory holds this many transitions").default(ParamValue::Int(100)),
             ParamSpec::new("every", ParamType::int(1, 1_000_000), "train at the start of every N-th episode").default(ParamValue::Int(1)),
             ParamSpec::new("threads", ParamType::int(0, 256), "training threads (0: one per core)").default(ParamValue::Int(0)),
+            ParamSpec::new("save_path", ParamType::string(), "write the critic's weights here after every fit (safetensors, relative to the agent file)"),
             ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the splits and batch order").default(ParamValue::Int(0)),
         ],
         |ctx, p| {
@@ -622,6 +643,7 @@ pub fn critic_trainer() -> Implementation {
                 cfg,
                 min_transitions: p.usize("min_transitions")?,
                 every: p.usize("every")?,
+                save_path: save_path_param(ctx, p)?,
                 episodes: 0,
                 fits: 0,
                 trained_on: (0, None),
@@ -630,4 +652,16 @@ pub fn critic_trainer() -> Implementation {
             Ok(Built::node(node))
         },
     )
+}
+
+/// A trainer's `save_path`, resolved against the agent file, its directory
+/// checked to exist.
+fn save_path_param(ctx: &BuildContext<'_>, p: &Params) -> Result<Option<PathBuf>> {
+    let save_path = p.str_opt("save_path")?.map(|s| ctx.path(s));
+    if let Some(dir) = save_path.as_ref().and_then(|s| s.parent()).filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(CoreError::config("save_path", format!("directory {} does not exist", dir.display())));
+        }
+    }
+    Ok(save_path)
 }
