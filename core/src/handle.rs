@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use crate::error::{CoreError, Result};
 use crate::modules::{CostContext, Critic, Policy, ShortTermMemory, TransitionBatch, WorldModel};
-use ndarray::{Array2, ArrayView2, ArrayViewMut1};
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 struct Slot<T: ?Sized> {
     version: u64,
@@ -174,6 +174,12 @@ impl Critic for SharedCritic {
     }
     fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
         Err(CoreError::config(format!("critic.{}", self.name), "a shared critic is trained by its trainer, which publishes new versions to its handle"))
+    }
+    fn has_gradient(&self) -> bool {
+        self.handle.get().has_gradient()
+    }
+    fn add_value_gradient(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, grad: ArrayViewMut2<'_, f32>) -> Result<()> {
+        self.handle.get().add_value_gradient(ctx, weight, states, grad)
     }
 }
 

@@ -114,3 +114,86 @@ fn the_critic_trainer_refuses_a_critic_it_cannot_train() {
     let err = load_str(&text, "critic.toml").unwrap_err().to_string();
     assert!(err.contains("critic") && err.contains("`learned` critics only"), "{err}");
 }
+
+/// A critic with non-trivial normalisation, so its gradient exercises it.
+fn normalised_critic() -> MlpCritic {
+    let mut rng = ami_core::rng::rng(21);
+    let c = MlpCritic::new("v", 3, vec![16, 16], Activation::Relu, 5).unwrap();
+    let mut net = c.ensemble().clone();
+    let x = Array2::from_shape_fn((64, 3), |(_, j)| rng.gen_range(-1.0f32..1.0) * (j as f32 + 1.0) + 0.3);
+    let y = Array2::from_shape_fn((64, 1), |_| rng.gen_range(0.0f32..50.0));
+    net.set_norm(ami_learn::Normalizer::fit(x.view(), y.view()));
+    MlpCritic::from_ensemble("v", net).unwrap()
+}
+
+#[test]
+fn the_critics_gradient_matches_finite_differences() {
+    let critic = normalised_critic();
+    let states = array![[0.3f32, -0.7, 1.9], [-0.2, 0.5, -2.4], [0.9, 0.1, 0.4]];
+    let g = critic.value_gradients(states.view());
+    for r in 0..3 {
+        for i in 0..3 {
+            let h = 1e-2f32;
+            let (mut up, mut dn) = (states.clone(), states.clone());
+            up[[r, i]] += h;
+            dn[[r, i]] -= h;
+            let fd = (f64::from(critic.values(up.view())[r]) - f64::from(critic.values(dn.view())[r])) / (2.0 * f64::from(h));
+            assert!((fd - f64::from(g[[r, i]])).abs() < 2e-2 * fd.abs().max(1.0), "row {r} dim {i}: fd {fd} vs {}", g[[r, i]]);
+        }
+    }
+}
+
+#[test]
+fn gradient_planning_differentiates_through_the_critic() {
+    use ami_agents::tasks::pendulum::PendulumModel;
+    use ami_core::{ActionPenalty, Cost, QuadraticCost};
+    let mut cost = Cost::new();
+    cost.add_intrinsic(std::sync::Arc::new(QuadraticCost::new("goal", vec![1.0, 1.0, 0.1], vec![])), 1.0).unwrap();
+    cost.add_intrinsic(std::sync::Arc::new(ActionPenalty::new(1)), 0.01).unwrap();
+    cost.set_goal(Some(array![1.0, 0.0, 0.0]));
+    cost.add_critic(Box::new(normalised_critic()), 0.5).unwrap();
+    assert!(cost.is_differentiable(), "an MLP critic has a gradient");
+    let s0 = array![-0.8f32, 0.6, 0.5];
+    let mut rng = ami_core::rng::rng(2);
+    let actions = ndarray::Array3::from_shape_fn((5, 2, 1), |_| rng.gen_range(-1.5f32..1.5));
+    let (e, g) = ami_planners::energy_gradient(&PendulumModel, &cost, s0.view(), actions.view()).unwrap();
+    // The energy includes the critic's value of the final state.
+    let mut plain = Cost::new();
+    plain.add_intrinsic(std::sync::Arc::new(QuadraticCost::new("goal", vec![1.0, 1.0, 0.1], vec![])), 1.0).unwrap();
+    plain.add_intrinsic(std::sync::Arc::new(ActionPenalty::new(1)), 0.01).unwrap();
+    plain.set_goal(Some(array![1.0, 0.0, 0.0]));
+    let (e0, _) = ami_planners::energy_gradient(&PendulumModel, &plain, s0.view(), actions.view()).unwrap();
+    assert!((e[0] - e0[0]).abs() > 1e-3, "the critic adds to the energy: {} vs {}", e[0], e0[0]);
+    for t in 0..5 {
+        for b in 0..2 {
+            let h = 1e-2f32;
+            let (mut up, mut dn) = (actions.clone(), actions.clone());
+            up[[t, b, 0]] += h;
+            dn[[t, b, 0]] -= h;
+            let eu = ami_planners::energy_gradient(&PendulumModel, &cost, s0.view(), up.view()).unwrap().0[b];
+            let ed = ami_planners::energy_gradient(&PendulumModel, &cost, s0.view(), dn.view()).unwrap().0[b];
+            let fd = f64::from(eu - ed) / (2.0 * f64::from(h));
+            assert!((fd - f64::from(g[[t, b, 0]])).abs() < 3e-2 * fd.abs().max(1.0), "step {t} row {b}: fd {fd} vs {}", g[[t, b, 0]]);
+        }
+    }
+}
+
+#[test]
+fn gd_plans_with_a_learned_critic_and_refuses_a_quadratic_one() {
+    let text = small_critic_agent().replace("implementation = \"cem\"", "implementation = \"gd\"");
+    let text = text
+        .lines()
+        .filter(|l| !["samples", "iterations", "elites", "init_std", "min_std", "momentum", "warm_start", "return_best"].iter().any(|k| l.starts_with(k)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let g = load_str(&text, "gd-critic.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    let r = agent.run_episode(0, |_| {}).unwrap();
+    assert!(r.episode_return.is_finite());
+    // A quadratic critic (and no critic trainer, which would refuse it first).
+    let quad = text
+        .replace("implementation = \"learned\"\nparams = { width = 64, layers = 2 }", "implementation = \"quadratic\"\nparams = { weights = [1.0, 1.0, 0.1] }");
+    let quad: Vec<&str> = quad.split("[[nodes]]").filter(|block| !block.contains("name = \"critic_trainer\"")).collect();
+    let err = load_str(&quad.join("[[nodes]]"), "gd-quad.toml").unwrap_err().to_string();
+    assert!(err.contains("critic") && err.contains("the critic has none"), "{err}");
+}

@@ -149,8 +149,7 @@ impl Configurator for WaypointConfigurator {
 /// so a mismatch is refused when the agent is built, not at tick 0: the
 /// model's action width against the environment's, and, for a planner
 /// that needs gradients, a differentiable model and a cost whose weighted
-/// terms all have gradients and that has no critic (GD cannot yet
-/// differentiate a critic). `AgentBuilder` and every planning actor of an
+/// terms and critics all have gradients. `AgentBuilder` and every planning actor of an
 /// agent file use this one check.
 pub fn check_planner_fits(planner: &dyn Planner, model: &dyn WorldModel, cost: &Cost, action_dim: usize) -> Result<()> {
     if model.action_dim() != action_dim || planner.action_dim() != action_dim {
@@ -175,10 +174,10 @@ pub fn check_planner_fits(planner: &dyn Planner, model: &dyn WorldModel, cost: &
                 format!("planner `{name}` needs gradients and cost term `{term}` has none (IntrinsicCost::differentiable is None); use a sampling planner (cem, mppi)"),
             ));
         }
-        if cost.has_terminal() {
+        if cost.has_terminal() && !cost.is_differentiable() {
             return Err(CoreError::config(
                 "critic",
-                format!("planner `{name}` cannot differentiate a critic yet; use a sampling planner (cem, mppi) with a critic"),
+                format!("planner `{name}` needs gradients and the critic has none (Critic::has_gradient is false, as for `quadratic`); use a `learned` critic, or a sampling planner (cem, mppi)"),
             ));
         }
     }

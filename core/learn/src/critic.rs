@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use ami_core::error::{CoreError, Result};
 use ami_core::modules::{CostContext, Critic, ShortTermMemory, TransitionBatch};
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::ensemble::{forward_normalized, Ensemble};
+use crate::ensemble::{forward, forward_normalized, input_gradient, Acts, Ensemble};
 use crate::fit::{fit, Dataset, FitConfig, FitReport};
 use crate::spec::{Activation, EnsembleSpec};
 use crate::targets::{td_lambda, End};
@@ -55,6 +55,24 @@ impl MlpCritic {
     pub fn state_dim(&self) -> usize {
         self.net.spec().input_dim()
     }
+    /// `dV/ds` for every row of `states` (`[n, S]`).
+    pub fn value_gradients(&self, states: ArrayView2<'_, f32>) -> Array2<f32> {
+        let mut x = states.to_owned();
+        let norm = self.net.norm();
+        norm.normalize_inputs(&mut x.view_mut());
+        let isa = ami_kernels::Isa::detect();
+        let mut acts = Acts::default();
+        forward(isa, self.net.spec(), self.net.member(0), None, x.view(), &mut acts);
+        // V = f(x) sd_t + mu_t with x = (s - mu) / sd: dV/ds = sd_t (df/dx) / sd.
+        let mut g = Array2::from_elem((states.nrows(), 1), norm.target_std[0]);
+        let mut d = input_gradient(isa, self.net.spec(), self.net.member(0), &acts, &mut g);
+        for mut row in d.rows_mut() {
+            for (v, sd) in row.iter_mut().zip(&norm.input_std) {
+                *v /= sd;
+            }
+        }
+        d
+    }
     /// `V(s)` for every row of `states`.
     pub fn values(&self, states: ArrayView2<'_, f32>) -> Array1<f32> {
         let mut x = states.to_owned();
@@ -84,6 +102,20 @@ impl Critic for MlpCritic {
     }
     fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         Some(self)
+    }
+    fn has_gradient(&self) -> bool {
+        true
+    }
+    fn add_value_gradient(&self, _ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut grad: ArrayViewMut2<'_, f32>) -> Result<()> {
+        if states.ncols() != self.state_dim() || grad.dim() != states.dim() {
+            return Err(CoreError::shape(
+                "MlpCritic::add_value_gradient",
+                format!("states and gradient [rows, {}]", self.state_dim()),
+                format!("{:?} and {:?}", states.dim(), grad.dim()),
+            ));
+        }
+        grad.scaled_add(weight, &self.value_gradients(states));
+        Ok(())
     }
 }
 

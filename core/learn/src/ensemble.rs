@@ -332,6 +332,40 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
     }
 }
 
+/// The gradient with respect to the (normalised) inputs of one member's
+/// outputs weighted by `g` (`[n, out]`, overwritten as scratch): `g J`,
+/// `[n, in]`, after a [`forward`] that filled `acts`.
+pub(crate) fn input_gradient(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g: &mut Array2<f32>) -> Array2<f32> {
+    let dims = spec.dims();
+    let offsets = spec.offsets();
+    let act = act_of(spec.activation);
+    let mut tmp = Array2::zeros((0, 0));
+    for l in (0..dims.len() - 1).rev() {
+        let (inp, out) = (dims[l], dims[l + 1]);
+        let (wo, _) = offsets[l];
+        let n = g.nrows();
+        tmp = Array2::zeros((n, inp));
+        kt::matmul(
+            isa,
+            Mat::rows(g.as_slice().expect("standard layout"), n, out),
+            Mat::rows(&p[wo..wo + out * inp], out, inp),
+            0.0,
+            tmp.as_slice_mut().expect("standard layout"),
+        )
+        .expect("shapes of EnsembleSpec::dims");
+        if l == 0 {
+            break;
+        }
+        let (t, z) = (tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"));
+        match act {
+            Act::Silu => kt::silu_backward_kept(isa, t, z, acts.sig[l - 1].as_slice().expect("standard layout")),
+            _ => kt::act_backward(isa, t, z, act),
+        }
+        std::mem::swap(g, &mut tmp);
+    }
+    tmp
+}
+
 /// Rows `[n, S]` of the loss at the output of one block: writes dL/d output
 /// (scaled by `scale`, e.g. `1 / (K B S)` for a mean) into `g` and returns
 /// the block's unscaled loss sum. Deterministic: squared error; else the

@@ -309,7 +309,10 @@ pub fn energy_gradient(
     // always were; any other differentiable cost adds its terms' gradients.
     let quad = cost.as_quadratic(s_dim, a_dim);
     if quad.is_none() && !cost.is_differentiable() {
-        return Err(CoreError::config("gd", "gradient planning needs a cost whose terms all have gradients (IntrinsicCost::differentiable) and no critic"));
+        return Err(CoreError::config(
+            "gd",
+            "gradient planning needs a cost whose terms and critics all have gradients (IntrinsicCost::differentiable, Critic::has_gradient)",
+        ));
     }
     let goal: Vec<f32> = (0..s_dim).map(|i| cost.goal().and_then(|g| g.get(i).copied()).unwrap_or(0.0)).collect();
     let mut states = Vec::with_capacity(t_len + 1);
@@ -326,6 +329,11 @@ pub fn energy_gradient(
     }
     let mut grads = Array3::<f32>::zeros((t_len, b, a_dim));
     let mut gs = Array2::<f32>::zeros((b, s_dim));
+    if cost.has_terminal() {
+        // The critics' value of the final states, and its gradient.
+        cost.add_terminal_energy(t_len, states[t_len].view(), energies.view_mut());
+        cost.add_terminal_gradient(t_len, states[t_len].view(), gs.view_mut())?;
+    }
     let (mut cs, mut ca) = (Array2::<f32>::zeros((b, s_dim)), Array2::<f32>::zeros((b, a_dim)));
     for t in (0..t_len).rev() {
         let st = &states[t + 1];

@@ -90,6 +90,16 @@ pub trait Critic: Send + Sync {
     fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
         None
     }
+    /// Whether [`Critic::add_value_gradient`] is implemented (gradient
+    /// planners need it); `false` by default.
+    fn has_gradient(&self) -> bool {
+        false
+    }
+    /// **Adds** `weight * dV/ds` for every row of `states` to `grad`
+    /// (`[rows, S]`); refuses by default.
+    fn add_value_gradient(&self, _ctx: &CostContext<'_>, _weight: f32, _states: ArrayView2<'_, f32>, _grad: ArrayViewMut2<'_, f32>) -> Result<()> {
+        Err(CoreError::config(format!("critic.{}", self.name()), "this critic has no gradient (Critic::has_gradient is false)"))
+    }
 }
 
 /// A fixed critic `V(s) = sum_i w_i (s_i - g_i)^2` (the goal `g` from the
@@ -442,10 +452,25 @@ impl Cost {
         Ok(())
     }
 
-    /// Whether every intrinsic term is differentiable (and no critic is
-    /// weighted in), so [`Cost::add_step_gradient`] is the whole gradient.
+    /// Whether every weighted intrinsic term and critic is differentiable,
+    /// so [`Cost::add_step_gradient`] and [`Cost::add_terminal_gradient`]
+    /// give the whole gradient.
     pub fn is_differentiable(&self) -> bool {
-        !self.has_terminal() && self.terms.iter().all(|t| t.weight == 0.0 || t.term.differentiable().is_some())
+        self.critics.iter().all(|c| c.weight == 0.0 || c.critic.has_gradient())
+            && self.terms.iter().all(|t| t.weight == 0.0 || t.term.differentiable().is_some())
+    }
+
+    /// **Adds** the gradient of the weighted critic values of a rollout's
+    /// final states (see [`Cost::add_terminal_energy`]) to `grad`
+    /// (`[rows, S]`); refuses a critic without a gradient.
+    pub fn add_terminal_gradient(&self, step: usize, states: ArrayView2<'_, f32>, mut grad: ArrayViewMut2<'_, f32>) -> Result<()> {
+        let ctx = self.context(step);
+        for c in &self.critics {
+            if c.weight != 0.0 {
+                c.critic.add_value_gradient(&ctx, c.weight, states, grad.view_mut())?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds the gradient of the step energy (see [`Cost::step_energy`])
