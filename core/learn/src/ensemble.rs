@@ -295,7 +295,6 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
     let dims = spec.dims();
     let nl = dims.len() - 1;
     let offsets = spec.offsets();
-    let act = act_of(spec.activation);
     for l in (0..nl).rev() {
         let (inp, out) = (dims[l], dims[l + 1]);
         let (wo, bo) = offsets[l];
@@ -310,25 +309,29 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
         if l == 0 {
             break;
         }
-        if tmp.dim() != (g.nrows(), inp) {
-            *tmp = Array2::zeros((g.nrows(), inp));
-        }
-        let n = g.nrows();
-        kt::matmul(
-            isa,
-            Mat::rows(g.as_slice().expect("standard layout"), n, out),
-            Mat::rows(&p[wo..wo + out * inp], out, inp),
-            0.0,
-            tmp.as_slice_mut().expect("standard layout"),
-        )
-        .expect("shapes of EnsembleSpec::dims");
-        // Through the activation of layer l - 1's output.
-        let (t, z) = (tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"));
-        match act {
-            Act::Silu => kt::silu_backward_kept(isa, t, z, acts.sig[l - 1].as_slice().expect("standard layout")),
-            _ => kt::act_backward(isa, t, z, act),
-        }
+        back_through_layer(isa, spec, &p[wo..wo + out * inp], (inp, out), acts, l, g, tmp);
         std::mem::swap(g, tmp);
+    }
+}
+
+/// `tmp = g W` for layer `l`'s weights `w` (`[out, in]`; the gradient at
+/// the layer's input, `[n, in]`) and, for `l > 0`, through the activation
+/// of layer `l - 1`'s output: one step of the backward pass shared by
+/// [`backward`] and [`input_gradient`].
+#[allow(clippy::too_many_arguments)] // one step's inputs and outputs
+fn back_through_layer(isa: Isa, spec: &EnsembleSpec, w: &[f32], (inp, out): (usize, usize), acts: &Acts, l: usize, g: &Array2<f32>, tmp: &mut Array2<f32>) {
+    let n = g.nrows();
+    if tmp.dim() != (n, inp) {
+        *tmp = Array2::zeros((n, inp));
+    }
+    kt::matmul(isa, Mat::rows(g.as_slice().expect("standard layout"), n, out), Mat::rows(w, out, inp), 0.0, tmp.as_slice_mut().expect("standard layout"))
+        .expect("shapes of EnsembleSpec::dims");
+    if l > 0 {
+        let (t, z) = (tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"));
+        match act_of(spec.activation) {
+            Act::Silu => kt::silu_backward_kept(isa, t, z, acts.sig[l - 1].as_slice().expect("standard layout")),
+            act => kt::act_backward(isa, t, z, act),
+        }
     }
 }
 
@@ -336,32 +339,14 @@ pub(crate) fn backward(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g:
 /// outputs weighted by `g` (`[n, out]`, overwritten as scratch): `g J`,
 /// `[n, in]`, after a [`forward`] that filled `acts`.
 pub(crate) fn input_gradient(isa: Isa, spec: &EnsembleSpec, p: &[f32], acts: &Acts, g: &mut Array2<f32>) -> Array2<f32> {
-    let dims = spec.dims();
-    let offsets = spec.offsets();
-    let act = act_of(spec.activation);
+    let (dims, offsets) = (spec.dims(), spec.offsets());
     let mut tmp = Array2::zeros((0, 0));
     for l in (0..dims.len() - 1).rev() {
-        let (inp, out) = (dims[l], dims[l + 1]);
-        let (wo, _) = offsets[l];
-        let n = g.nrows();
-        tmp = Array2::zeros((n, inp));
-        kt::matmul(
-            isa,
-            Mat::rows(g.as_slice().expect("standard layout"), n, out),
-            Mat::rows(&p[wo..wo + out * inp], out, inp),
-            0.0,
-            tmp.as_slice_mut().expect("standard layout"),
-        )
-        .expect("shapes of EnsembleSpec::dims");
-        if l == 0 {
-            break;
+        let (inp, out, wo) = (dims[l], dims[l + 1], offsets[l].0);
+        back_through_layer(isa, spec, &p[wo..wo + out * inp], (inp, out), acts, l, g, &mut tmp);
+        if l > 0 {
+            std::mem::swap(g, &mut tmp);
         }
-        let (t, z) = (tmp.as_slice_mut().expect("standard layout"), acts.z[l - 1].as_slice().expect("standard layout"));
-        match act {
-            Act::Silu => kt::silu_backward_kept(isa, t, z, acts.sig[l - 1].as_slice().expect("standard layout")),
-            _ => kt::act_backward(isa, t, z, act),
-        }
-        std::mem::swap(g, &mut tmp);
     }
     tmp
 }
