@@ -193,6 +193,8 @@ impl Policy for PolicyHandle {
     fn act_batch(&self, states: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.get().act_batch(states)
     }
+    // `as_any` stays `None`: the handle's current policy is
+    // `self.get().as_any()`, which outlives no borrow of the handle.
 }
 
 /// One mutable module shared by several nodes (see the module docs).

@@ -66,4 +66,16 @@ pub trait Planner: Send {
     fn needs_gradients(&self) -> bool {
         false
     }
+    /// Seeds the next call with `plan` (`[horizon, action_dim]`), for
+    /// instance a Mode-1 policy's proposal rolled out through the world
+    /// model (TD-MPC2's warm start): a sampling planner centres its first
+    /// samples on it, a gradient planner starts one sequence from it. For
+    /// that call it replaces the shifted previous plan; a plan of another
+    /// shape is ignored. Default: ignored, and
+    /// [`Planner::supports_proposals`] says so.
+    fn propose(&mut self, _plan: Array2<f32>) {}
+    /// Whether [`Planner::propose`] is used. Default: `false`.
+    fn supports_proposals(&self) -> bool {
+        false
+    }
 }

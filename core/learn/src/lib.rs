@@ -9,6 +9,8 @@
 //!   deterministic (the same weights with any thread count).
 //! * [`MlpCritic`] / [`fit_critic`]: a learned critic (the planners'
 //!   terminal cost), fitted by value iteration on TD(lambda) targets.
+//! * [`MlpPolicy`] / [`fit_policy`]: a Mode-1 policy distilled from the
+//!   planner's decisions (behaviour cloning, DAgger relabelling).
 //! * [`targets`]: a critic's regression targets (n-step and TD(lambda)
 //!   returns of intrinsic cost; terminated and truncated episodes differ).
 //! * `DfdxMlp` (feature `dfdx`): the residual MLP as a dfdx network (CPU
@@ -30,6 +32,7 @@ pub mod fit;
 pub mod io;
 pub mod model;
 pub mod norm;
+pub mod policy;
 pub mod spec;
 pub mod targets;
 pub mod train;
@@ -41,5 +44,6 @@ pub use ensemble::Ensemble;
 pub use fit::{fit, Dataset, FitConfig, FitReport};
 pub use model::{LearnedModel, Propagation};
 pub use norm::Normalizer;
+pub use policy::{fit_policy, MlpPolicy, PolicyData};
 pub use spec::{Activation, EnsembleSpec};
 pub use train::{AdamConfig, Trainer};

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{Array1, ArrayView1};
+use ndarray::{Array1, Array2, ArrayView1, Axis};
 
-use ami_core::error::Result;
-use ami_core::modules::{Actor, Cost, Modulation, WorldModel};
-use ami_core::{ModelHandle, Plan, PlanRequest, Planner};
+use ami_core::error::{CoreError, Result};
+use ami_core::modules::{ActMode, Actor, Cost, Decision, Modulation, Policy, WorldModel};
+use ami_core::{ModelHandle, Plan, PlanRequest, Planner, PolicyHandle, RunPhase};
+
+use crate::common::shift_plan;
+use crate::rollout::Rollout;
 
 /// A Mode-2 actor: at every call it plans through the world model from the
 /// current state (warm-started from the previous plan shifted one step),
@@ -16,12 +19,59 @@ use ami_core::{ModelHandle, Plan, PlanRequest, Planner};
 /// The world model is held through a [`ModelHandle`]: each call plans with
 /// the version current when it starts, so a trainer can publish new
 /// weights between calls.
+///
+/// With a Mode-1 policy ([`PlanningActor::with_policy`]) the actor decides
+/// each tick by its [`ActMode`]: it rolls the policy out through the world
+/// model into a proposal, compares the proposal's energy with the standing
+/// plan's (its last plan, shifted to now), and either acts the policy's
+/// action (Mode-1) or plans (Mode-2), starting the planner from the better
+/// of the two sequences.
 pub struct PlanningActor {
     planner: Box<dyn Planner>,
     model: ModelHandle,
     last: Option<Plan>,
     plan_calls: u64,
     plan_seconds: f64,
+    mode1: Option<Mode1>,
+    decision: Decision,
+    label: Option<Array1<f32>>,
+}
+
+/// What a planning actor with a policy keeps.
+struct Mode1 {
+    policy: PolicyHandle,
+    /// The mode of learning episodes and of evaluation episodes.
+    learn: ActMode,
+    eval: ActMode,
+    /// The mode now (a modulation may change it until the episode ends).
+    mode: ActMode,
+    /// In `label` mode, the planner acts in the first this many learning
+    /// episodes.
+    teacher_episodes: usize,
+    episodes: usize,
+    teacher_acts: bool,
+    propose: bool,
+    phase: RunPhase,
+    /// The planner's last plan, shifted one step per tick since.
+    standing: Option<Array2<f32>>,
+    policy_ticks: usize,
+}
+
+/// How a [`PlanningActor`] uses a Mode-1 policy (see
+/// [`PlanningActor::with_policy`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyUse {
+    /// The mode in learning episodes.
+    pub mode: ActMode,
+    /// The mode in evaluation episodes.
+    pub eval_mode: ActMode,
+    /// In `label` mode, the planner acts (and labels) in the first this
+    /// many learning episodes, the policy afterwards (DAgger's first
+    /// round is behaviour cloning).
+    pub teacher_episodes: usize,
+    /// Start each planning call from the policy's proposal when its energy
+    /// is lower than the standing plan's.
+    pub propose: bool,
 }
 
 impl PlanningActor {
@@ -32,7 +82,44 @@ impl PlanningActor {
     /// An actor that plans with `planner` through whatever version `model`
     /// holds when each call starts.
     pub fn with_handle(planner: Box<dyn Planner>, model: ModelHandle) -> Self {
-        Self { planner, model, last: None, plan_calls: 0, plan_seconds: 0.0 }
+        Self { planner, model, last: None, plan_calls: 0, plan_seconds: 0.0, mode1: None, decision: Decision::Planned, label: None }
+    }
+    /// Adds a Mode-1 policy used as `how` says; `phase` tells learning
+    /// from evaluation episodes. Refuses a policy of another action width,
+    /// and proposals to a planner that ignores them.
+    pub fn with_policy(mut self, policy: PolicyHandle, how: PolicyUse, phase: RunPhase) -> Result<Self> {
+        if policy.get().action_dim() != self.planner.action_dim() {
+            return Err(CoreError::config(
+                "policy",
+                format!("acts with width {}, the planner plans actions of width {}", policy.get().action_dim(), self.planner.action_dim()),
+            ));
+        }
+        how.mode.validate()?;
+        how.eval_mode.validate()?;
+        if how.propose && !self.planner.supports_proposals() {
+            return Err(CoreError::config(
+                "propose",
+                format!("planner `{}` does not start from proposals (Planner::supports_proposals is false): set propose = false", self.planner.name()),
+            ));
+        }
+        self.mode1 = Some(Mode1 {
+            policy,
+            learn: how.mode,
+            eval: how.eval_mode,
+            mode: how.mode,
+            teacher_episodes: how.teacher_episodes,
+            episodes: 0,
+            teacher_acts: false,
+            propose: how.propose,
+            phase,
+            standing: None,
+            policy_ticks: 0,
+        });
+        Ok(self)
+    }
+    /// The mode now, if the actor has a policy.
+    pub fn mode(&self) -> Option<ActMode> {
+        self.mode1.as_ref().map(|m| m.mode)
     }
     /// The handle of the world model it plans with.
     pub fn model(&self) -> &ModelHandle {
@@ -56,16 +143,65 @@ impl Actor for PlanningActor {
     fn reset(&mut self, seed: u64) {
         self.planner.reset(seed);
         self.last = None;
+        self.label = None;
+        if let Some(m) = &mut self.mode1 {
+            let evaluating = m.phase.is_evaluating();
+            m.mode = if evaluating { m.eval } else { m.learn };
+            m.teacher_acts = !evaluating && m.episodes < m.teacher_episodes;
+            if !evaluating {
+                m.episodes += 1;
+            }
+            m.standing = None;
+            m.policy_ticks = 0;
+        }
     }
     fn act(&mut self, state: ArrayView1<'_, f32>, cost: &Cost) -> Result<Array1<f32>> {
-        let t0 = Instant::now();
         let model = self.model.get();
-        let plan = self.planner.plan(&PlanRequest::new(model.as_ref(), cost, state))?;
-        self.plan_seconds += t0.elapsed().as_secs_f64();
-        self.plan_calls += 1;
-        let a = plan.actions.row(0).to_owned();
-        self.last = Some(plan);
-        Ok(a)
+        self.label = None;
+        let Some(m) = &mut self.mode1 else {
+            self.decision = Decision::Planned;
+            return Ok(self.plan(model.as_ref(), cost, state)?.row(0).to_owned());
+        };
+        if let Some(p) = &mut m.standing {
+            shift_plan(p);
+        }
+        if m.mode == ActMode::Policy {
+            self.decision = Decision::Reactive;
+            m.policy_ticks += 1;
+            return m.policy.act_batch(state.insert_axis(Axis(0))).map(|a| a.row(0).to_owned());
+        }
+        let horizon = self.planner.horizon();
+        let proposal = propose(&m.policy, model.as_ref(), state, horizon)?;
+        let e_prop = Rollout::energy_of(model.as_ref(), cost, state, &proposal)?;
+        let standing = m.standing.as_ref().filter(|p| p.nrows() == horizon);
+        let e_stand = standing.map(|p| Rollout::energy_of(model.as_ref(), cost, state, p)).transpose()?;
+        let policy_acts = m.mode.policy_acts(e_prop, e_stand, m.policy_ticks) && !(m.mode == ActMode::Label && m.teacher_acts);
+        if policy_acts && m.mode != ActMode::Label {
+            self.decision = Decision::Reactive;
+            m.policy_ticks += 1;
+            return Ok(proposal.row(0).to_owned());
+        }
+        if m.propose && e_prop.is_finite() && e_stand.is_none_or(|e| !e.is_finite() || e_prop < e) {
+            self.planner.propose(proposal.clone());
+        } else if let Some(p) = standing {
+            if m.propose {
+                self.planner.propose(p.clone());
+            }
+        }
+        let plan = self.plan(model.as_ref(), cost, state)?;
+        let m = self.mode1.as_mut().expect("checked above");
+        m.standing = Some(plan.clone());
+        let planned = plan.row(0).to_owned();
+        self.label = Some(planned.clone());
+        if policy_acts {
+            // `label`: the planner only labels; the policy acts.
+            self.decision = Decision::Reactive;
+            m.policy_ticks += 1;
+            return Ok(proposal.row(0).to_owned());
+        }
+        self.decision = Decision::Planned;
+        m.policy_ticks = 0;
+        Ok(planned)
     }
     fn last_plan(&self) -> Option<&Plan> {
         self.last.as_ref()
@@ -73,8 +209,60 @@ impl Actor for PlanningActor {
     fn modulate(&mut self, m: &Modulation) -> Result<()> {
         match m {
             Modulation::Budget(b) => self.planner.set_budget(*b),
-            Modulation::Horizon(h) => self.planner.set_horizon(*h),
+            Modulation::Horizon(h) => {
+                self.planner.set_horizon(*h)?;
+                if let Some(m) = &mut self.mode1 {
+                    m.standing = None;
+                }
+                Ok(())
+            }
+            Modulation::Mode(mode) => match &mut self.mode1 {
+                Some(m) => {
+                    mode.validate()?;
+                    m.mode = *mode;
+                    Ok(())
+                }
+                None => Err(CoreError::config("mode", format!("the actor has no policy to switch to (mode `{}`): set its `policy`", mode.name()))),
+            },
             _ => Ok(()),
         }
     }
+    fn last_decision(&self) -> Decision {
+        self.decision
+    }
+    fn teacher_action(&self) -> Option<Array1<f32>> {
+        self.label.clone()
+    }
+}
+
+impl PlanningActor {
+    /// One planning call, timed and kept as the last plan; returns the
+    /// plan's actions.
+    fn plan(&mut self, model: &dyn WorldModel, cost: &Cost, state: ArrayView1<'_, f32>) -> Result<Array2<f32>> {
+        let t0 = Instant::now();
+        let plan = self.planner.plan(&PlanRequest::new(model, cost, state))?;
+        self.plan_seconds += t0.elapsed().as_secs_f64();
+        self.plan_calls += 1;
+        let actions = plan.actions.clone();
+        self.last = Some(plan);
+        Ok(actions)
+    }
+}
+
+/// The policy's proposal: `horizon` actions from `state`, each the
+/// policy's action in the state the world model predicts the previous
+/// actions lead to.
+pub fn propose(policy: &dyn Policy, model: &dyn WorldModel, state: ArrayView1<'_, f32>, horizon: usize) -> Result<Array2<f32>> {
+    let mut s = state.to_owned().insert_axis(Axis(0));
+    let mut next = s.clone();
+    let mut out = Array2::zeros((horizon, policy.action_dim()));
+    for t in 0..horizon {
+        let a = policy.act_batch(s.view())?;
+        out.row_mut(t).assign(&a.row(0));
+        if t + 1 < horizon {
+            model.predict(s.view(), a.view(), next.view_mut())?;
+            std::mem::swap(&mut s, &mut next);
+        }
+    }
+    Ok(out)
 }

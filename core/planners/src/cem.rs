@@ -7,7 +7,7 @@ use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{check_request, final_plan, initial_mean, update_settings, Deadline};
+use crate::common::{check_request, final_plan, start_plan, update_settings, Deadline};
 use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
@@ -103,6 +103,7 @@ pub struct Cem {
     bounds: Bounds,
     rng: AmiRng,
     warm: Option<Array2<f32>>,
+    proposal: Option<Array2<f32>>,
     samples: Array3<f32>,
     energies: Array1<f32>,
     order: Vec<usize>,
@@ -122,6 +123,7 @@ impl Cem {
             bounds,
             rng: rng(0),
             warm: None,
+            proposal: None,
             samples: Array3::zeros((0, 0, 0)),
             energies: Array1::zeros(0),
             order: Vec::new(),
@@ -288,6 +290,13 @@ impl Planner for Cem {
         self.cfg = self.initial.clone();
         self.rng = rng(seed);
         self.warm = None;
+        self.proposal = None;
+    }
+    fn propose(&mut self, plan: Array2<f32>) {
+        self.proposal = Some(plan);
+    }
+    fn supports_proposals(&self) -> bool {
+        true
     }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         update_settings(&mut self.cfg, CemConfig::validate, |c| {
@@ -305,7 +314,7 @@ impl Planner for Cem {
         let deadline = Deadline::start(self.cfg.deadline_ms);
         let (t_len, a_dim, n) = (self.cfg.horizon, self.bounds.dim(), self.cfg.samples);
         check_request("cem", t_len, &self.bounds, req)?;
-        let mut mean = initial_mean(self.warm.take(), self.cfg.warm_start, t_len, &self.bounds);
+        let mut mean = start_plan(self.proposal.take(), self.warm.take(), self.cfg.warm_start, t_len, &self.bounds);
         if self.fast_path {
             if let Some(fp) = fast::problem(req) {
                 return self.plan_fast(&fp, mean, &deadline);

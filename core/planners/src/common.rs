@@ -56,6 +56,24 @@ pub(crate) fn initial_mean(warm: Option<Array2<f32>>, warm_start: bool, horizon:
     }
 }
 
+/// The sequence a planning call starts from: the proposal given through
+/// [`Planner::propose`](ami_core::Planner::propose), clamped into the
+/// bounds and used as it is, when there is one of the right shape;
+/// otherwise [`initial_mean`].
+pub(crate) fn start_plan(proposal: Option<Array2<f32>>, warm: Option<Array2<f32>>, warm_start: bool, horizon: usize, bounds: &Bounds) -> Array2<f32> {
+    match proposal {
+        Some(mut p) if p.dim() == (horizon, bounds.dim()) => {
+            for mut row in p.rows_mut() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = v.clamp(bounds.low[j], bounds.high[j]);
+                }
+            }
+            p
+        }
+        _ => initial_mean(warm, warm_start, horizon, bounds),
+    }
+}
+
 /// Shifts a `[T, A]` plan one step earlier, repeating the last action.
 pub(crate) fn shift_plan(plan: &mut Array2<f32>) {
     let (t, a) = plan.dim();

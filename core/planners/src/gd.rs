@@ -10,7 +10,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView3, Axis};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{check_request, shift_plan, update_settings, Deadline};
+use crate::common::{check_request, start_plan, update_settings, Deadline};
 use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
@@ -92,6 +92,7 @@ pub struct Gd {
     bounds: Bounds,
     rng: AmiRng,
     warm: Option<Array2<f32>>,
+    proposal: Option<Array2<f32>>,
     backend: Option<Arc<Cpu>>,
     fast_path: bool,
     batch: SeqBatch,
@@ -108,6 +109,7 @@ impl Gd {
             bounds,
             rng: rng(0),
             warm: None,
+            proposal: None,
             backend: None,
             fast_path: true,
             batch: SeqBatch::new(0, 0, 0),
@@ -230,6 +232,13 @@ impl Planner for Gd {
         self.cfg = self.initial.clone();
         self.rng = rng(seed);
         self.warm = None;
+        self.proposal = None;
+    }
+    fn propose(&mut self, plan: Array2<f32>) {
+        self.proposal = Some(plan);
+    }
+    fn supports_proposals(&self) -> bool {
+        true
     }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         update_settings(&mut self.cfg, GdConfig::validate, |c| {
@@ -258,12 +267,12 @@ impl Planner for Gd {
                 }
             }
         }
-        if let Some(mut w) = self.warm.take() {
-            if self.cfg.warm_start && w.dim() == (t_len, a_dim) {
-                shift_plan(&mut w);
-                for ((t, j), &x) in w.indexed_iter() {
-                    self.batch.set(t, j, 0, x.clamp(self.bounds.low[j], self.bounds.high[j]));
-                }
+        let proposal = self.proposal.take().filter(|p| p.dim() == (t_len, a_dim));
+        let warm = self.warm.take().filter(|w| self.cfg.warm_start && w.dim() == (t_len, a_dim));
+        if proposal.is_some() || warm.is_some() {
+            // Sequence 0 starts from the proposal, else the shifted plan.
+            for ((t, j), &x) in start_plan(proposal, warm, true, t_len, &self.bounds).indexed_iter() {
+                self.batch.set(t, j, 0, x.clamp(self.bounds.low[j], self.bounds.high[j]));
             }
         }
         let fp = if self.fast_path { fast::problem(req) } else { None };

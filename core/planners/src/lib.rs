@@ -49,7 +49,7 @@ mod rollout;
 /// The kernels crate (fused rollouts, CPU backend), re-exported.
 pub use ami_kernels as kernels;
 
-pub use actor::PlanningActor;
+pub use actor::{propose, PlanningActor, PolicyUse};
 pub use cem::{Cem, CemConfig};
 pub use declaration::PlannerDecl;
 pub use gd::{energy_gradient, Gd, GdConfig};

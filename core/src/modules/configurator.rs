@@ -23,6 +23,9 @@ pub enum Modulation {
     Budget(Budget),
     /// Set the planner's horizon.
     Horizon(usize),
+    /// Set how an actor with a policy and a planner decides (Mode-1 /
+    /// Mode-2 switching).
+    Mode(crate::modules::ActMode),
 }
 
 /// The configurator [paper §6]: sets up the other modules for the task at
