@@ -156,6 +156,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut curve = Vec::new();
     let mut eval_runs = Vec::new();
     let mut experience = 0usize;
+    let mut modes = ModeCounts::default();
     let run_one = |agent: &mut Agent, seed: u64, what: &str| -> anyhow::Result<ami_agents::EpisodeResult> {
         let r = agent.run_episode(seed, |t| bar.set_message(format!("{what} seed {seed}, step {t}")));
         if stop.load(Ordering::SeqCst) {
@@ -169,15 +170,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let evaluate = |agent: &mut Agent, after: usize| -> anyhow::Result<serde_json::Value> {
         agent.set_evaluating(true);
         let mut rets = Vec::new();
+        let mut modes = ModeCounts::default();
         for &seed in &eval_seeds {
             let r = run_one(agent, seed, "eval")?;
-            bar.suspend(|| println!("  eval seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step", seed, r.episode_return, r.steps, r.mean_plan_ms));
+            bar.suspend(|| {
+                println!(
+                    "  eval seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}",
+                    seed,
+                    r.episode_return,
+                    r.steps,
+                    r.mean_plan_ms,
+                    mode_note(&r)
+                )
+            });
             rets.push(r.episode_return);
+            modes.add(&r);
         }
         agent.set_evaluating(false);
         let mean = rets.iter().sum::<f64>() / rets.len().max(1) as f64;
-        bar.suspend(|| println!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s)", rets.len()));
-        Ok(serde_json::json!({ "after_episode": after, "seeds": eval_seeds, "returns": rets, "mean_return": mean }))
+        bar.suspend(|| println!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s){}", rets.len(), modes.note()));
+        Ok(serde_json::json!({ "after_episode": after, "seeds": eval_seeds, "returns": rets, "mean_return": mean, "modes": modes.json() }))
     };
     for (i, &seed) in seeds.iter().enumerate() {
         let r = run_one(&mut agent, seed, "episode")?;
@@ -200,15 +212,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         experience += r.steps;
         let tag = if learning { format!(" [{phase}]") } else { String::new() };
         bar.suspend(|| {
-            println!("episode seed {:>3}{tag}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{model}", seed, r.episode_return, r.steps, r.mean_plan_ms)
+            println!(
+                "episode seed {:>3}{tag}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}{model}",
+                seed,
+                r.episode_return,
+                r.steps,
+                r.mean_plan_ms,
+                mode_note(&r)
+            )
         });
+        modes.add(&r);
         returns.push(r.episode_return);
         plan_ms.push(r.mean_plan_ms);
         curve.push(serde_json::json!({
             "episode": i, "seed": seed, "phase": phase, "return": r.episode_return, "steps": r.steps, "experience": experience,
             "model_loss": fit.as_ref().map(|f| f.report.train_loss), "val_loss": fit.as_ref().and_then(|f| f.report.val_loss),
             "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
-            "fits_during": during,
+            "fits_during": during, "reactive": r.reactive.0, "planned": r.planned.0,
         }));
         let last = i + 1 == seeds.len();
         let periodic = eval_every > 0 && (i as u64 + 1).is_multiple_of(eval_every);
@@ -231,6 +251,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "returns": returns,
             "mean_return": mean,
             "mean_plan_ms": mean_ms,
+            "modes": modes.json(),
         });
         if learning {
             out["learning"] = serde_json::json!({ "episodes": curve });
@@ -243,6 +264,58 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("{out}");
     }
     Ok(())
+}
+
+/// How many decisions each mode made, and their total wall time.
+#[derive(Debug, Default, Clone, Copy)]
+struct ModeCounts {
+    reactive: (u64, f64),
+    planned: (u64, f64),
+}
+
+impl ModeCounts {
+    fn add(&mut self, r: &ami_agents::EpisodeResult) {
+        self.reactive.0 += r.reactive.0;
+        self.reactive.1 += r.reactive.1 * r.reactive.0 as f64;
+        self.planned.0 += r.planned.0;
+        self.planned.1 += r.planned.1 * r.planned.0 as f64;
+    }
+    fn mean(x: (u64, f64)) -> f64 {
+        if x.0 == 0 {
+            0.0
+        } else {
+            x.1 / x.0 as f64
+        }
+    }
+    /// ` (Mode-1 ..% of decisions ...)` when a policy acted at all.
+    fn note(&self) -> String {
+        let all = self.reactive.0 + self.planned.0;
+        if self.reactive.0 == 0 || all == 0 {
+            return String::new();
+        }
+        format!(
+            "; Mode-1 {:.1}% of {all} decisions ({:.3} ms each), Mode-2 {:.1}% ({:.2} ms each)",
+            100.0 * self.reactive.0 as f64 / all as f64,
+            Self::mean(self.reactive),
+            100.0 * self.planned.0 as f64 / all as f64,
+            Self::mean(self.planned)
+        )
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "reactive": self.reactive.0, "planned": self.planned.0,
+            "reactive_ms": Self::mean(self.reactive), "planned_ms": Self::mean(self.planned),
+        })
+    }
+}
+
+/// `  Mode-1 N / Mode-2 M` for an episode in which a policy acted.
+fn mode_note(r: &ami_agents::EpisodeResult) -> String {
+    if r.reactive.0 == 0 {
+        String::new()
+    } else {
+        format!("  Mode-1 {} / Mode-2 {}", r.reactive.0, r.planned.0)
+    }
 }
 
 /// Adds what plugins reported (module panics) to an episode's result: a

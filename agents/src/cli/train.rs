@@ -1,14 +1,18 @@
-//! `ami train`: fit a world model (or, with `--critic`, a critic) offline,
-//! from a saved short-term memory (an agent's `save_path`), and write its
-//! weights as safetensors that an agent file loads (`implementation =
-//! "learned"`, `load = "FILE"`, in a `world_model` or a `critic` node).
+//! `ami train`: fit a world model (or, with `--critic`, a critic; with
+//! `--policy`, a Mode-1 policy) offline, from a saved short-term memory (an
+//! agent's `save_path`), and write its weights as safetensors that an agent
+//! file loads (`implementation = "learned"`, `load = "FILE"`, in a
+//! `world_model`, `critic` or `policy` node).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::BadInput;
 use ami_core::modules::RingMemory;
-use ami_learn::{fit, fit_critic, io, Activation, AdamConfig, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, MlpCritic, Trainer};
+use ami_learn::{
+    fit, fit_critic, fit_policy, io, Activation, AdamConfig, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, MlpCritic, MlpPolicy,
+    PolicyData, Trainer,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `ami train`.
@@ -61,8 +65,13 @@ pub struct TrainArgs {
     /// Fit a critic (the intrinsic cost still to come, by fitted value
     /// iteration on TD(lambda) targets of the memory's costs) instead of a
     /// world model.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "policy")]
     pub critic: bool,
+    /// Fit a Mode-1 policy to the memory's (state, action) pairs
+    /// (behaviour cloning of the planner that acted) instead of a world
+    /// model.
+    #[arg(long)]
+    pub policy: bool,
     /// Critic: discount of future cost.
     #[arg(long, default_value_t = 0.93, value_parser = unit)]
     pub discount: f64,
@@ -102,6 +111,9 @@ fn fraction(s: &str) -> Result<f64, String> {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.critic {
         return run_critic(&args);
+    }
+    if args.policy {
+        return run_policy(&args);
     }
     let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
     let data = Dataset::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
@@ -212,10 +224,7 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
                 .clone()
         }
     };
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n as usize,
-    };
+    let threads = threads(args);
     let mut trainer = Trainer::new(net, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
     let cfg = CriticFitConfig {
         rounds: args.rounds as usize,
@@ -251,6 +260,68 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
         let out = serde_json::json!({
             "memory": args.memory, "out": args.out, "transitions": data.len(), "rounds": cfg.rounds, "epochs": report.epochs,
             "train_loss": report.train_loss, "val_loss": report.val_loss, "mean_value": mean_v, "ms": report.ms, "rejected": report.rejected,
+        });
+        println!("{out}");
+    }
+    Ok(())
+}
+
+fn threads(args: &TrainArgs) -> usize {
+    match args.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n as usize,
+    }
+}
+
+/// `ami train --policy`.
+fn run_policy(args: &TrainArgs) -> anyhow::Result<()> {
+    if args.members != 1 || args.probabilistic {
+        return Err(anyhow::Error::new(BadInput("--policy fits one deterministic network: drop --members and --probabilistic".into())));
+    }
+    let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
+    let data = PolicyData::from_memory(&memory);
+    let (s, a) = (memory_state(&memory), ami_core::ShortTermMemory::action_dim(&memory));
+    let net = match &args.init {
+        Some(p) => {
+            let e = io::load(p).map_err(|e| BadInput(format!("cannot use the initial weights: {e}")))?;
+            let want = MlpPolicy::spec(s, a, e.spec().hidden.clone(), e.spec().activation)?;
+            if e.spec() != &want {
+                return Err(anyhow::Error::new(BadInput(format!(
+                    "{}: not a policy for the memory's states ({s} wide) and actions ({a} wide): the network maps {} inputs to {} outputs",
+                    p.display(),
+                    e.spec().input_dim(),
+                    e.spec().output_dim()
+                ))));
+            }
+            e
+        }
+        None => {
+            let spec = MlpPolicy::spec(s, a, vec![args.width as usize; args.layers as usize], Activation::parse(&args.activation)?)
+                .map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+            Ensemble::new(spec, args.seed)?
+        }
+    };
+    let threads = threads(args);
+    let mut trainer = Trainer::new(net, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
+    let cfg = FitConfig { epochs: args.epochs as usize, batch: args.batch as usize, holdout: args.holdout as f32, seed: args.seed, ..FitConfig::default() };
+    println!("ami train --policy: {} (state, action) pairs from {}, {} epochs, {threads} thread(s)", data.len(), args.memory.display(), cfg.epochs);
+    let report = fit_policy(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    if let Some(why) = &report.rejected {
+        eprintln!("warning: {why}");
+    }
+    io::save(trainer.ensemble(), &args.out).map_err(|e| BadInput(format!("cannot write the weights: {e}")))?;
+    println!(
+        "fitted the policy ({} steps, {:.0} ms): loss {:.5}, held-out loss {}; wrote {}",
+        report.steps,
+        report.ms,
+        report.train_loss,
+        report.val_loss.map_or("-".into(), |v| format!("{v:.5}")),
+        args.out.display()
+    );
+    if args.json {
+        let out = serde_json::json!({
+            "memory": args.memory, "out": args.out, "pairs": data.len(), "epochs": report.epochs,
+            "train_loss": report.train_loss, "val_loss": report.val_loss, "val_mse": report.val_mse, "ms": report.ms, "rejected": report.rejected,
         });
         println!("{out}");
     }

@@ -130,6 +130,11 @@ pub struct EpisodeResult {
     pub steps: usize,
     /// Mean wall time of a decision of the actor, milliseconds.
     pub mean_plan_ms: f64,
+    /// Decisions made by Mode-1 (a policy acted, no planning) and their
+    /// mean wall time, milliseconds.
+    pub reactive: (u64, f64),
+    /// Decisions made by Mode-2 (planned) and their mean wall time.
+    pub planned: (u64, f64),
 }
 
 /// Typed handles on an agent's modules, readable while and after it runs
@@ -150,6 +155,8 @@ pub struct Handles {
     /// The `world_model` nodes' handles by node name (agents from files;
     /// `world_model` for agents built in code).
     pub models: std::collections::BTreeMap<String, ModelHandle>,
+    /// The `policy` nodes' handles by node name (agents from files).
+    pub policies: std::collections::BTreeMap<String, ami_core::PolicyHandle>,
     /// The cost the actor plans under (agents built in code).
     pub cost: Option<SharedCost>,
     /// The trainer nodes' histories, by node name.
@@ -166,6 +173,7 @@ pub struct Agent {
     done: (usize, usize),
     reward: (usize, usize),
     plan_ms: Option<(usize, usize)>,
+    mode: Option<(usize, usize)>,
     interrupt: Option<Arc<AtomicBool>>,
     handles: Handles,
 }
@@ -186,6 +194,7 @@ impl Agent {
         let done = port("done")?;
         let reward = port("reward")?;
         let plan_ms = actor.and_then(|a| exec.output_index(a, "plan_ms"));
+        let mode = actor.and_then(|a| exec.output_index(a, "mode"));
         let mut env_handle = None;
         let (mut actor_handle, mut memory) = (None, None);
         let mut trainers = std::collections::BTreeMap::new();
@@ -206,6 +215,8 @@ impl Agent {
                     trainers.insert(name.clone(), t.handle());
                 } else if let Some(t) = any.downcast_ref::<crate::learn::CriticTrainerNode>() {
                     trainers.insert(name.clone(), t.handle());
+                } else if let Some(t) = any.downcast_ref::<crate::distill::PolicyTrainerNode>() {
+                    trainers.insert(name.clone(), t.handle());
                 }
             });
         }
@@ -215,18 +226,20 @@ impl Agent {
             memory,
             model: None,
             models: Default::default(),
+            policies: Default::default(),
             cost: None,
             trainers,
             phase: ami_core::RunPhase::new(),
         };
-        Ok(Self { exec, env: env.to_string(), done, reward, plan_ms, interrupt: None, handles })
+        Ok(Self { exec, env: env.to_string(), done, reward, plan_ms, mode, interrupt: None, handles })
     }
 
     /// An agent from a validated agent file, run by the executor `kind`.
     pub fn from_agent_graph(graph: AgentGraph, kind: ExecutorKind) -> Result<Self> {
-        let AgentGraph { graph, environment, actors, models, phase, .. } = graph;
+        let AgentGraph { graph, environment, actors, models, policies, phase, .. } = graph;
         let mut agent = Self::new(executor(graph, kind), &environment, actors.first().map(String::as_str))?;
         agent.handles.models = models;
+        agent.handles.policies = policies;
         agent.handles.phase = phase;
         Ok(agent)
     }
@@ -276,6 +289,8 @@ impl Agent {
         self.exec.reset(seed)?;
         let mut plan_ms = 0.0;
         let mut decisions = 0u64;
+        // (count, total ms) of Mode-1 and Mode-2 decisions.
+        let mut modes = [(0u64, 0.0f64); 2];
         let mut episode_return = 0.0f64;
         loop {
             if let Err(e) = self.exec.tick() {
@@ -293,6 +308,10 @@ impl Agent {
             if let Some(ms) = self.plan_ms.and_then(read).and_then(Value::as_scalar) {
                 plan_ms += ms;
                 decisions += 1;
+                let mode = self.mode.and_then(read).and_then(Value::as_scalar).unwrap_or(2.0);
+                let m = &mut modes[usize::from(mode < 1.5)];
+                m.0 += 1;
+                m.1 += ms;
             }
             if self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
                 self.exec.finish()?;
@@ -305,6 +324,8 @@ impl Agent {
             episode_return,
             steps: self.exec.ticks().saturating_sub(1) as usize,
             mean_plan_ms: if decisions == 0 { 0.0 } else { plan_ms / decisions as f64 },
+            reactive: (modes[1].0, modes[1].1 / modes[1].0.max(1) as f64),
+            planned: (modes[0].0, modes[0].1 / modes[0].0.max(1) as f64),
         })
     }
 }

@@ -12,7 +12,8 @@ use ndarray::ArrayView1;
 use serde::Deserialize;
 
 use ami_core::{
-    Budget, Configurator, CoreError, IdentityPerception, Modulation, ParamSpec, ParamType, ParamValue, Params, Result, RingMemory, ScheduleConfigurator,
+    ActMode, Budget, Configurator, CoreError, IdentityPerception, Modulation, ParamSpec, ParamType, ParamValue, Params, Result, RingMemory,
+    ScheduleConfigurator,
 };
 use ami_core::{
     Cost, Critic, CriticHandle, Handle, LinearPolicy, Planner, Policy, PolicyActor, PolicyHandle, QuadraticCritic, Shared, SharedCritic, WorldModel,
@@ -39,6 +40,16 @@ struct Event {
     deadline_ms: Option<f64>,
     #[serde(default)]
     horizon: Option<usize>,
+    /// Mode-1 / Mode-2: `plan`, `policy`, `label` or `switch` (with
+    /// `switch_margin`, `switch_tolerance`, `max_policy_ticks`).
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    switch_margin: Option<f32>,
+    #[serde(default)]
+    switch_tolerance: Option<f32>,
+    #[serde(default)]
+    max_policy_ticks: Option<usize>,
 }
 
 /// A configurator's goal must fit what the task's cost compares goals with
@@ -101,6 +112,23 @@ fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Mo
             }
             (None, Some(_)) => return Err(bad("a budget change needs `iterations` (and optionally `deadline_ms`)".into())),
             (None, None) => {}
+        }
+        if let Some(name) = &e.mode {
+            let mode = match name.as_str() {
+                "plan" => ActMode::Plan,
+                "policy" => ActMode::Policy,
+                "label" => ActMode::Label,
+                "switch" => ActMode::Switch {
+                    margin: e.switch_margin.unwrap_or(0.1),
+                    tolerance: e.switch_tolerance.unwrap_or(0.0),
+                    max_policy_ticks: e.max_policy_ticks.unwrap_or(0),
+                },
+                other => return Err(bad(format!("`{other}` is not a mode (plan, policy, label or switch)"))),
+            };
+            mode.validate().map_err(|err| bad(err.to_string()))?;
+            out.push((e.tick, Modulation::Mode(mode)));
+        } else if e.switch_margin.is_some() || e.switch_tolerance.is_some() || e.max_policy_ticks.is_some() {
+            return Err(bad("the switch rule's fields need `mode = \"switch\"`".into()));
         }
         match e.horizon {
             Some(0) => return Err(bad("horizon must be at least 1".into())),
@@ -194,6 +222,7 @@ pub fn planning_actor_params() -> Vec<ParamSpec> {
     ]
     .into_iter()
     .chain(crate::learn::exploration_params())
+    .chain(crate::distill::policy_use_params())
     .collect()
 }
 
@@ -217,7 +246,11 @@ pub fn planning_actor(ctx: &BuildContext<'_>, p: &Params, planner: Box<dyn Plann
         cost.write().add_critic(Box::new(SharedCritic::new(name, critic)), p.f32("critic_weight")?)?;
     }
     check_planner_fits(planner.as_ref(), model.get().as_ref(), &cost.read(), task.action_dim)?;
-    let actor = crate::learn::ExploringActor::wrap(Box::new(PlanningActor::with_handle(planner, model)), task.bounds.clone(), p, ctx.phase)?;
+    let mut actor = PlanningActor::with_handle(planner, model);
+    if let Some((policy, how)) = crate::distill::policy_use(ctx, p)? {
+        actor = actor.with_policy(policy, how, ctx.phase.clone())?;
+    }
+    let actor = crate::learn::ExploringActor::wrap(Box::new(actor), task.bounds.clone(), p, ctx.phase)?;
     Ok(Built::node(ActorNode::new(actor, cost)))
 }
 
@@ -253,13 +286,13 @@ pub fn register(r: &mut Registry) {
         Implementation::new(
             ModuleKind::Configurator,
             "schedule",
-            "emits the goal at tick 0 and timed modulations (goal, cost weights, planner budget, horizon)",
+            "emits the goal at tick 0 and timed modulations (goal, cost weights, planner budget, horizon, Mode-1 / Mode-2 mode)",
             ConfiguratorNode::ports(),
             vec![
                 ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "goal set at tick 0 (default: the task's goal, if any)"),
                 ParamSpec::new(
                     "events",
-                    ParamType::Structured { what: "an array of tables {tick, goal?, clear_goal?, weights?, iterations?, deadline_ms?, horizon?}".into() },
+                    ParamType::Structured { what: "an array of tables {tick, goal?, clear_goal?, weights?, iterations?, deadline_ms?, horizon?, mode?, switch_margin?, switch_tolerance?, max_policy_ticks?}".into() },
                     "timed modulations",
                 ),
             ],
@@ -449,6 +482,8 @@ pub fn register(r: &mut Registry) {
         crate::learn::world_model_trainer(),
         crate::learn::learned_critic(),
         crate::learn::critic_trainer(),
+        crate::distill::learned_policy(),
+        crate::distill::policy_trainer(),
     ]) {
         // Built-in names are distinct by construction.
         let _ = r.register(imp);

@@ -132,6 +132,9 @@ impl TrainerHandle {
     pub fn last(&self) -> Option<TrainRecord> {
         self.records.lock().unwrap_or_else(|p| p.into_inner()).last().cloned()
     }
+    pub(crate) fn push(&self, r: TrainRecord) {
+        self.records.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+    }
 }
 
 /// A transition's identity, bit for bit.
@@ -321,10 +324,7 @@ pub fn world_model_trainer() -> Implementation {
             let Some(learned) = current.as_any().and_then(|a| a.downcast_ref::<LearnedModel>()) else {
                 return Err(CoreError::config("model", "the trainer trains `learned` world models only: set that node's implementation = \"learned\""));
             };
-            let threads = match p.usize("threads")? {
-                0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-                n => n,
-            };
+            let threads = threads_param(p)?;
             let adam = AdamConfig { lr: p.f32("lr")?, weight_decay: p.f32("weight_decay")?, ..AdamConfig::default() };
             let cfg = FitConfig {
                 epochs: p.usize("epochs")?,
@@ -400,6 +400,8 @@ pub struct ExploringActor {
     episodes: usize,
     seen: usize,
     exploring: bool,
+    /// Whether the wrapped actor ran in the last call.
+    inner_acted: bool,
     phase: RunPhase,
     rng: ami_core::rng::AmiRng,
 }
@@ -417,7 +419,7 @@ impl ExploringActor {
             "noisy" => Explore::Noisy(p.f32("explore_noise")?),
             other => return Err(CoreError::config("explore", format!("`{other}` is not an exploration (random or noisy)"))),
         };
-        Ok(Box::new(Self { inner, bounds, explore, episodes, seen: 0, exploring: false, phase: phase.clone(), rng: ami_core::rng::rng(0) }))
+        Ok(Box::new(Self { inner, bounds, explore, episodes, seen: 0, exploring: false, inner_acted: false, phase: phase.clone(), rng: ami_core::rng::rng(0) }))
     }
 }
 
@@ -434,6 +436,7 @@ impl Actor for ExploringActor {
         self.rng = ami_core::rng::rng(ami_core::rng::derive_seed(seed, "explore"));
     }
     fn act(&mut self, state: ArrayView1<'_, f32>, cost: &Cost) -> Result<Array1<f32>> {
+        self.inner_acted = !(self.exploring && self.explore == Explore::Random);
         if !self.exploring {
             return self.inner.act(state, cost);
         }
@@ -455,6 +458,16 @@ impl Actor for ExploringActor {
     }
     fn last_plan(&self) -> Option<&Plan> {
         self.inner.last_plan()
+    }
+    fn last_decision(&self) -> ami_core::Decision {
+        if self.inner_acted {
+            self.inner.last_decision()
+        } else {
+            ami_core::Decision::Reactive
+        }
+    }
+    fn teacher_action(&self) -> Option<Array1<f32>> {
+        self.inner_acted.then(|| self.inner.teacher_action()).flatten()
     }
 }
 
@@ -615,10 +628,7 @@ pub fn critic_trainer() -> Implementation {
             let Some(mlp) = current.as_any().and_then(|a| a.downcast_ref::<MlpCritic>()) else {
                 return Err(CoreError::config("critic", "the critic trainer trains `learned` critics only: set that node's implementation = \"learned\""));
             };
-            let threads = match p.usize("threads")? {
-                0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-                n => n,
-            };
+            let threads = threads_param(p)?;
             let adam = AdamConfig { lr: p.f32("lr")?, ..AdamConfig::default() };
             let cfg = CriticFitConfig {
                 rounds: p.usize("rounds")?,
@@ -654,9 +664,17 @@ pub fn critic_trainer() -> Implementation {
     )
 }
 
+/// A trainer's `threads`: the number given, or one per core for 0.
+pub(crate) fn threads_param(p: &Params) -> Result<usize> {
+    Ok(match p.usize("threads")? {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    })
+}
+
 /// A trainer's `save_path`, resolved against the agent file, its directory
 /// checked to exist.
-fn save_path_param(ctx: &BuildContext<'_>, p: &Params) -> Result<Option<PathBuf>> {
+pub(crate) fn save_path_param(ctx: &BuildContext<'_>, p: &Params) -> Result<Option<PathBuf>> {
     let save_path = p.str_opt("save_path")?.map(|s| ctx.path(s));
     if let Some(dir) = save_path.as_ref().and_then(|s| s.parent()).filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {

@@ -41,6 +41,7 @@
 
 pub mod agent;
 pub mod builtins;
+pub mod distill;
 mod file;
 pub mod learn;
 mod load;

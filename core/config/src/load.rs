@@ -28,6 +28,8 @@ pub struct AgentGraph {
     /// The handles of the `world_model` nodes, by node name (publish new
     /// weights to them while the agent runs).
     pub models: BTreeMap<String, ami_core::ModelHandle>,
+    /// The handles of the `policy` nodes, by node name.
+    pub policies: BTreeMap<String, ami_core::PolicyHandle>,
     /// Learning or evaluating, shared with the nodes (switch it between
     /// episodes).
     pub phase: ami_core::RunPhase,
@@ -308,5 +310,5 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     };
     let environment = cfg.nodes[envs[0]].name.clone();
     let actors = cfg.nodes.iter().zip(&resolved).filter(|(_, r)| matches!(r, Some((ModuleKind::Actor, _, _)))).map(|(n, _)| n.name.clone()).collect();
-    Ok(AgentGraph { graph, config: cfg, environment, actors, task, models, phase })
+    Ok(AgentGraph { graph, config: cfg, environment, actors, task, models, policies, phase })
 }

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ami_core::{Actor, Configurator, CoreError, CostSettings, Environment, Handle, MemoryHandle, Perception, Plan, Result, TransitionRef, WorldModel};
+use ami_core::{
+    Actor, Configurator, CoreError, CostSettings, Decision, Environment, Handle, MemoryHandle, Perception, Plan, Result, TransitionRef, WorldModel,
+};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ndarray::{Array1, Axis};
 
@@ -87,6 +89,12 @@ pub struct ActorStats {
     pub decisions: u64,
     /// Total wall time of those decisions, milliseconds.
     pub total_ms: f64,
+    /// Decisions made by Mode-1 (a policy, no planning).
+    pub reactive: u64,
+    /// Wall time of the Mode-1 decisions, milliseconds.
+    pub reactive_ms: f64,
+    /// Decisions made by Mode-2 (planned).
+    pub planned: u64,
     /// The last action.
     pub last_action: Option<Array1<f32>>,
     /// The last plan, for planning actors.
@@ -119,7 +127,11 @@ impl ActorHandle {
 }
 
 /// The actor as a node: `state` (+ `modulation`, `done`, `model`) ->
-/// `action`, and the wall time of the decision in `plan_ms`.
+/// `action`, the wall time of the decision in `plan_ms`, which mode chose
+/// it in `mode` (1: Mode-1, a policy; 2: Mode-2, planned; 0: no decision,
+/// the episode is over) and, in `teacher`, the planner's first action when
+/// it planned this tick (NaNs when it did not): the label a policy
+/// trainer learns from, even when the policy acted.
 ///
 /// Modulations are applied before acting, so a change made by the
 /// configurator on tick t shapes the action of tick t: cost weights and goal
@@ -157,6 +169,8 @@ impl ActorNode {
             .input("policy", PortType::Model, false)
             .output("action", PortType::Action)
             .output("plan_ms", PortType::Scalar)
+            .output("mode", PortType::Scalar)
+            .output("teacher", PortType::Action)
     }
     /// The wrapped actor.
     pub fn actor(&self) -> &dyn Actor {
@@ -190,6 +204,8 @@ impl Node for ActorNode {
         if inputs.flag_opt(2)? == Some(true) {
             outputs.set_vector(0, self.last.view());
             outputs.set_scalar(1, 0.0);
+            outputs.set_scalar(2, 0.0);
+            outputs.put_vector(3, Array1::from_elem(self.last.len(), f32::NAN));
             return Ok(());
         }
         let state = inputs.vector(0)?;
@@ -201,14 +217,25 @@ impl Node for ActorNode {
         }
         self.last.assign(&a);
         let plan = self.actor.last_plan().cloned();
+        let decision = self.actor.last_decision();
         self.handle.update(|s| {
             s.decisions += 1;
             s.total_ms += ms;
+            match decision {
+                Decision::Reactive => {
+                    s.reactive += 1;
+                    s.reactive_ms += ms;
+                }
+                Decision::Planned => s.planned += 1,
+            }
             s.last_action = Some(a.clone());
             s.last_plan = plan;
         });
         outputs.set_vector(0, a.view());
         outputs.set_scalar(1, ms);
+        outputs.set_scalar(2, if decision == Decision::Reactive { 1.0 } else { 2.0 });
+        let label = self.actor.teacher_action().filter(|l| l.len() == a.len()).unwrap_or_else(|| Array1::from_elem(a.len(), f32::NAN));
+        outputs.put_vector(3, label);
         Ok(())
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {
