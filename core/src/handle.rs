@@ -181,6 +181,9 @@ impl Critic for SharedCritic {
     fn add_value_gradient(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, grad: ArrayViewMut2<'_, f32>) -> Result<()> {
         self.handle.get().add_value_gradient(ctx, weight, states, grad)
     }
+    fn accelerated(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.handle.get().accelerated()
+    }
 }
 
 /// A shared Mode-1 policy (a distilled planner, a hand-written controller).

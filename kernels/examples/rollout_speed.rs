@@ -18,7 +18,7 @@ fn main() {
         };
         let layers = vec![mk(h, s + a, &mut rng), mk(h, h, &mut rng), mk(s, h, &mut rng)];
         let m = ResidualMlp::new(s, a, layers).unwrap();
-        let c = QuadEnergy { q: vec![1.0; s], r: vec![0.01; a], goal: vec![0.5; s] };
+        let c = QuadEnergy { q: vec![1.0; s], r: vec![0.01; a], goal: vec![0.5; s], terminal: None };
         let s0 = vec![0.1; s];
         for isa in Isa::available() {
             if isa == Isa::Scalar && h > 64 {

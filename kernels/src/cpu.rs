@@ -8,6 +8,7 @@ use crate::isa::Isa;
 use crate::mlp::{PackedDense, QuadEnergy, ResidualMlp};
 use crate::pool::Pool;
 use crate::rng::SplitMix64;
+use crate::value::{add_terminal, seed_gradient};
 use crate::KernelError;
 
 /// Lane padding of a [`SeqBatch`] row (the widest block).
@@ -232,6 +233,7 @@ impl Cpu {
             load_block(sc, acts, lane0, nb);
             init_states(sc, s0, nb);
             forward(isa, m, Some(c), t, nb, sc, false);
+            add_terminal(isa, c, nb, sc);
             for l in 0..nb.min(n - lane0) {
                 // SAFETY: lane0 + l < n <= out.len(); blocks write disjoint lanes.
                 unsafe { *e_out.get().add(lane0 + l) = sc.e[l] };
@@ -264,7 +266,8 @@ impl Cpu {
             load_block(sc, acts, lane0, nb);
             init_states(sc, s0, nb);
             forward(isa, m, Some(c), t, nb, sc, true);
-            sc.gs[..m.state_dim() * nb].fill(0.0);
+            add_terminal(isa, c, nb, sc);
+            seed_gradient(isa, c, m.state_dim(), nb, sc);
             backward(isa, m, Some(c), t, nb, sc);
             for l in 0..nb.min(n - lane0) {
                 // SAFETY: in bounds as in energies(); disjoint lanes.
@@ -319,6 +322,7 @@ impl Cpu {
             }
             init_states(sc, s0, nb);
             forward(isa, m, Some(c), t, nb, sc, false);
+            add_terminal(isa, c, nb, sc);
             for l in 0..valid {
                 // SAFETY: in bounds as in energies(); disjoint lanes.
                 unsafe { *e_out.get().add(lane0 + l) = sc.e[l] };
@@ -360,7 +364,7 @@ impl Cpu {
             for step in 1..=spec.steps {
                 init_states(sc, s0, nb);
                 forward(isa, m, Some(c), t, nb, sc, true);
-                sc.gs[..m.state_dim() * nb].fill(0.0);
+                seed_gradient(isa, c, m.state_dim(), nb, sc);
                 backward(isa, m, Some(c), t, nb, sc);
                 let bc1 = 1.0 - (b1 as f64).powi(step as i32) as f32;
                 let bc2 = 1.0 - (b2 as f64).powi(step as i32) as f32;
@@ -380,6 +384,7 @@ impl Cpu {
             }
             init_states(sc, s0, nb);
             forward(isa, m, Some(c), t, nb, sc, false);
+            add_terminal(isa, c, nb, sc);
             let valid = nb.min(n - lane0);
             for l in 0..valid {
                 // SAFETY: in bounds as in energies(); disjoint lanes.

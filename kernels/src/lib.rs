@@ -3,7 +3,8 @@
 //! The numeric hot loops of planning behind one API: fused residual-MLP
 //! rollouts (energies of many action sequences), their gradients w.r.t. the
 //! actions, CEM/MPPI sampling fused with the rollout, and Adam on action
-//! sequences. The CPU backend ([`Cpu`]) picks AVX-512, AVX2+FMA or NEON at
+//! sequences; optionally an MLP value of the final state (a learned critic)
+//! added to each rollout's energy. The CPU backend ([`Cpu`]) picks AVX-512, AVX2+FMA or NEON at
 //! run time ([`Isa`]), with a plain-Rust scalar reference every SIMD path is
 //! tested against, and spreads blocks of samples over a persistent thread
 //! pool ([`pool::Pool`]).
@@ -14,7 +15,7 @@
 //! let l1 = Layer::new(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0]).unwrap();
 //! let l2 = Layer::new(1, 2, vec![0.0, 1.0], vec![0.0]).unwrap();
 //! let m = ResidualMlp::new(1, 1, vec![l1, l2]).unwrap();
-//! let c = QuadEnergy { q: vec![1.0], r: vec![0.0], goal: vec![0.0] };
+//! let c = QuadEnergy::new(vec![1.0], vec![0.0], vec![0.0]);
 //! let mut acts = SeqBatch::new(1, 1, 1);
 //! acts.set(0, 0, 0, 0.5);
 //! let cpu = Cpu::new(Isa::Scalar, 1).unwrap();
@@ -34,10 +35,11 @@ mod scratch;
 mod simd;
 mod small_gemm;
 pub mod train;
+mod value;
 
 pub use cpu::{AdamSpec, Cpu, Sampling, SeqBatch};
 pub use isa::Isa;
-pub use mlp::{Layer, PackedDense, QuadEnergy, ResidualMlp};
+pub use mlp::{Layer, PackedDense, QuadEnergy, ResidualMlp, Terminal, ValueMlp};
 
 /// Errors of the kernels: bad shapes and unavailable instruction sets.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

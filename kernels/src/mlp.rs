@@ -1,10 +1,13 @@
-//! The residual MLP world model the fused kernels run, and the quadratic
-//! energy they evaluate inside the rollout.
+//! The residual MLP world model the fused kernels run, the quadratic
+//! energy they evaluate inside the rollout, and the MLP value of the final
+//! state (a learned critic) they can add to it.
 //!
 //! The model is `s' = s + L_{n-1}(relu(... relu(L_0([s, a]))))` with dense
 //! layers `L_l(x) = W_l x + b_l`, `W_l` in PyTorch `Linear` layout
 //! (`[out, in]`, row-major). The energy of one step is
 //! `sum_i q_i (s'_i - g_i)^2 + sum_j r_j a_j^2`.
+
+use std::sync::Arc;
 
 use crate::KernelError;
 
@@ -196,7 +199,107 @@ impl ResidualMlp {
     }
 }
 
-/// The quadratic energy of one step, `sum_i q_i (s'_i - g_i)^2 + sum_j r_j a_j^2`.
+/// An MLP value of a state, `V(s) = L_{n-1}(relu(... relu(L_0(s))))` with
+/// one output: a learned critic with its normalisation folded into the
+/// first and last layers, which the fused kernels evaluate at the final
+/// state of every rollout (and differentiate, for gradient planning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueMlp {
+    state_dim: usize,
+    layers: Vec<Layer>,
+    pub(crate) fwd: Vec<Vec<f32>>,
+    pub(crate) fwd_bias: Vec<Vec<f32>>,
+    /// The transposed layers (zero bias), for the backward pass.
+    pub(crate) bwd_layers: Vec<Layer>,
+    pub(crate) bwd: Vec<Vec<f32>>,
+    pub(crate) bwd_bias: Vec<Vec<f32>>,
+    /// Offset (in rows) of each hidden layer's activations, and the total.
+    pub(crate) hid_off: Vec<usize>,
+    pub(crate) hid_total: usize,
+    pub(crate) max_width: usize,
+}
+
+fn padded(b: &[f32]) -> Vec<f32> {
+    let mut b = b.to_vec();
+    b.resize(b.len().div_ceil(PANEL) * PANEL, 0.0);
+    b
+}
+
+impl ValueMlp {
+    /// Builds the value. The layers must chain from `state_dim` inputs to
+    /// one output.
+    pub fn new(state_dim: usize, layers: Vec<Layer>) -> Result<Self, KernelError> {
+        if state_dim == 0 || layers.is_empty() {
+            return Err(KernelError::Shape(format!("a value MLP needs a state at least 1 wide and a layer (found {state_dim} and {})", layers.len())));
+        }
+        let mut inp = state_dim;
+        for (l, layer) in layers.iter().enumerate() {
+            if layer.inp != inp || layer.w.len() != layer.out * layer.inp || layer.b.len() != layer.out || layer.out == 0 {
+                return Err(KernelError::Shape(format!(
+                    "value layer {l}: expected [out, {inp}] with out * {inp} weights, found [{}, {}]",
+                    layer.out, layer.inp
+                )));
+            }
+            inp = layer.out;
+        }
+        if inp != 1 {
+            return Err(KernelError::Shape(format!("value: the last layer must have one output, found {inp}")));
+        }
+        let fwd = layers.iter().map(|l| pack(&l.w, l.out, l.inp)).collect();
+        let fwd_bias = layers.iter().map(|l| padded(&l.b)).collect();
+        let bwd_layers: Vec<Layer> = layers.iter().map(|l| Layer { out: l.inp, inp: l.out, w: transpose(&l.w, l.out, l.inp), b: vec![0.0; l.inp] }).collect();
+        let bwd = bwd_layers.iter().map(|l| pack(&l.w, l.out, l.inp)).collect();
+        let bwd_bias = bwd_layers.iter().map(|l| padded(&l.b)).collect();
+        let mut hid_off = Vec::new();
+        let mut hid_total = 0;
+        for l in &layers[..layers.len() - 1] {
+            hid_off.push(hid_total);
+            hid_total += l.out;
+        }
+        let max_width = layers.iter().map(|l| l.out.max(l.inp)).max().unwrap_or(1).div_ceil(PANEL) * PANEL;
+        Ok(Self { state_dim, layers, fwd, fwd_bias, bwd_layers, bwd, bwd_bias, hid_off, hid_total, max_width })
+    }
+    /// Width of a state.
+    pub fn state_dim(&self) -> usize {
+        self.state_dim
+    }
+    /// The layers.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+    /// `V(s)` in f64 (a reference for tests).
+    pub fn value_f64(&self, s: &[f64]) -> f64 {
+        let mut x = s.to_vec();
+        let n = self.layers.len();
+        for (l, layer) in self.layers.iter().enumerate() {
+            x = (0..layer.out)
+                .map(|o| {
+                    let row = &layer.w[o * layer.inp..(o + 1) * layer.inp];
+                    let v = row.iter().zip(&x).map(|(&w, &xi)| f64::from(w) * xi).sum::<f64>() + f64::from(layer.b[o]);
+                    if l + 1 < n {
+                        v.max(0.0)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+        }
+        x[0]
+    }
+}
+
+/// A weighted value of the final state added to a rollout's energy (the
+/// planners' terminal cost).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terminal {
+    /// The value.
+    pub value: Arc<ValueMlp>,
+    /// Its weight.
+    pub weight: f32,
+}
+
+/// The energy of a rollout: per step `sum_i q_i (s'_i - g_i)^2 + sum_j r_j
+/// a_j^2`, plus, with a terminal value, `weight * V(s_T)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuadEnergy {
     /// Weights on `s' - goal` (length `state_dim`).
@@ -205,11 +308,27 @@ pub struct QuadEnergy {
     pub r: Vec<f32>,
     /// The goal (length `state_dim`).
     pub goal: Vec<f32>,
+    /// The terminal value, if any.
+    pub terminal: Option<Terminal>,
 }
 
 impl QuadEnergy {
+    /// The quadratic energy with no terminal value.
+    pub fn new(q: Vec<f32>, r: Vec<f32>, goal: Vec<f32>) -> Self {
+        Self { q, r, goal, terminal: None }
+    }
     /// Checks the widths against a model.
     pub fn check(&self, m: &ResidualMlp) -> Result<(), KernelError> {
+        if let Some(t) = &self.terminal {
+            if t.value.state_dim() != m.state_dim() || !t.weight.is_finite() {
+                return Err(KernelError::Shape(format!(
+                    "terminal value: reads states {} wide with weight {}; the model's states are {} wide (and the weight must be finite)",
+                    t.value.state_dim(),
+                    t.weight,
+                    m.state_dim()
+                )));
+            }
+        }
         if self.q.len() != m.state_dim() || self.goal.len() != m.state_dim() || self.r.len() != m.action_dim() {
             return Err(KernelError::Shape(format!(
                 "quadratic energy: q {}, goal {}, r {} floats; the model needs {} / {} / {}",
@@ -239,6 +358,9 @@ impl QuadEnergy {
             for (j, aj) in a.iter().enumerate() {
                 e += f64::from(self.r[j]) * aj * aj;
             }
+        }
+        if let Some(t) = &self.terminal {
+            e += f64::from(t.weight) * t.value.value_f64(&s);
         }
         e
     }

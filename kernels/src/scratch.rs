@@ -1,7 +1,7 @@
 //! [`Scratch`]: the per-thread, feature-major block buffers that the fused
 //! kernels and the scalar reference both work on.
 
-use crate::mlp::{ResidualMlp, PANEL};
+use crate::mlp::{ResidualMlp, ValueMlp, PANEL};
 
 /// Per-thread work buffers of one block (`nb` lanes).
 #[derive(Debug, Default)]
@@ -28,6 +28,12 @@ pub(crate) struct Scratch {
     pub m: Vec<f32>,
     /// Adam second moments `[t][a][nb]`.
     pub v: Vec<f32>,
+    /// Terminal value: hidden activations `[hid_total][nb]`.
+    pub vh: Vec<f32>,
+    /// Terminal value: two ping-pong gradient buffers `[max_width][nb]`.
+    pub vg: Vec<f32>,
+    /// Terminal value: the values `[nb]`.
+    pub vo: Vec<f32>,
 }
 
 fn fit(v: &mut Vec<f32>, n: usize) {
@@ -51,6 +57,12 @@ impl Scratch {
             fit(&mut self.gh, 2 * m.max_width.div_ceil(PANEL) * PANEL * nb);
             fit(&mut self.grads, t * a * nb);
         }
+    }
+    /// Grows the terminal value's buffers.
+    pub fn ensure_value(&mut self, v: &ValueMlp, nb: usize) {
+        fit(&mut self.vh, v.hid_total.max(1) * nb);
+        fit(&mut self.vg, 2 * v.max_width * nb);
+        fit(&mut self.vo, nb);
     }
     /// Grows the Adam buffers.
     pub fn ensure_adam(&mut self, t: usize, a: usize, nb: usize) {

@@ -38,7 +38,8 @@ fn dfdx_and_the_fused_kernel_give_the_same_action_gradients() {
             for ((tt, i, j), &v) in acts.indexed_iter() {
                 batch.set(tt, j, i, v);
             }
-            let q = ami_planners::kernels::QuadEnergy { q: vec![1.0; net.state_dim()], r: vec![0.01; a], goal: wl.goal.clone().unwrap().to_vec() };
+            let q =
+                ami_planners::kernels::QuadEnergy { q: vec![1.0; net.state_dim()], r: vec![0.01; a], goal: wl.goal.clone().unwrap().to_vec(), terminal: None };
             let mut e = vec![0.0; b];
             let mut g = SeqBatch::new(t, a, b);
             cpu.energies_grad(net, &q, s0.as_slice().unwrap(), &batch, &mut e, &mut g).unwrap();

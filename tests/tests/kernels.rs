@@ -3,7 +3,9 @@
 //! bit-identical results for any thread count.
 
 use ami_kernels::rng::SplitMix64;
-use ami_kernels::{AdamSpec, Cpu, Isa, Layer, PackedDense, QuadEnergy, ResidualMlp, Sampling, SeqBatch};
+use std::sync::Arc;
+
+use ami_kernels::{AdamSpec, Cpu, Isa, Layer, PackedDense, QuadEnergy, ResidualMlp, Sampling, SeqBatch, Terminal, ValueMlp};
 
 fn randn(rng: &mut SplitMix64, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.normal() * scale).collect()
@@ -28,7 +30,21 @@ fn model(s: usize, a: usize, hidden: &[usize], seed: u64) -> ResidualMlp {
 
 fn cost(m: &ResidualMlp, seed: u64) -> QuadEnergy {
     let mut rng = SplitMix64::new(seed);
-    QuadEnergy { q: vec![1.0; m.state_dim()], r: vec![0.01; m.action_dim()], goal: randn(&mut rng, m.state_dim(), 1.0) }
+    QuadEnergy { q: vec![1.0; m.state_dim()], r: vec![0.01; m.action_dim()], goal: randn(&mut rng, m.state_dim(), 1.0), terminal: None }
+}
+
+/// The cost with a terminal value: an MLP V(s) with hidden widths
+/// `hidden` (none: linear), weight 0.7.
+fn with_value(m: &ResidualMlp, c: QuadEnergy, hidden: &[usize], seed: u64) -> QuadEnergy {
+    let mut rng = SplitMix64::new(seed);
+    let mut widths = vec![m.state_dim()];
+    widths.extend_from_slice(hidden);
+    widths.push(1);
+    let layers = widths
+        .windows(2)
+        .map(|w| Layer::new(w[1], w[0], randn(&mut rng, w[0] * w[1], 1.0 / (w[0] as f32).sqrt()), randn(&mut rng, w[1], 0.3)).unwrap())
+        .collect();
+    QuadEnergy { terminal: Some(Terminal { value: Arc::new(ValueMlp::new(m.state_dim(), layers).unwrap()), weight: 0.7 }), ..c }
 }
 
 fn batch(t: usize, a: usize, n: usize, seed: u64) -> SeqBatch {
@@ -54,9 +70,22 @@ const SHAPES: &[(usize, usize, &[usize])] = &[(3, 5, &[13, 7]), (8, 2, &[64, 64]
 
 #[test]
 fn simd_energies_and_gradients_match_the_scalar_reference() {
+    simd_matches_scalar(false);
+}
+
+#[test]
+fn simd_energies_and_gradients_with_a_terminal_value_match_the_scalar_reference() {
+    simd_matches_scalar(true);
+}
+
+/// Terminal-value hidden widths per shape: not multiples of a panel.
+const VALUE_HIDDEN: &[&[usize]] = &[&[9, 5], &[64, 64], &[], &[20]];
+
+fn simd_matches_scalar(terminal: bool) {
     for (si, &(s, a, hidden)) in SHAPES.iter().enumerate() {
         let m = model(s, a, hidden, si as u64);
         let c = cost(&m, 100 + si as u64);
+        let c = if terminal { with_value(&m, c, VALUE_HIDDEN[si], 50 + si as u64) } else { c };
         let s0: Vec<f32> = (0..s).map(|i| (i as f32 * 0.37).sin()).collect();
         for &(t, n) in &[(1usize, 1usize), (3, 17), (16, 70), (2, 33)] {
             let acts = batch(t, a, n, 7);
@@ -100,8 +129,24 @@ fn simd_energies_and_gradients_match_the_scalar_reference() {
 
 #[test]
 fn action_gradients_match_finite_differences() {
+    action_gradients_vs_fd(false);
+}
+
+#[test]
+fn action_gradients_through_a_terminal_value_match_finite_differences() {
+    action_gradients_vs_fd(true);
+}
+
+fn action_gradients_vs_fd(terminal: bool) {
     let m = model(3, 2, &[11, 6], 3);
     let c = cost(&m, 4);
+    let c = if terminal { with_value(&m, c, &[12, 7], 5) } else { c };
+    if terminal {
+        // The terminal value is in the energy.
+        let seq = batch(4, 2, 1, 9).sequence(0);
+        let plain = cost(&m, 4).sequence_energy_f64(&m, &[0.3, -0.2, 0.5], &seq);
+        assert!((c.sequence_energy_f64(&m, &[0.3, -0.2, 0.5], &seq) - plain).abs() > 1e-3);
+    }
     let s0 = vec![0.3, -0.2, 0.5];
     let (t, n) = (4, 3);
     let acts = batch(t, 2, n, 9);
@@ -170,7 +215,8 @@ fn predict_and_vjp_match_the_reference() {
 #[test]
 fn sampling_and_adam_are_bit_identical_for_any_thread_count() {
     let m = model(8, 2, &[64, 64], 11);
-    let c = cost(&m, 12);
+    // With a terminal value, so its evaluation and gradient are covered too.
+    let c = with_value(&m, cost(&m, 12), &[16], 13);
     let s0 = vec![0.1; 8];
     let (t, a) = (5, 2);
     let mean: Vec<f32> = (0..t * a).map(|k| (k as f32 * 0.1).sin() * 0.3).collect();
@@ -184,6 +230,9 @@ fn sampling_and_adam_are_bit_identical_for_any_thread_count() {
             let mut e = vec![0.0; 45];
             let spec = Sampling { mean: &mean, std: &std, low: &low, high: &high, key: 42 };
             cpu.sample_energies(&m, &c, &s0, &spec, &mut acts, &mut e).unwrap();
+            let mut again = vec![0.0; 45];
+            cpu.energies(&m, &c, &s0, &acts, &mut again).unwrap();
+            assert_eq!(e, again, "{isa}: sampled energies are the energies of the samples");
             for tt in 0..t {
                 for j in 0..a {
                     assert!(acts.row(tt, j).iter().all(|v| (-1.0..=1.0).contains(v)));

@@ -39,7 +39,7 @@ fn fused_energies_equal_the_generic_rollout() {
     let mut e_generic = Array1::zeros(n);
     Rollout::new().energies(&wl.model, &cost, s0.view(), acts.view(), &mut e_generic).unwrap();
     let (e_fused, _) = energy_gradient(&wl.model, &cost, s0.view(), acts.view()).unwrap();
-    let q = ami_planners::kernels::QuadEnergy { q: vec![1.0; 8], r: vec![0.01; 2], goal: wl.goal.clone().unwrap().to_vec() };
+    let q = ami_planners::kernels::QuadEnergy { q: vec![1.0; 8], r: vec![0.01; 2], goal: wl.goal.clone().unwrap().to_vec(), terminal: None };
     for isa in Isa::available() {
         let cpu = Cpu::new(isa, 2).unwrap();
         let mut batch = ami_planners::kernels::SeqBatch::new(16, 2, n);
@@ -91,6 +91,61 @@ fn fast_path_plans_are_good_deterministic_and_thread_count_independent() {
         p3.reset(5);
         assert_eq!(p3.plan(&req).unwrap().actions, a.actions, "{name}: not deterministic");
     }
+}
+
+/// A ReLU MLP critic over the workload's 8-wide states, with a non-trivial
+/// normalisation.
+fn mlp_critic(seed: u64) -> ami_learn::MlpCritic {
+    use rand::Rng;
+    let c = ami_learn::MlpCritic::new("v", 8, vec![24, 24], ami_learn::Activation::Relu, seed).unwrap();
+    let mut net = c.ensemble().clone();
+    let mut rng = ami_core::rng::rng(seed);
+    let x = Array2::from_shape_fn((64, 8), |_| rng.gen_range(-1.0f32..1.0));
+    let y = Array2::from_shape_fn((64, 1), |_| rng.gen_range(0.0f32..20.0));
+    net.set_norm(ami_learn::Normalizer::fit(x.view(), y.view()));
+    ami_learn::MlpCritic::from_ensemble("v", net).unwrap()
+}
+
+#[test]
+fn an_mlp_critic_stays_on_the_fused_path_with_the_generic_energies() {
+    let wl = Workload::load(fixture("small")).unwrap();
+    let mut cost = wl.cost();
+    cost.add_critic(Box::new(mlp_critic(3)), 0.5).unwrap();
+    let s0 = wl.s0.clone().unwrap();
+    let n = 40;
+    let acts = Array3::from_shape_fn((16, n, 2), |(t, i, j)| ((t * 7 + i * 3 + j) as f32 * 0.61).sin());
+    let req = PlanRequest::new(&wl.model, &cost, s0.view());
+    let fused = ami_planners::fast::fused_energies(&req, acts.view()).expect("an MLP critic has a fused form").unwrap();
+    let mut generic = Array1::zeros(n);
+    Rollout::new().energies(&wl.model, &cost, s0.view(), acts.view(), &mut generic).unwrap();
+    let mut plain = Array1::zeros(n);
+    Rollout::new().energies(&wl.model, &wl.cost(), s0.view(), acts.view(), &mut plain).unwrap();
+    for i in 0..n {
+        assert!((fused[i] - generic[i]).abs() < 1e-4 * generic[i].abs().max(1.0), "sequence {i}: fused {} vs generic {}", fused[i], generic[i]);
+        assert!((generic[i] - plain[i]).abs() > 1e-3, "the critic is in the energy");
+    }
+    // Every planner plans as well on the fused path as on the generic one
+    // (GD differentiates through the critic in the kernels).
+    let one = Arc::new(Cpu::with_threads(1));
+    let zero = Rollout::energy_of(&wl.model, &cost, s0.view(), &Array2::zeros((16, 2))).unwrap();
+    for (mut f, mut g) in planners(2, &one, true).into_iter().zip(planners(2, &one, false)) {
+        f.reset(1);
+        g.reset(1);
+        let (pf, pg) = (f.plan(&req).unwrap(), g.plan(&req).unwrap());
+        let name = f.name().to_string();
+        let ef = Rollout::energy_of(&wl.model, &cost, s0.view(), &pf.actions).unwrap();
+        assert!((ef - pf.energy).abs() < 1e-3 * ef.abs().max(1.0), "{name}: the fused plan's energy {} is its generic energy {ef}", pf.energy);
+        assert!(pf.energy < 0.9 * zero && pg.energy < 0.9 * zero, "{name}: fused {} generic {} zero-action {zero}", pf.energy, pg.energy);
+        assert!((pf.energy - pg.energy).abs() < 0.05 * pg.energy.abs(), "{name}: fused {} vs generic {}", pf.energy, pg.energy);
+    }
+    // A critic the kernels cannot run, or two critics: the generic path.
+    let mut quad = wl.cost();
+    quad.add_critic(Box::new(QuadraticCritic::new("q", vec![1.0; 8])), 1.0).unwrap();
+    assert!(ami_planners::fast::fused_energies(&PlanRequest::new(&wl.model, &quad, s0.view()), acts.view()).is_none());
+    let mut two = wl.cost();
+    two.add_critic(Box::new(mlp_critic(3)), 0.5).unwrap();
+    two.add_critic(Box::new(ami_learn::MlpCritic::from_ensemble("w", mlp_critic(4).ensemble().clone()).unwrap()), 0.5).unwrap();
+    assert!(ami_planners::fast::fused_energies(&PlanRequest::new(&wl.model, &two, s0.view()), acts.view()).is_none());
 }
 
 /// `s' = s + 1e30 * 1e30 * relu(a_0)`: infinite for positive first actions.

@@ -140,7 +140,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     for i in 0..args.warmup {
         plan(10_001 + i)?;
     }
-    let reference = QuadEnergy { q: vec![1.0; s_dim], r: vec![0.01; a_dim], goal: goal.to_vec() };
+    let reference = QuadEnergy { q: vec![1.0; s_dim], r: vec![0.01; a_dim], goal: goal.to_vec(), terminal: None };
     let mut energies = Vec::new();
     for seed in 0..args.seeds {
         let a = plan(seed)?;

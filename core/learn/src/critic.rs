@@ -24,6 +24,9 @@ use crate::train::Trainer;
 pub struct MlpCritic {
     name: String,
     net: Arc<Ensemble>,
+    /// The network as the kernels' value (ReLU critics), for the planners'
+    /// fused path.
+    fast: Option<Arc<ami_kernels::ValueMlp>>,
 }
 
 impl MlpCritic {
@@ -37,7 +40,7 @@ impl MlpCritic {
     /// A critic with fresh weights from `seed` (outputs near 0 until
     /// trained).
     pub fn new(name: impl Into<String>, state_dim: usize, hidden: Vec<usize>, activation: Activation, seed: u64) -> Result<Self> {
-        Ok(Self { name: name.into(), net: Arc::new(Ensemble::new(Self::spec(state_dim, hidden, activation)?, seed)?) })
+        Self::from_ensemble(name, Ensemble::new(Self::spec(state_dim, hidden, activation)?, seed)?)
     }
     /// A critic over a trained network (of [`MlpCritic::spec`]'s shape).
     pub fn from_ensemble(name: impl Into<String>, net: Ensemble) -> Result<Self> {
@@ -45,7 +48,8 @@ impl MlpCritic {
         if s.state_dim != 1 || s.members != 1 || s.probabilistic {
             return Err(CoreError::config("critic", "a critic network has one deterministic member with one output"));
         }
-        Ok(Self { name: name.into(), net: Arc::new(net) })
+        let fast = net.to_value_mlp(0).map(Arc::new);
+        Ok(Self { name: name.into(), net: Arc::new(net), fast })
     }
     /// The network.
     pub fn ensemble(&self) -> &Ensemble {
@@ -105,6 +109,9 @@ impl Critic for MlpCritic {
     }
     fn has_gradient(&self) -> bool {
         true
+    }
+    fn accelerated(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.fast.clone().map(|v| v as Arc<dyn std::any::Any + Send + Sync>)
     }
     fn add_value_gradient(&self, _ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut grad: ArrayViewMut2<'_, f32>) -> Result<()> {
         if states.ncols() != self.state_dim() || grad.dim() != states.dim() {

@@ -5,7 +5,7 @@
 //! SIMD GEMM and vectorised loops dispatched to the CPU's SIMD width.
 
 use ami_core::error::{CoreError, Result};
-use ami_kernels::{Layer, ResidualMlp};
+use ami_kernels::{Layer, ResidualMlp, ValueMlp};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Slice};
 use rand::Rng;
 
@@ -138,10 +138,28 @@ impl Ensemble {
     /// into the first and last layers, the mean head only), so it plans on
     /// the fused SIMD path; `None` unless the activation is ReLU.
     pub fn to_residual_mlp(&self, k: usize) -> Option<ResidualMlp> {
+        ResidualMlp::new(self.spec.state_dim, self.spec.action_dim, self.folded_layers(k)?).ok()
+    }
+
+    /// Member `k` of a one-output network (a critic: `state_dim` 1, all its
+    /// inputs a state) as the kernels' [`ValueMlp`], the normalisation
+    /// folded in, so planners evaluate it inside their fused rollouts;
+    /// `None` unless the activation is ReLU and there is one output.
+    pub fn to_value_mlp(&self, k: usize) -> Option<ValueMlp> {
+        if self.spec.state_dim != 1 {
+            return None;
+        }
+        ValueMlp::new(self.spec.input_dim(), self.folded_layers(k)?).ok()
+    }
+
+    /// Member `k`'s layers with the input normalisation folded into the
+    /// first and the target normalisation into the last (mean head only);
+    /// `None` unless the activation is ReLU (the kernels' activation).
+    fn folded_layers(&self, k: usize) -> Option<Vec<Layer>> {
         if self.spec.activation != Activation::Relu {
             return None;
         }
-        let (s_dim, a_dim, nl) = (self.spec.state_dim, self.spec.action_dim, self.spec.layers());
+        let (s_dim, nl) = (self.spec.state_dim, self.spec.layers());
         let mut layers = Vec::with_capacity(nl);
         for l in 0..nl {
             let (w, b) = self.layer(k, l);
@@ -159,7 +177,7 @@ impl Ensemble {
                 }
             }
             if l + 1 == nl {
-                // delta = (W h + b)[:S] * sd_t + mu_t.
+                // out = (W h + b)[:S] * sd_t + mu_t.
                 let mut w2 = w.slice_axis(Axis(0), Slice::from(..s_dim)).to_owned();
                 let mut b2 = b.slice_axis(Axis(0), Slice::from(..s_dim)).to_owned();
                 for j in 0..s_dim {
@@ -173,7 +191,7 @@ impl Ensemble {
             let (out, inp) = w.dim();
             layers.push(Layer::new(out, inp, w.into_iter().collect(), b.to_vec()).ok()?);
         }
-        ResidualMlp::new(s_dim, a_dim, layers).ok()
+        Some(layers)
     }
 }
 

@@ -1,12 +1,15 @@
 //! The fused fast path: when the world model is a residual MLP
-//! ([`WorldModel::accelerated`](ami_core::WorldModel::accelerated))
-//! and the whole energy is one quadratic form with no critic
-//! ([`Cost::as_quadratic`](ami_core::modules::Cost::as_quadratic)), planners
-//! sample, roll out, score (and differentiate) inside ami-kernels.
+//! ([`WorldModel::accelerated`](ami_core::WorldModel::accelerated)), the
+//! intrinsic cost is one quadratic form
+//! ([`Cost::intrinsic_as_quadratic`](ami_core::modules::Cost::intrinsic_as_quadratic))
+//! and the critic, if there is one, is an MLP the kernels can run
+//! ([`Critic::accelerated`](ami_core::Critic::accelerated): a `ValueMlp`,
+//! the rollout's terminal value), planners sample, roll out, score (and
+//! differentiate) inside ami-kernels.
 
 use std::sync::Arc;
 
-use ami_kernels::{Cpu, KernelError, QuadEnergy, ResidualMlp, SeqBatch};
+use ami_kernels::{Cpu, KernelError, QuadEnergy, ResidualMlp, SeqBatch, Terminal, ValueMlp};
 use ndarray::Array2;
 
 use ami_core::error::{CoreError, Result};
@@ -32,9 +35,37 @@ pub(crate) fn problem<'a>(req: &PlanRequest<'a>) -> Option<FastProblem<'a>> {
         return None;
     }
     let (s, a) = (net.state_dim(), net.action_dim());
-    let (q, r) = req.cost.as_quadratic(s, a)?;
+    let (q, r) = req.cost.intrinsic_as_quadratic(s, a)?;
+    // At most one critic, and one the kernels can evaluate (an MLP).
+    let mut critics = req.cost.weighted_critics();
+    let terminal = match (critics.next(), critics.next()) {
+        (None, _) => None,
+        (Some((critic, weight)), None) => {
+            let value = critic.accelerated()?.downcast::<ValueMlp>().ok()?;
+            if value.state_dim() != s {
+                return None;
+            }
+            Some(Terminal { value, weight })
+        }
+        (Some(_), Some(_)) => return None,
+    };
     let goal = (0..s).map(|i| req.cost.goal().and_then(|g| g.get(i).copied()).unwrap_or(0.0)).collect();
-    Some(FastProblem { net, cost: QuadEnergy { q, r, goal }, s0: req.state.iter().copied().collect() })
+    Some(FastProblem { net, cost: QuadEnergy { q, r, goal, terminal }, s0: req.state.iter().copied().collect() })
+}
+
+/// The energies of `actions` (`[T, N, A]`) from the request's state as the
+/// fused path computes them (on [`Cpu::shared`]), or `None` when the
+/// request has no fused form: to check the fast path against the generic
+/// [`Rollout`](crate::Rollout), and to see whether planners will take it.
+pub fn fused_energies(req: &PlanRequest<'_>, actions: ndarray::ArrayView3<'_, f32>) -> Option<Result<ndarray::Array1<f32>>> {
+    let fp = problem(req)?;
+    let (t, n, a) = actions.dim();
+    let mut batch = SeqBatch::new(t, a, n);
+    for ((tt, i, j), &v) in actions.indexed_iter() {
+        batch.set(tt, j, i, v);
+    }
+    let mut e = vec![0.0; n];
+    Some(Cpu::shared().energies(fp.net, &fp.cost, &fp.s0, &batch, &mut e).map(|()| ndarray::Array1::from(e)).map_err(|e| kernel_err("fused path", e)))
 }
 
 pub(crate) fn kernel_err(planner: &str, e: KernelError) -> CoreError {

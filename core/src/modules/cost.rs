@@ -100,6 +100,13 @@ pub trait Critic: Send + Sync {
     fn add_value_gradient(&self, _ctx: &CostContext<'_>, _weight: f32, _states: ArrayView2<'_, f32>, _grad: ArrayViewMut2<'_, f32>) -> Result<()> {
         Err(CoreError::config(format!("critic.{}", self.name()), "this critic has no gradient (Critic::has_gradient is false)"))
     }
+    /// A form of the critic the planners' fused kernels can evaluate
+    /// inside their rollouts (an MLP critic returns the kernels'
+    /// `ValueMlp`), as `Any` so this contract names no kernel type; `None`
+    /// (the default) keeps planning with a critic on the generic path.
+    fn accelerated(&self) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        None
+    }
 }
 
 /// A fixed critic `V(s) = sum_i w_i (s_i - g_i)^2` (the goal `g` from the
@@ -516,6 +523,10 @@ impl Cost {
         }
     }
 
+    /// The critic terms of non-zero weight, with their weights.
+    pub fn weighted_critics(&self) -> impl Iterator<Item = (&dyn Critic, f32)> {
+        self.critics.iter().filter(|c| c.weight != 0.0).map(|c| (c.critic.as_ref(), c.weight))
+    }
     /// The critic terms, mutably, for training. Intrinsic terms are never
     /// reachable mutably.
     pub fn critics_mut(&mut self) -> impl Iterator<Item = &mut (dyn Critic + 'static)> {
@@ -529,6 +540,11 @@ impl Cost {
         if self.has_terminal() {
             return None;
         }
+        self.intrinsic_as_quadratic(state_dim, action_dim)
+    }
+    /// Like [`Cost::as_quadratic`], for the intrinsic terms alone (the
+    /// critics, if any, are left to [`Cost::weighted_critics`]).
+    pub fn intrinsic_as_quadratic(&self, state_dim: usize, action_dim: usize) -> Option<(Vec<f32>, Vec<f32>)> {
         let mut q = vec![0.0; state_dim];
         let mut r = vec![0.0; action_dim];
         for t in &self.terms {
