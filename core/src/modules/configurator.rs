@@ -2,6 +2,7 @@ use ndarray::ArrayView1;
 use serde::{Deserialize, Serialize};
 
 use crate::bounds::Budget;
+use crate::error::{CoreError, Result};
 
 /// A change the configurator makes to another module's settings while the
 /// agent runs [paper §6]. The configurator is the only module that writes
@@ -25,7 +26,7 @@ pub enum Modulation {
     Horizon(usize),
     /// Set how an actor with a policy and a planner decides (Mode-1 /
     /// Mode-2 switching).
-    Mode(crate::modules::ActMode),
+    Mode(ActMode),
 }
 
 /// The configurator [paper §6]: sets up the other modules for the task at
@@ -59,5 +60,74 @@ impl ScheduleConfigurator {
 impl Configurator for ScheduleConfigurator {
     fn configure(&mut self, tick: u64, _state: ArrayView1<'_, f32>) -> Vec<Modulation> {
         self.schedule.iter().filter(|(t, _)| *t == tick).map(|(_, m)| m.clone()).collect()
+    }
+}
+
+/// How an actor that has both a Mode-1 policy and a Mode-2 planner
+/// decides each tick; the configurator can change it
+/// ([`Modulation::Mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActMode {
+    /// Plan every tick (Mode-2), starting from the policy's proposal when
+    /// its energy is lower than the standing plan's.
+    Plan,
+    /// Act from the policy alone (Mode-1); never plan.
+    Policy,
+    /// Plan every tick only to label the state (the teacher of DAgger) and
+    /// act from the policy.
+    Label,
+    /// Act from the policy when the energy of its proposal is within
+    /// `margin * |E| + tolerance` of the energy `E` of the planner's
+    /// standing plan (its last plan, shifted to now), and for at most
+    /// `max_policy_ticks` ticks in a row (0: no limit); plan otherwise.
+    Switch {
+        /// Relative margin.
+        margin: f32,
+        /// Absolute margin, in energy units.
+        tolerance: f32,
+        /// Most consecutive Mode-1 ticks (0: no limit).
+        max_policy_ticks: usize,
+    },
+}
+
+impl ActMode {
+    /// The name in agent files: `plan`, `policy`, `label` or `switch`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActMode::Plan => "plan",
+            ActMode::Policy => "policy",
+            ActMode::Label => "label",
+            ActMode::Switch { .. } => "switch",
+        }
+    }
+    /// Checks the switch rule's numbers; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        if let ActMode::Switch { margin, tolerance, .. } = *self {
+            if !(margin.is_finite() && margin >= 0.0) {
+                return Err(CoreError::config("switch_margin", format!("must be finite and at least 0, got {margin}")));
+            }
+            if !(tolerance.is_finite() && tolerance >= 0.0) {
+                return Err(CoreError::config("switch_tolerance", format!("must be finite and at least 0, got {tolerance}")));
+            }
+        }
+        Ok(())
+    }
+    /// The switch rule: whether the policy acts, given the energy of its
+    /// proposal, the energy of the standing plan (`None`: there is none)
+    /// and how many ticks in a row the policy has acted. Any non-finite
+    /// energy plans.
+    pub fn policy_acts(&self, proposal: f32, standing: Option<f32>, policy_ticks: usize) -> bool {
+        match *self {
+            ActMode::Plan => false,
+            ActMode::Policy | ActMode::Label => true,
+            ActMode::Switch { margin, tolerance, max_policy_ticks } => {
+                let Some(e) = standing else { return false };
+                if max_policy_ticks > 0 && policy_ticks >= max_policy_ticks {
+                    return false;
+                }
+                proposal.is_finite() && e.is_finite() && proposal <= e + margin * e.abs() + tolerance
+            }
+        }
     }
 }
