@@ -78,4 +78,12 @@ pub trait Planner: Send {
     fn supports_proposals(&self) -> bool {
         false
     }
+    /// Whether each call starts from the previous call's plan shifted by
+    /// one step. A caller that lets ticks pass without planning (an actor
+    /// whose Mode-1 policy acted meanwhile) proposes the plan shifted by
+    /// as many steps instead, so the start is never stale. Default:
+    /// `false`.
+    fn warm_starts(&self) -> bool {
+        false
+    }
 }

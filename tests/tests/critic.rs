@@ -14,8 +14,12 @@ use ndarray::{array, Array1, Array2};
 use rand::Rng;
 
 fn push(mem: &mut RingMemory, t: u64, s: &Array1<f32>, cost: f32, next: &Array1<f32>) {
+    push_ended(mem, t, s, cost, next, false);
+}
+
+fn push_ended(mem: &mut RingMemory, t: u64, s: &Array1<f32>, cost: f32, next: &Array1<f32>, terminated: bool) {
     let a = array![0.0f32];
-    mem.push(&TransitionRef { t, state: s.view(), action: a.view(), cost, next_state: next.view(), imagined: false }).unwrap();
+    mem.push(&TransitionRef { t, state: s.view(), action: a.view(), cost, next_state: next.view(), imagined: false, terminated }).unwrap();
 }
 
 #[test]
@@ -29,6 +33,47 @@ fn episode_ends_come_from_the_ticks_and_unusable_costs_cut_the_sequence() {
     let d = CriticData::from_memory(&mem).unwrap();
     assert_eq!(d.costs, vec![1.0, 2.0, 3.0, 4.0, 6.0], "the NaN-cost transition is left out");
     assert_eq!(d.ends, vec![End::Continues, End::Continues, End::Truncated, End::Truncated, End::Truncated]);
+    // A terminal flag ends the episode at a terminal state, also when the
+    // next transition is the following tick of the same run.
+    let mut mem = RingMemory::new(2, 1, 100).unwrap();
+    for (t, terminal) in [(0, false), (1, true), (0, false), (1, false), (2, true)] {
+        push_ended(&mut mem, t, &s, 1.0, &s, terminal);
+    }
+    push_ended(&mut mem, 3, &s, 1.0, &s, true);
+    let d = CriticData::from_memory(&mem).unwrap();
+    assert_eq!(d.ends, vec![End::Continues, End::Terminated, End::Continues, End::Continues, End::Terminated, End::Terminated]);
+}
+
+#[test]
+fn cartpole_episodes_end_terminated_in_memory_and_in_the_critics_data() {
+    // Random actions topple the pole within a few dozen steps: every
+    // episode ends at a terminal state, which the memory records from the
+    // environment's `terminated` output, and the critic's data does not
+    // bootstrap past.
+    let text = std::fs::read_to_string(example("cartpole.toml")).unwrap().replace("return_best = true", "return_best = true\nexplore_episodes = 3");
+    let g = load_str(&text, "cartpole.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    let steps: Vec<usize> = (0..3).map(|seed| agent.run_episode(seed, |_| {}).unwrap().steps).collect();
+    assert!(steps.iter().all(|&n| n > 0 && n < 200), "random episodes end early: {steps:?}");
+    let memory = agent.handles().memory.clone().expect("the memory");
+    let mem = memory.lock();
+    assert_eq!(mem.len(), steps.iter().sum::<usize>(), "one transition per step");
+    let flagged: Vec<u64> = (0..mem.len()).filter_map(|i| mem.get(i)).filter(|t| t.terminated).map(|t| t.t).collect();
+    let last_ticks: Vec<u64> = steps.iter().map(|&n| n as u64 - 1).collect();
+    assert_eq!(flagged, last_ticks, "exactly each episode's last transition is terminal");
+    let d = CriticData::from_memory(mem.as_ref()).unwrap();
+    assert_eq!(d.ends.iter().filter(|e| **e == End::Terminated).count(), 3);
+    assert!(!d.ends.contains(&End::Truncated), "no time limit was reached");
+    // Without the edge every end counts as a time limit.
+    let edge = "[[edges]]                     # terminal states (not time limits), for critic targets\nfrom = \"env.terminated\"\nto = \"memory.terminated\"\n";
+    assert!(text.contains(edge));
+    let g = load_str(&text.replace(edge, ""), "cartpole.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    agent.run_episode(0, |_| {}).unwrap();
+    let memory = agent.handles().memory.clone().expect("the memory");
+    let d = CriticData::from_memory(memory.lock().as_ref()).unwrap();
+    assert_eq!(d.ends.last(), Some(&End::Truncated));
+    assert!(!d.ends.contains(&End::Terminated));
 }
 
 #[test]

@@ -9,7 +9,8 @@ fn filled(n: u64, capacity: usize) -> RingMemory {
     for t in 0..n {
         let x = t as f32;
         let (s, a, s2) = (array![x, x * 0.5, -x], array![x.sin(), x.cos()], array![x + 1.0, 0.25, f32::MAX]);
-        m.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: x * 1e-3, next_state: s2.view(), imagined: t % 3 == 0 }).unwrap();
+        m.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: x * 1e-3, next_state: s2.view(), imagined: t % 3 == 0, terminated: t % 5 == 4 })
+            .unwrap();
     }
     m
 }

@@ -336,7 +336,7 @@ fn every_module_kind_works_through_its_adapter() {
     let mut mem = ami_core::RingMemory::new(2, 2, 8).unwrap();
     for t in 0..3u64 {
         let x = ndarray::array![t as f32, 0.0];
-        mem.push(&TransitionRef { t, state: x.view(), action: x.view(), cost: 1.0, next_state: x.view(), imagined: false }).unwrap();
+        mem.push(&TransitionRef { t, state: x.view(), action: x.view(), cost: 1.0, next_state: x.view(), imagined: false, terminated: false }).unwrap();
     }
     let b = mem.sample(4, &mut ami_core::rng::rng(0)).unwrap();
     assert_eq!(critic.train(&b, 0.9).unwrap(), 1.0);
@@ -360,20 +360,22 @@ fn every_module_kind_works_through_its_adapter() {
     for t in 0..5u64 {
         let s = ndarray::array![t as f32, 1.0];
         let a = ndarray::array![0.5f32];
-        pm.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: t as f32, next_state: s.view(), imagined: t % 2 == 0 }).unwrap();
+        pm.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: t as f32, next_state: s.view(), imagined: t % 2 == 0, terminated: t == 3 })
+            .unwrap();
     }
     assert_eq!(pm.len(), 3);
     assert_eq!(pm.get(0).unwrap().t, 2);
     assert!(pm.get(3).is_none());
     let tr = pm.by_time(4).unwrap();
     assert_eq!((tr.state, tr.action, tr.cost, tr.imagined), (vec![4.0, 1.0], vec![0.5], 4.0, true));
+    assert!(!pm.by_time(3).unwrap().terminated, "plugin ABI 1.0 carries no terminal flag");
     let sb = pm.sample(5, &mut ami_core::rng::rng(1)).unwrap();
     assert_eq!(sb.states.dim(), (5, 2));
     assert!(sb.t.iter().all(|t| (2..5).contains(t)));
     let soft = pm.read_soft(ndarray::array![4.0f32, 1.0].view(), 1e-3).unwrap();
     assert!((soft.cost - 4.0).abs() < 1e-3, "{soft:?}");
     let (one, half) = (ndarray::array![1.0f32], ndarray::array![0.5f32]);
-    let bad = TransitionRef { t: 0, state: one.view(), action: half.view(), cost: 0.0, next_state: one.view(), imagined: false };
+    let bad = TransitionRef { t: 0, state: one.view(), action: half.view(), cost: 0.0, next_state: one.view(), imagined: false, terminated: false };
     assert!(pm.push(&bad).unwrap_err().to_string().contains("plugin:testkit/ring"));
     pm.clear();
     assert_eq!(pm.len(), 0);

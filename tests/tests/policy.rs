@@ -52,11 +52,14 @@ fn the_policys_state_gradient_matches_finite_differences() {
     let clamped = MlpPolicy::from_ensemble("pi", policy.ensemble().clone(), 3, &tight).unwrap();
     let raw = policy.actions(states.view());
     let g = clamped.state_gradients(states.view(), upstream.view()).unwrap();
+    let mut clamped_rows = 0;
     for r in 0..3 {
         if raw.row(r).iter().all(|a| a.abs() > 1e-4) {
+            clamped_rows += 1;
             assert!(g.row(r).iter().all(|&v| v == 0.0), "row {r}: {:?}", g.row(r));
         }
     }
+    assert!(clamped_rows >= 1, "no row was clamped: {raw:?}");
     let err = policy.state_gradients(states.view(), upstream.slice(ndarray::s![..2, ..]).view()).unwrap_err().to_string();
     assert!(err.contains("upstream [n, 2]"), "{err}");
 }
@@ -126,7 +129,7 @@ fn policy_data_pairs_each_perceived_state_with_its_action() {
     for t in 0..4u64 {
         let s = array![t as f32, 1.0];
         let a = array![t as f32 * 0.5];
-        mem.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: 0.0, next_state: s.view(), imagined: t == 2 }).unwrap();
+        mem.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: 0.0, next_state: s.view(), imagined: t == 2, terminated: false }).unwrap();
     }
     let d = PolicyData::from_memory(&mem);
     assert_eq!(d.len(), 3, "the imagined transition is no label");
@@ -166,9 +169,12 @@ fn the_switch_rule() {
 fn pendulum_actor(policy: PolicyHandle, mode: ActMode, iterations: usize) -> PlanningActor {
     let cfg = CemConfig { horizon: 15, samples: 64, iterations, elites: Some(8), init_std: 1.0, return_best: true, ..CemConfig::default() };
     let cem = Cem::new(cfg, Bounds::symmetric(1, 2.0)).unwrap();
-    let how = PolicyUse { mode, eval_mode: mode, teacher_episodes: 0, propose: true };
+    let how = PolicyUse { mode, eval_mode: mode, teacher_episodes: 0, propose: true, switch_rule: SWITCH_RULE };
     PlanningActor::new(Box::new(cem), Arc::new(PendulumModel)).with_policy(policy, how, RunPhase::new()).unwrap()
 }
+
+/// The switch rule of the actors built here (a file's `switch_margin`...).
+const SWITCH_RULE: ActMode = ActMode::Switch { margin: 0.25, tolerance: 1.0, max_policy_ticks: 7 };
 
 /// Runs `ticks` steps of Pendulum from seed 0 with `actor`; returns the
 /// return and the decisions of each mode.
@@ -184,6 +190,7 @@ fn run_pendulum(actor: &mut dyn Actor, ticks: usize) -> (f64, usize, usize) {
         match actor.last_decision() {
             Decision::Reactive => reactive += 1,
             Decision::Planned => planned += 1,
+            Decision::Explored => panic!("this actor never explores"),
         }
         let step = env.step(a.view()).unwrap();
         ret += step.reward;
@@ -220,6 +227,11 @@ fn the_actor_switches_by_the_rule_and_by_modulation() {
     assert_eq!(actor.plan_stats().0, 0, "Mode-1 never plans");
     actor.reset(1);
     assert_eq!(actor.mode(), Some(ActMode::Plan), "an episode starts in the agent file's mode");
+    // A switch modulation keeps the actor's own rule where it says nothing.
+    actor.modulate(&Modulation::Switch { margin: None, tolerance: Some(2.0), max_policy_ticks: None }).unwrap();
+    assert_eq!(actor.mode(), Some(ActMode::Switch { margin: 0.25, tolerance: 2.0, max_policy_ticks: 7 }));
+    let err = actor.modulate(&Modulation::Switch { margin: Some(-1.0), tolerance: None, max_policy_ticks: None }).unwrap_err().to_string();
+    assert!(err.contains("switch_margin"), "{err}");
     let cem = Cem::new(CemConfig::default(), Bounds::symmetric(1, 2.0)).unwrap();
     let mut bare = PlanningActor::new(Box::new(cem), Arc::new(PendulumModel));
     let err = bare.modulate(&Modulation::Mode(ActMode::Policy)).unwrap_err().to_string();
@@ -259,13 +271,67 @@ fn a_proposal_starts_the_planner_and_labels_come_with_plans() {
     policy_only.reset(0);
     policy_only.act(s0.view(), &cost).unwrap();
     assert!(policy_only.teacher_action().is_none(), "no plan, no label");
-    // The proposal is the policy rolled out through the model.
-    let p = ami_planners::propose(&*actor_policy(), &PendulumModel, s0.view(), 4).unwrap();
-    assert_eq!(p.dim(), (4, 1));
 }
 
-fn actor_policy() -> Arc<dyn Policy> {
-    Arc::new(LinearPolicy::new(array![[-1.0f32, 0.5, 0.1]], array![1.0, 0.0, 0.0], -2.0, 2.0).unwrap())
+#[test]
+fn the_proposal_is_the_policy_rolled_out_through_the_model() {
+    use ami_core::WorldModel;
+    let policy = LinearPolicy::new(array![[-0.5f32, 0.3, -0.2]], array![0.0, 0.0, 0.0], -2.0, 2.0).unwrap();
+    let s0 = array![-0.6f32, 0.8, 0.3];
+    let p = ami_planners::propose(&policy, &PendulumModel, s0.view(), 6).unwrap();
+    assert_eq!(p.dim(), (6, 1));
+    let mut s = s0.insert_axis(Axis(0));
+    for t in 0..6 {
+        let a = policy.act_batch(s.view()).unwrap();
+        assert_eq!(p.row(t), a.row(0), "step {t}");
+        let mut next = Array2::zeros(s.dim());
+        PendulumModel.predict(s.view(), a.view(), next.view_mut()).unwrap();
+        s = next;
+    }
+    // The actions differ from step to step: the states did move.
+    assert!(p.column(0).iter().any(|&a| (a - p[[0, 0]]).abs() > 1e-3), "{p:?}");
+}
+
+#[test]
+fn after_mode1_ticks_the_planner_starts_from_the_plan_shifted_by_as_many_steps() {
+    use ami_core::{PlanRequest, Planner};
+    // A planner that warm-starts and a policy that neither proposes nor
+    // switches by itself: 5 Mode-1 ticks by modulation, then plan again.
+    let cfg = CemConfig { horizon: 12, samples: 32, iterations: 2, elites: Some(4), init_std: 0.5, ..CemConfig::default() };
+    let bounds = Bounds::symmetric(1, 2.0);
+    let push: PolicyHandle = Handle::new(Arc::new(LinearPolicy::new(array![[0.0f32, 0.0, 0.0]], array![0.0, 0.0, 0.0], 1.0, 1.0).unwrap()));
+    let how = PolicyUse { mode: ActMode::Plan, eval_mode: ActMode::Plan, teacher_episodes: 0, propose: false, switch_rule: SWITCH_RULE };
+    let mut actor =
+        PlanningActor::new(Box::new(Cem::new(cfg.clone(), bounds.clone()).unwrap()), Arc::new(PendulumModel)).with_policy(push, how, RunPhase::new()).unwrap();
+    let cost = pendulum::cost();
+    let states: Vec<Array1<f32>> = (0..7).map(|t| array![(0.3 * t as f32).cos(), (0.3 * t as f32).sin(), 0.1 * t as f32]).collect();
+    actor.reset(3);
+    let first = actor.act(states[0].view(), &cost).unwrap();
+    actor.modulate(&Modulation::Mode(ActMode::Policy)).unwrap();
+    for s in &states[1..6] {
+        actor.act(s.view(), &cost).unwrap();
+        assert!(actor.last_plan().is_none(), "a Mode-1 tick has no plan");
+    }
+    actor.modulate(&Modulation::Mode(ActMode::Plan)).unwrap();
+    let again = actor.act(states[6].view(), &cost).unwrap();
+    assert_eq!(actor.last_decision(), Decision::Planned);
+    // The reference: the same planner, started at tick 6 from the tick-0
+    // plan shifted six steps.
+    let mut cem = Cem::new(cfg, bounds).unwrap();
+    cem.reset(3);
+    let plan0 = cem.plan(&PlanRequest::new(&PendulumModel, &cost, states[0].view())).unwrap();
+    assert_eq!(plan0.actions.row(0).to_owned(), first);
+    let mut start = plan0.actions.clone();
+    let h = start.nrows();
+    for _ in 0..6 {
+        for i in 1..h {
+            start[[i - 1, 0]] = start[[i, 0]];
+        }
+    }
+    cem.propose(start);
+    let plan6 = cem.plan(&PlanRequest::new(&PendulumModel, &cost, states[6].view())).unwrap();
+    assert_eq!(plan6.actions.row(0).to_owned(), again, "the start was not the plan shifted six steps");
+    assert_eq!(actor.last_plan().unwrap().actions, plan6.actions);
 }
 
 fn example(name: &str) -> std::path::PathBuf {
@@ -333,6 +399,30 @@ fn distillation_in_an_agent_file_learns_and_is_deterministic_across_executors() 
 }
 
 #[test]
+fn teacher_episodes_count_the_episodes_the_actor_acts_in_not_exploration() {
+    // One random exploration episode, then two in which the planner acts
+    // (and labels), then the policy acts while the planner labels.
+    let text = small_distill_agent()
+        .replace("samples = 128", "samples = 16")
+        .replace("iterations = 3", "iterations = 1")
+        .replace("elites = 12", "elites = 4")
+        .replace("horizon = 30", "horizon = 5")
+        .replace("return_best = true", "return_best = true\nexplore_episodes = 1");
+    let g = load_str(&text, "distill.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut agent = Agent::from_agent_graph(g, ExecutorKind::Sequential).unwrap();
+    let counts: Vec<(u64, u64, u64)> = (0..4)
+        .map(|seed| {
+            let r = agent.run_episode(seed, |_| {}).unwrap();
+            (r.explored.0, r.planned.0, r.reactive.0)
+        })
+        .collect();
+    assert_eq!(counts, vec![(200, 0, 0), (0, 200, 0), (0, 200, 0), (0, 0, 200)], "(explored, Mode-2, Mode-1) per episode");
+    // Exploration labels nothing; the rest labels every tick.
+    let fits = agent.handles().trainers.get("distiller").unwrap().records();
+    assert_eq!(fits.last().map(|f| f.experience), Some(400), "labelled states when episode 4 started");
+}
+
+#[test]
 fn policy_parameters_are_checked_when_the_agent_is_built() {
     let text = small_distill_agent();
     let no_policy = text.replace("policy = \"policy\"\nmode", "mode");
@@ -353,4 +443,17 @@ fn policy_parameters_are_checked_when_the_agent_is_built() {
     let unwired = text.replace("[[edges]]                     # the planner's label of each state\nfrom = \"actor.teacher\"\nto = \"distiller.teacher\"\n", "");
     let err = load_str(&unwired, "distill.toml").unwrap_err().to_string();
     assert!(err.contains("distiller") && err.contains("teacher"), "{err}");
+    // Schedule events: `switch` alone keeps the actor's rule; the rule's
+    // fields without `mode = "switch"` are refused.
+    let with_events = |events: &str| {
+        text.replace(
+            "implementation = \"schedule\"   # emits the task's goal (if any) at tick 0",
+            &format!("implementation = \"schedule\"\nparams = {{ events = [{events}] }}"),
+        )
+    };
+    load_str(&with_events("{ tick = 5, mode = \"switch\" }"), "distill.toml").unwrap_or_else(|e| panic!("{e}"));
+    let err = load_str(&with_events("{ tick = 5, switch_margin = 0.2 }"), "distill.toml").unwrap_err().to_string();
+    assert!(err.contains("need `mode = \"switch\"`"), "{err}");
+    let err = load_str(&with_events("{ tick = 5, mode = \"plan\", max_policy_ticks = 3 }"), "distill.toml").unwrap_err().to_string();
+    assert!(err.contains("need `mode = \"switch\"`"), "{err}");
 }

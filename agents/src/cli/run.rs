@@ -228,7 +228,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "episode": i, "seed": seed, "phase": phase, "return": r.episode_return, "steps": r.steps, "experience": experience,
             "model_loss": fit.as_ref().map(|f| f.report.train_loss), "val_loss": fit.as_ref().and_then(|f| f.report.val_loss),
             "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
-            "fits_during": during, "reactive": r.reactive.0, "planned": r.planned.0,
+            "fits_during": during, "reactive": r.reactive.0, "planned": r.planned.0, "explored": r.explored.0,
         }));
         let last = i + 1 == seeds.len();
         let periodic = eval_every > 0 && (i as u64 + 1).is_multiple_of(eval_every);
@@ -271,6 +271,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 struct ModeCounts {
     reactive: (u64, f64),
     planned: (u64, f64),
+    explored: u64,
 }
 
 impl ModeCounts {
@@ -279,6 +280,7 @@ impl ModeCounts {
         self.reactive.1 += r.reactive.1 * r.reactive.0 as f64;
         self.planned.0 += r.planned.0;
         self.planned.1 += r.planned.1 * r.planned.0 as f64;
+        self.explored += r.explored.0;
     }
     fn mean(x: (u64, f64)) -> f64 {
         if x.0 == 0 {
@@ -303,19 +305,23 @@ impl ModeCounts {
     }
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "reactive": self.reactive.0, "planned": self.planned.0,
+            "reactive": self.reactive.0, "planned": self.planned.0, "explored": self.explored,
             "reactive_ms": Self::mean(self.reactive), "planned_ms": Self::mean(self.planned),
         })
     }
 }
 
-/// `  Mode-1 N / Mode-2 M` for an episode in which a policy acted.
+/// `  Mode-1 N / Mode-2 M` for an episode in which a policy acted, and
+/// `  explored K` for one with exploration actions.
 fn mode_note(r: &ami_agents::EpisodeResult) -> String {
-    if r.reactive.0 == 0 {
-        String::new()
-    } else {
-        format!("  Mode-1 {} / Mode-2 {}", r.reactive.0, r.planned.0)
+    let mut note = String::new();
+    if r.reactive.0 > 0 {
+        note += &format!("  Mode-1 {} / Mode-2 {}", r.reactive.0, r.planned.0);
     }
+    if r.explored.0 > 0 {
+        note += &format!("  explored {}", r.explored.0);
+    }
+    note
 }
 
 /// Adds what plugins reported (module panics) to an episode's result: a

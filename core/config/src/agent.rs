@@ -40,6 +40,7 @@ pub const STANDARD_EDGES: &[(&str, &[&str], bool)] = &[
     ("perception.state", &["actor.state", "configurator.state", "cost.state", "memory.state"], false),
     ("configurator.modulation", &["actor.modulation", "cost.modulation"], false),
     ("env.done", &["actor.done"], false),
+    ("env.terminated", &["memory.terminated"], false),
     ("cost.cost", &["memory.cost"], false),
     ("actor.action", &["env.action", "cost.prev_action", "memory.prev_action"], true),
     ("perception.state", &["cost.prev_state", "memory.prev_state"], true),
@@ -135,6 +136,8 @@ pub struct EpisodeResult {
     pub reactive: (u64, f64),
     /// Decisions made by Mode-2 (planned) and their mean wall time.
     pub planned: (u64, f64),
+    /// Exploration actions (neither mode) and their mean wall time.
+    pub explored: (u64, f64),
 }
 
 /// Typed handles on an agent's modules, readable while and after it runs
@@ -290,7 +293,7 @@ impl Agent {
         let mut plan_ms = 0.0;
         let mut decisions = 0u64;
         // (count, total ms) of Mode-1 and Mode-2 decisions.
-        let mut modes = [(0u64, 0.0f64); 2];
+        let mut modes = [(0u64, 0.0f64); 3];
         let mut episode_return = 0.0f64;
         loop {
             if let Err(e) = self.exec.tick() {
@@ -309,7 +312,7 @@ impl Agent {
                 plan_ms += ms;
                 decisions += 1;
                 let mode = self.mode.and_then(read).and_then(Value::as_scalar).unwrap_or(2.0);
-                let m = &mut modes[usize::from(mode < 1.5)];
+                let m = &mut modes[if mode > 2.5 { 2 } else { usize::from(mode < 1.5) }];
                 m.0 += 1;
                 m.1 += ms;
             }
@@ -326,6 +329,7 @@ impl Agent {
             mean_plan_ms: if decisions == 0 { 0.0 } else { plan_ms / decisions as f64 },
             reactive: (modes[1].0, modes[1].1 / modes[1].0.max(1) as f64),
             planned: (modes[0].0, modes[0].1 / modes[0].0.max(1) as f64),
+            explored: (modes[2].0, modes[2].1 / modes[2].0.max(1) as f64),
         })
     }
 }

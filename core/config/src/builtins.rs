@@ -114,19 +114,26 @@ fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Mo
             (None, None) => {}
         }
         if let Some(name) = &e.mode {
-            let mode = match name.as_str() {
-                "plan" => ActMode::Plan,
-                "policy" => ActMode::Policy,
-                "label" => ActMode::Label,
-                "switch" => ActMode::Switch {
-                    margin: e.switch_margin.unwrap_or(0.1),
-                    tolerance: e.switch_tolerance.unwrap_or(0.0),
-                    max_policy_ticks: e.max_policy_ticks.unwrap_or(0),
-                },
+            let m = match name.as_str() {
+                "plan" => Modulation::Mode(ActMode::Plan),
+                "policy" => Modulation::Mode(ActMode::Policy),
+                "label" => Modulation::Mode(ActMode::Label),
+                // Unset fields keep the actor's own switch rule.
+                "switch" => {
+                    let rule = ActMode::Switch {
+                        margin: e.switch_margin.unwrap_or(0.0),
+                        tolerance: e.switch_tolerance.unwrap_or(0.0),
+                        max_policy_ticks: e.max_policy_ticks.unwrap_or(0),
+                    };
+                    rule.validate().map_err(|err| bad(err.to_string()))?;
+                    Modulation::Switch { margin: e.switch_margin, tolerance: e.switch_tolerance, max_policy_ticks: e.max_policy_ticks }
+                }
                 other => return Err(bad(format!("`{other}` is not a mode (plan, policy, label or switch)"))),
             };
-            mode.validate().map_err(|err| bad(err.to_string()))?;
-            out.push((e.tick, Modulation::Mode(mode)));
+            if name != "switch" && (e.switch_margin.is_some() || e.switch_tolerance.is_some() || e.max_policy_ticks.is_some()) {
+                return Err(bad("the switch rule's fields need `mode = \"switch\"`".into()));
+            }
+            out.push((e.tick, m));
         } else if e.switch_margin.is_some() || e.switch_tolerance.is_some() || e.max_policy_ticks.is_some() {
             return Err(bad("the switch rule's fields need `mode = \"switch\"`".into()));
         }
@@ -246,8 +253,9 @@ pub fn planning_actor(ctx: &BuildContext<'_>, p: &Params, planner: Box<dyn Plann
         cost.write().add_critic(Box::new(SharedCritic::new(name, critic)), p.f32("critic_weight")?)?;
     }
     check_planner_fits(planner.as_ref(), model.get().as_ref(), &cost.read(), task.action_dim)?;
+    let state_dim = model.get().state_dim();
     let mut actor = PlanningActor::with_handle(planner, model);
-    if let Some((policy, how)) = crate::distill::policy_use(ctx, p)? {
+    if let Some((policy, how)) = crate::distill::policy_use(ctx, p, state_dim)? {
         actor = actor.with_policy(policy, how, ctx.phase.clone())?;
     }
     let actor = crate::learn::ExploringActor::wrap(Box::new(actor), task.bounds.clone(), p, ctx.phase)?;
@@ -366,6 +374,7 @@ pub fn register(r: &mut Registry) {
                             cost: t.cost,
                             next_state: ndarray::ArrayView1::from(&t.next_state[..]),
                             imagined: t.imagined,
+                            terminated: t.terminated,
                         })?;
                     }
                 }

@@ -65,9 +65,10 @@ pub fn learned_policy() -> Implementation {
 }
 
 /// The `policy` trainer as a node: in learning episodes it collects the
-/// `(state, teacher)` pairs of every tick the planner labelled, and when an
-/// episode starts (every `every` learning episodes and before evaluation,
-/// once it holds `min_pairs` pairs and has new ones) it fits the `learned` policy to all
+/// `(state, teacher)` pairs of every tick the planner labelled (skipping
+/// states that are not finite), and when an episode starts (every `every`
+/// learning episodes and before each evaluation, once it holds `min_pairs`
+/// pairs and has new ones) it fits the `learned` policy to all
 /// of them ([`fit_policy`]) and publishes it.
 pub struct PolicyTrainerNode {
     trainer: Trainer,
@@ -84,6 +85,7 @@ pub struct PolicyTrainerNode {
     fits: u64,
     trained_on: usize,
     added: usize,
+    skipped: u64,
     handle: TrainerHandle,
 }
 
@@ -95,6 +97,10 @@ impl PolicyTrainerNode {
     /// The pairs collected so far.
     pub fn data(&self) -> &PolicyData {
         &self.data
+    }
+    /// Labelled ticks skipped because their state was not finite.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
     /// The ports: the state and the planner's label of it, the policy
     /// (reference port), and the number of fits so far.
@@ -131,7 +137,7 @@ impl Node for PolicyTrainerNode {
     /// judged on every label the learning episodes gathered); counts
     /// learning episodes only.
     fn reset(&mut self, _seed: u64) -> Result<()> {
-        if self.episodes.is_multiple_of(self.every) {
+        if self.phase.is_evaluating() || self.episodes.is_multiple_of(self.every) {
             self.train()?;
         }
         if !self.phase.is_evaluating() {
@@ -144,13 +150,23 @@ impl Node for PolicyTrainerNode {
         // Evaluation episodes teach nothing; a tick without a plan has no
         // label (NaNs).
         if !self.phase.is_evaluating() && label.iter().all(|v| v.is_finite()) {
+            let state = inputs.vector(0)?;
+            if state.iter().any(|v| !v.is_finite()) {
+                // A diverged state teaches nothing; the fit never sees it.
+                self.skipped += 1;
+                if self.skipped == 1 {
+                    tracing::warn!("policy trainer: skipping labelled states that are not finite (first at episode {})", self.episodes);
+                }
+                outputs.set_scalar(0, self.fits as f64);
+                return Ok(());
+            }
             if self.data.len() >= self.capacity {
                 return Err(CoreError::config(
                     "capacity",
                     format!("the policy trainer holds {} labelled states, its capacity: raise `capacity` or label fewer episodes", self.capacity),
                 ));
             }
-            self.data.push(inputs.vector(0)?, label)?;
+            self.data.push(state, label)?;
             self.added += 1;
         }
         outputs.set_scalar(0, self.fits as f64);
@@ -213,6 +229,7 @@ pub fn policy_trainer() -> Implementation {
                 fits: 0,
                 trained_on: 0,
                 added: 0,
+                skipped: 0,
                 handle: TrainerHandle::default(),
             };
             Ok(Built::node(node))
@@ -255,8 +272,9 @@ pub fn act_mode(name: &str, p: &Params, param: &str) -> Result<ActMode> {
 }
 
 /// The policy a planning actor uses and how, if its `policy` is set;
-/// refuses the policy parameters without a policy.
-pub fn policy_use(ctx: &BuildContext<'_>, p: &Params) -> Result<Option<(PolicyHandle, PolicyUse)>> {
+/// refuses the policy parameters without a policy, and a `learned` policy
+/// of another state width than the actor's world model (`state_dim`).
+pub fn policy_use(ctx: &BuildContext<'_>, p: &Params, state_dim: usize) -> Result<Option<(PolicyHandle, PolicyUse)>> {
     if p.str_opt("policy")?.is_none() {
         if p.str_opt("eval_mode")?.is_some() {
             return Err(CoreError::config("eval_mode", "needs a policy: set `policy` to a policy node"));
@@ -270,6 +288,14 @@ pub fn policy_use(ctx: &BuildContext<'_>, p: &Params) -> Result<Option<(PolicyHa
         return Ok(None);
     }
     let policy = ctx.policy(p, "policy")?;
+    if let Some(mlp) = policy.get().as_any().and_then(|a| a.downcast_ref::<MlpPolicy>()) {
+        if mlp.state_dim() != state_dim {
+            return Err(CoreError::config(
+                "policy",
+                format!("policy `{}` reads states of width {}, the actor's world model predicts states of width {state_dim}", mlp.name(), mlp.state_dim()),
+            ));
+        }
+    }
     let mode = act_mode(p.str_opt("mode")?.unwrap_or("plan"), p, "mode")?;
     let eval_mode = match p.str_opt("eval_mode")? {
         Some(m) => act_mode(m, p, "eval_mode")?,
@@ -279,5 +305,6 @@ pub fn policy_use(ctx: &BuildContext<'_>, p: &Params) -> Result<Option<(PolicyHa
     if teacher_episodes > 0 && mode != ActMode::Label {
         return Err(CoreError::config("teacher_episodes", format!("applies to mode `label` only (the mode is `{}`)", mode.name())));
     }
-    Ok(Some((policy, PolicyUse { mode, eval_mode, teacher_episodes, propose: p.bool("propose")? })))
+    let switch_rule = act_mode("switch", p, "switch_margin")?;
+    Ok(Some((policy, PolicyUse { mode, eval_mode, teacher_episodes, propose: p.bool("propose")?, switch_rule })))
 }

@@ -463,7 +463,7 @@ impl Actor for ExploringActor {
         if self.inner_acted {
             self.inner.last_decision()
         } else {
-            ami_core::Decision::Reactive
+            ami_core::Decision::Explored
         }
     }
     fn teacher_action(&self) -> Option<Array1<f32>> {

@@ -95,6 +95,8 @@ pub struct ActorStats {
     pub reactive_ms: f64,
     /// Decisions made by Mode-2 (planned).
     pub planned: u64,
+    /// Exploration actions (neither mode: uniform in the action bounds).
+    pub explored: u64,
     /// The last action.
     pub last_action: Option<Array1<f32>>,
     /// The last plan, for planning actors.
@@ -128,8 +130,8 @@ impl ActorHandle {
 
 /// The actor as a node: `state` (+ `modulation`, `done`, `model`) ->
 /// `action`, the wall time of the decision in `plan_ms`, which mode chose
-/// it in `mode` (1: Mode-1, a policy; 2: Mode-2, planned; 0: no decision,
-/// the episode is over) and, in `teacher`, the planner's first action when
+/// it in `mode` (1: Mode-1, a policy; 2: Mode-2, planned; 3: an
+/// exploration action; 0: no decision, the episode is over) and, in `teacher`, the planner's first action when
 /// it planned this tick (NaNs when it did not): the label a policy
 /// trainer learns from, even when the policy acted.
 ///
@@ -227,13 +229,14 @@ impl Node for ActorNode {
                     s.reactive_ms += ms;
                 }
                 Decision::Planned => s.planned += 1,
+                Decision::Explored => s.explored += 1,
             }
             s.last_action = Some(a.clone());
             s.last_plan = plan;
         });
         outputs.set_vector(0, a.view());
         outputs.set_scalar(1, ms);
-        outputs.set_scalar(2, if decision == Decision::Reactive { 1.0 } else { 2.0 });
+        outputs.set_scalar(2, decision.code());
         let label = self.actor.teacher_action().filter(|l| l.len() == a.len()).unwrap_or_else(|| Array1::from_elem(a.len(), f32::NAN));
         outputs.put_vector(3, label);
         Ok(())
@@ -301,7 +304,8 @@ impl Node for CostNode {
 }
 
 /// Short-term memory as a node: records each observed transition
-/// (`prev_state`, `prev_action`, `cost`, `state`), reports its length on
+/// (`prev_state`, `prev_action`, `cost`, `state`, and whether `state` is
+/// terminal from `terminated`, wired from the environment), reports its length on
 /// `memory` (the reference port trainers read it through), and saves
 /// itself to `save_path` (if set) when the run finishes. The memory is
 /// shared: [`MemoryNode::memory`] is a handle others read.
@@ -333,6 +337,7 @@ impl MemoryNode {
             .input("prev_state", PortType::State, false)
             .input("prev_action", PortType::Action, false)
             .input("cost", PortType::Cost, false)
+            .input("terminated", PortType::Done, false)
             .output("memory", PortType::Memory)
     }
     /// The memory (a shared handle).
@@ -350,7 +355,16 @@ impl Node for MemoryNode {
         if let (true, Some(prev), Some(action)) = (recording, inputs.vector_opt(1)?, inputs.vector_opt(2)?) {
             let cost = inputs.scalar_opt(3)?.unwrap_or(f64::NAN) as f32;
             let next = inputs.vector(0)?;
-            self.memory.lock().push(&TransitionRef { t: ctx.tick.saturating_sub(1), state: prev, action, cost, next_state: next, imagined: false })?;
+            let terminated = inputs.flag_opt(4)? == Some(true);
+            self.memory.lock().push(&TransitionRef {
+                t: ctx.tick.saturating_sub(1),
+                state: prev,
+                action,
+                cost,
+                next_state: next,
+                imagined: false,
+                terminated,
+            })?;
         }
         let len = self.memory.lock().len();
         outputs.set_scalar(0, len as f64);
@@ -455,8 +469,10 @@ impl EnvHandle {
 }
 
 /// The environment as a graph node: `action` (fed back through a delayed
-/// edge) -> `observation`, `reward`, `done`, and `goal` (the episode's goal
-/// as a modulation on tick 0, for goal-conditioned environments). On the
+/// edge) -> `observation`, `reward`, `done`, `goal` (the episode's goal
+/// as a modulation on tick 0, for goal-conditioned environments) and
+/// `terminated` (the step reached a terminal state, as opposed to a time
+/// limit: what a memory records for its critic). On the
 /// first tick of an episode it resets the environment with the episode
 /// seed. It ends the episode as truncated after
 /// [`Environment::max_steps`] steps even if the environment never says
@@ -481,6 +497,7 @@ impl EnvNode {
             .output("reward", PortType::Reward)
             .output("done", PortType::Done)
             .output("goal", PortType::Modulation)
+            .output("terminated", PortType::Done)
     }
     /// Sum of rewards since the episode began.
     pub fn episode_return(&self) -> f64 {
@@ -529,6 +546,7 @@ impl Node for EnvNode {
             outputs.set_vector(0, obs.view());
             outputs.set_scalar(1, 0.0);
             outputs.set_flag(2, false);
+            outputs.set_flag(4, false);
             if let Some(g) = self.env.goal() {
                 outputs.set_modulations(3, vec![ami_core::Modulation::Goal(Some(g.to_vec()))]);
             }
@@ -558,6 +576,7 @@ impl Node for EnvNode {
         outputs.set_vector(0, step.observation.view());
         outputs.set_scalar(1, step.reward);
         outputs.set_flag(2, self.status.done());
+        outputs.set_flag(4, step.terminated);
         Ok(())
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -141,12 +141,14 @@ pub struct CriticData {
 }
 
 impl CriticData {
-    /// The memory's perceived transitions, oldest first. A transition is
-    /// the last of its episode when the next one starts a new episode (its
-    /// tick is 0) or it is the last in memory; the memory records no
-    /// terminal flag yet, so every episode end counts as a truncation (the
-    /// value after it is bootstrapped), right for time-limited tasks such
-    /// as Pendulum. Transitions with a non-finite cost are left out.
+    /// The memory's perceived transitions, oldest first. A transition
+    /// flagged `terminated` ends its episode at a terminal state (nothing
+    /// is bootstrapped after it: the pole fell). Otherwise a transition is
+    /// the last of its episode, cut by a time limit, when the next one
+    /// does not follow it (another episode starts) or it is the last in
+    /// memory: the value after it is bootstrapped, right for time-limited
+    /// tasks such as Pendulum. Transitions with a non-finite cost are left
+    /// out.
     pub fn from_memory(memory: &dyn ShortTermMemory) -> Result<Self> {
         let rows: Vec<_> = (0..memory.len()).filter_map(|i| memory.get(i)).filter(|t| !t.imagined).collect();
         let sd = memory.state_dim();
@@ -161,7 +163,13 @@ impl CriticData {
             next_states.row_mut(r).assign(&ndarray::ArrayView1::from(&t.next_state[..]));
             costs.push(t.cost);
             let continues = rows.get(i + 1).is_some_and(|n| n.t == t.t + 1) && keep.get(r + 1) == Some(&(i + 1));
-            ends.push(if continues { End::Continues } else { End::Truncated });
+            ends.push(if t.terminated {
+                End::Terminated
+            } else if continues {
+                End::Continues
+            } else {
+                End::Truncated
+            });
         }
         Ok(Self { states, costs, next_states, ends })
     }

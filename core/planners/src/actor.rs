@@ -49,8 +49,12 @@ struct Mode1 {
     /// episodes.
     teacher_episodes: usize,
     episodes: usize,
+    /// Whether the actor acted yet in this episode.
+    started: bool,
     teacher_acts: bool,
     propose: bool,
+    /// The actor's own switch rule: margin, tolerance, max_policy_ticks.
+    switch_rule: (f32, f32, usize),
     phase: RunPhase,
     /// The planner's last plan, shifted one step per tick since.
     standing: Option<Array2<f32>>,
@@ -72,6 +76,9 @@ pub struct PolicyUse {
     /// Start each planning call from the policy's proposal when its energy
     /// is lower than the standing plan's.
     pub propose: bool,
+    /// The actor's own switch rule (an [`ActMode::Switch`]): the fields a
+    /// [`Modulation::Switch`] leaves unset come from it.
+    pub switch_rule: ActMode,
 }
 
 impl PlanningActor {
@@ -96,6 +103,10 @@ impl PlanningActor {
         }
         how.mode.validate()?;
         how.eval_mode.validate()?;
+        how.switch_rule.validate()?;
+        let ActMode::Switch { margin, tolerance, max_policy_ticks } = how.switch_rule else {
+            return Err(CoreError::config("switch_rule", format!("must be a switch rule, got mode `{}`", how.switch_rule.name())));
+        };
         if how.propose && !self.planner.supports_proposals() {
             return Err(CoreError::config(
                 "propose",
@@ -109,8 +120,10 @@ impl PlanningActor {
             mode: how.mode,
             teacher_episodes: how.teacher_episodes,
             episodes: 0,
+            started: false,
             teacher_acts: false,
             propose: how.propose,
+            switch_rule: (margin, tolerance, max_policy_ticks),
             phase,
             standing: None,
             policy_ticks: 0,
@@ -144,13 +157,10 @@ impl Actor for PlanningActor {
         self.planner.reset(seed);
         self.last = None;
         self.label = None;
+        self.decision = Decision::Planned;
         if let Some(m) = &mut self.mode1 {
-            let evaluating = m.phase.is_evaluating();
-            m.mode = if evaluating { m.eval } else { m.learn };
-            m.teacher_acts = !evaluating && m.episodes < m.teacher_episodes;
-            if !evaluating {
-                m.episodes += 1;
-            }
+            m.mode = if m.phase.is_evaluating() { m.eval } else { m.learn };
+            m.started = false;
             m.standing = None;
             m.policy_ticks = 0;
         }
@@ -162,42 +172,74 @@ impl Actor for PlanningActor {
             self.decision = Decision::Planned;
             return Ok(self.plan(model.as_ref(), cost, state)?.row(0).to_owned());
         };
+        if !m.started {
+            // An episode counts towards `teacher_episodes` once the actor
+            // acts in it (an exploring wrapper may act instead).
+            m.started = true;
+            let evaluating = m.phase.is_evaluating();
+            m.teacher_acts = !evaluating && m.episodes < m.teacher_episodes;
+            if !evaluating {
+                m.episodes += 1;
+            }
+        }
         if let Some(p) = &mut m.standing {
             shift_plan(p);
         }
-        if m.mode == ActMode::Policy {
-            self.decision = Decision::Reactive;
-            m.policy_ticks += 1;
-            return m.policy.act_batch(state.insert_axis(Axis(0))).map(|a| a.row(0).to_owned());
+        let mode = m.mode;
+        if mode == ActMode::Policy {
+            let action = m_action(&m.policy, state)?;
+            return self.reactive(action);
         }
         let horizon = self.planner.horizon();
-        let proposal = propose(&m.policy, model.as_ref(), state, horizon)?;
-        let e_prop = Rollout::energy_of(model.as_ref(), cost, state, &proposal)?;
-        let standing = m.standing.as_ref().filter(|p| p.nrows() == horizon);
-        let e_stand = standing.map(|p| Rollout::energy_of(model.as_ref(), cost, state, p)).transpose()?;
-        let policy_acts = m.mode.policy_acts(e_prop, e_stand, m.policy_ticks) && !(m.mode == ActMode::Label && m.teacher_acts);
-        if policy_acts && m.mode != ActMode::Label {
-            self.decision = Decision::Reactive;
-            m.policy_ticks += 1;
-            return Ok(proposal.row(0).to_owned());
+        let warm = self.planner.warm_starts() && self.planner.supports_proposals();
+        let standing = m.standing.take().filter(|p| p.nrows() == horizon);
+        // The proposal and the energies are needed by the switch rule and
+        // to choose the planner's start; `plan` without proposals and
+        // `label` without proposals need neither.
+        let compare = matches!(mode, ActMode::Switch { .. }) || m.propose;
+        let (proposal, e_prop, e_stand) = if compare {
+            let proposal = propose(&m.policy, model.as_ref(), state, horizon)?;
+            let e_prop = Rollout::energy_of(model.as_ref(), cost, state, &proposal)?;
+            let e_stand = standing.as_ref().map(|p| Rollout::energy_of(model.as_ref(), cost, state, p)).transpose()?;
+            (Some(proposal), e_prop, e_stand)
+        } else {
+            (None, f32::NAN, None)
+        };
+        let policy_acts = match mode {
+            ActMode::Label => !m.teacher_acts,
+            _ => mode.policy_acts(e_prop, e_stand, m.policy_ticks),
+        };
+        if policy_acts && mode != ActMode::Label {
+            // `switch` chose Mode-1: keep the standing plan for later ticks.
+            m.standing = standing;
+            let action = proposal.expect("the switch rule rolled the policy out").row(0).to_owned();
+            return self.reactive(action);
         }
-        if m.propose && e_prop.is_finite() && e_stand.is_none_or(|e| !e.is_finite() || e_prop < e) {
-            self.planner.propose(proposal.clone());
-        } else if let Some(p) = standing {
-            if m.propose {
-                self.planner.propose(p.clone());
-            }
+        // The planner starts from the proposal when it is better than the
+        // standing plan (or the planner does not warm-start), else from the
+        // standing plan when it warm-starts: its own shifted previous plan
+        // is stale after Mode-1 ticks.
+        let better = e_prop.is_finite() && (!warm || e_stand.is_none_or(|e| !e.is_finite() || e_prop < e));
+        let policy_action = match (&proposal, policy_acts) {
+            (Some(p), true) => Some(p.row(0).to_owned()),
+            (None, true) => Some(m_action(&m.policy, state)?),
+            _ => None,
+        };
+        match (proposal, standing) {
+            (Some(p), _) if m.propose && better => self.planner.propose(p),
+            (_, Some(p)) if warm => self.planner.propose(p),
+            _ => {}
         }
         let plan = self.plan(model.as_ref(), cost, state)?;
-        let m = self.mode1.as_mut().expect("checked above");
-        m.standing = Some(plan.clone());
         let planned = plan.row(0).to_owned();
+        let m = self.mode1.as_mut().expect("checked above");
+        m.standing = Some(plan);
         self.label = Some(planned.clone());
-        if policy_acts {
+        if let Some(action) = policy_action {
             // `label`: the planner only labels; the policy acts.
             self.decision = Decision::Reactive;
             m.policy_ticks += 1;
-            return Ok(proposal.row(0).to_owned());
+            return Ok(action);
         }
         self.decision = Decision::Planned;
         m.policy_ticks = 0;
@@ -224,6 +266,17 @@ impl Actor for PlanningActor {
                 }
                 None => Err(CoreError::config("mode", format!("the actor has no policy to switch to (mode `{}`): set its `policy`", mode.name()))),
             },
+            Modulation::Switch { margin, tolerance, max_policy_ticks } => match &mut self.mode1 {
+                Some(m) => {
+                    let (m0, t0, k0) = m.switch_rule;
+                    let rule =
+                        ActMode::Switch { margin: margin.unwrap_or(m0), tolerance: tolerance.unwrap_or(t0), max_policy_ticks: max_policy_ticks.unwrap_or(k0) };
+                    rule.validate()?;
+                    m.mode = rule;
+                    Ok(())
+                }
+                None => Err(CoreError::config("mode", "the actor has no policy to switch to (mode `switch`): set its `policy`")),
+            },
             _ => Ok(()),
         }
     }
@@ -236,6 +289,15 @@ impl Actor for PlanningActor {
 }
 
 impl PlanningActor {
+    /// A Mode-1 decision: no plan this tick.
+    fn reactive(&mut self, action: Array1<f32>) -> Result<Array1<f32>> {
+        self.decision = Decision::Reactive;
+        self.last = None;
+        if let Some(m) = &mut self.mode1 {
+            m.policy_ticks += 1;
+        }
+        Ok(action)
+    }
     /// One planning call, timed and kept as the last plan; returns the
     /// plan's actions.
     fn plan(&mut self, model: &dyn WorldModel, cost: &Cost, state: ArrayView1<'_, f32>) -> Result<Array2<f32>> {
@@ -247,6 +309,11 @@ impl PlanningActor {
         self.last = Some(plan);
         Ok(actions)
     }
+}
+
+/// The policy's action in one state.
+fn m_action(policy: &PolicyHandle, state: ArrayView1<'_, f32>) -> Result<Array1<f32>> {
+    policy.act_batch(state.insert_axis(Axis(0))).map(|a| a.row(0).to_owned())
 }
 
 /// The policy's proposal: `horizon` actions from `state`, each the

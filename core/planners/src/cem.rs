@@ -298,6 +298,9 @@ impl Planner for Cem {
     fn supports_proposals(&self) -> bool {
         true
     }
+    fn warm_starts(&self) -> bool {
+        self.cfg.warm_start
+    }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         update_settings(&mut self.cfg, CemConfig::validate, |c| {
             c.iterations = budget.iterations;

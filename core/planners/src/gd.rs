@@ -240,6 +240,9 @@ impl Planner for Gd {
     fn supports_proposals(&self) -> bool {
         true
     }
+    fn warm_starts(&self) -> bool {
+        self.cfg.warm_start
+    }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         update_settings(&mut self.cfg, GdConfig::validate, |c| {
             c.steps = budget.iterations;

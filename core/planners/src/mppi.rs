@@ -271,6 +271,9 @@ impl Planner for Mppi {
     fn supports_proposals(&self) -> bool {
         true
     }
+    fn warm_starts(&self) -> bool {
+        self.cfg.warm_start
+    }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         update_settings(&mut self.cfg, MppiConfig::validate, |c| {
             c.iterations = budget.iterations;

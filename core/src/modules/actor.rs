@@ -51,6 +51,21 @@ pub enum Decision {
     Reactive,
     /// Mode-2: planned by energy minimisation.
     Planned,
+    /// Neither: an exploration action (uniform in the bounds) taken
+    /// before there is a model worth planning with.
+    Explored,
+}
+
+impl Decision {
+    /// The number an actor node writes on its `mode` output: 1 for
+    /// Mode-1, 2 for Mode-2, 3 for exploration (0 means no decision).
+    pub fn code(self) -> f64 {
+        match self {
+            Decision::Reactive => 1.0,
+            Decision::Planned => 2.0,
+            Decision::Explored => 3.0,
+        }
+    }
 }
 
 /// A Mode-1 policy: a reactive map from a batch of states to actions.

@@ -27,6 +27,17 @@ pub enum Modulation {
     /// Set how an actor with a policy and a planner decides (Mode-1 /
     /// Mode-2 switching).
     Mode(ActMode),
+    /// Switch Mode-1 / Mode-2 by the rule ([`ActMode::Switch`]), each
+    /// field left `None` keeping the actor's own (its agent file's
+    /// `switch_margin`, `switch_tolerance`, `max_policy_ticks`).
+    Switch {
+        /// Relative margin.
+        margin: Option<f32>,
+        /// Absolute margin, in energy units.
+        tolerance: Option<f32>,
+        /// Most Mode-1 ticks in a row (0: no limit).
+        max_policy_ticks: Option<usize>,
+    },
 }
 
 /// The configurator [paper §6]: sets up the other modules for the task at

@@ -9,7 +9,9 @@ use crate::rng::AmiRng;
 
 /// One stored step: at time `t`, in `state`, the agent took `action`, paid
 /// intrinsic `cost` and reached `next_state`. `imagined` marks steps
-/// predicted by the world model rather than perceived.
+/// predicted by the world model rather than perceived; `terminated` marks
+/// a step whose `next_state` is terminal (the task ended there: no cost
+/// comes after it), as opposed to an episode cut by a time limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     /// Time step.
@@ -24,6 +26,8 @@ pub struct Transition {
     pub next_state: Vec<f32>,
     /// Whether the step was imagined (predicted) rather than perceived.
     pub imagined: bool,
+    /// Whether `next_state` is terminal.
+    pub terminated: bool,
 }
 
 /// A batch of transitions, one row each, for training critics and world
@@ -42,6 +46,8 @@ pub struct TransitionBatch {
     pub next_states: Array2<f32>,
     /// Imagined flags `[batch]`.
     pub imagined: Vec<bool>,
+    /// Terminal flags `[batch]`.
+    pub terminated: Vec<bool>,
 }
 
 /// Result of a soft key-value read: the attention-weighted next state and
@@ -101,6 +107,8 @@ pub struct TransitionRef<'a> {
     pub next_state: ArrayView1<'a, f32>,
     /// Imagined or perceived.
     pub imagined: bool,
+    /// Whether `next_state` is terminal.
+    pub terminated: bool,
 }
 
 /// A ring buffer [`ShortTermMemory`] with contiguous storage.
@@ -112,6 +120,7 @@ pub struct RingMemory {
     head: usize,
     t: Vec<u64>,
     imagined: Vec<bool>,
+    terminated: Vec<bool>,
     costs: Vec<f32>,
     states: Array2<f32>,
     actions: Array2<f32>,
@@ -119,7 +128,12 @@ pub struct RingMemory {
 }
 
 const MAGIC: &[u8; 8] = b"AMISTM\0\x01";
-const FORMAT_VERSION: u32 = 1;
+/// Version 2 stores a flags byte per transition (bit 0 imagined, bit 1
+/// terminated) where version 1 stored the imagined flag (0 or 1); both
+/// load.
+const FORMAT_VERSION: u32 = 2;
+const FLAG_IMAGINED: u8 = 1;
+const FLAG_TERMINATED: u8 = 2;
 const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 8 + 8;
 
 impl RingMemory {
@@ -135,6 +149,7 @@ impl RingMemory {
             head: 0,
             t: vec![0; capacity],
             imagined: vec![false; capacity],
+            terminated: vec![false; capacity],
             costs: vec![0.0; capacity],
             states: Array2::zeros((capacity, state_dim)),
             actions: Array2::zeros((capacity, action_dim)),
@@ -154,6 +169,7 @@ impl RingMemory {
             cost: self.costs[k],
             next_state: self.next_states.row(k).to_vec(),
             imagined: self.imagined[k],
+            terminated: self.terminated[k],
         }
     }
 
@@ -170,9 +186,10 @@ impl RingMemory {
         }
         let mut r = Reader { b: &bytes[8..] };
         let version = r.u32();
-        if version != FORMAT_VERSION {
-            return Err(corrupt(format!("format version {version}, this build reads version {FORMAT_VERSION}")));
+        if !(1..=FORMAT_VERSION).contains(&version) {
+            return Err(corrupt(format!("format version {version}, this build reads versions 1 to {FORMAT_VERSION}")));
         }
+        let known_flags = if version == 1 { FLAG_IMAGINED } else { FLAG_IMAGINED | FLAG_TERMINATED };
         let state_dim = r.u32() as usize;
         let action_dim = r.u32() as usize;
         let capacity = r.u64();
@@ -198,16 +215,24 @@ impl RingMemory {
         let mut n = vec![0.0f32; state_dim];
         for _ in 0..len {
             let t = r.u64();
-            let imagined = match r.u8() {
-                0 => false,
-                1 => true,
-                x => return Err(corrupt(format!("imagined flag {x} is not 0 or 1"))),
-            };
+            let flags = r.u8();
+            if flags & !known_flags != 0 {
+                return Err(corrupt(format!("flags byte {flags:#04x} of the transition at tick {t} has unknown bits (format version {version})")));
+            }
+            let (imagined, terminated) = (flags & FLAG_IMAGINED != 0, flags & FLAG_TERMINATED != 0);
             let cost = r.f32();
             r.f32s(&mut s);
             r.f32s(&mut a);
             r.f32s(&mut n);
-            m.push(&TransitionRef { t, state: ArrayView1::from(&s), action: ArrayView1::from(&a), cost, next_state: ArrayView1::from(&n), imagined })?;
+            m.push(&TransitionRef {
+                t,
+                state: ArrayView1::from(&s),
+                action: ArrayView1::from(&a),
+                cost,
+                next_state: ArrayView1::from(&n),
+                imagined,
+                terminated,
+            })?;
         }
         Ok(m)
     }
@@ -266,6 +291,7 @@ impl ShortTermMemory for RingMemory {
         let k = self.head;
         self.t[k] = tr.t;
         self.imagined[k] = tr.imagined;
+        self.terminated[k] = tr.terminated;
         self.costs[k] = tr.cost;
         self.states.row_mut(k).assign(&tr.state);
         self.actions.row_mut(k).assign(&tr.action);
@@ -295,11 +321,13 @@ impl ShortTermMemory for RingMemory {
             costs: Array1::zeros(n),
             next_states: Array2::zeros((n, sd)),
             imagined: Vec::with_capacity(n),
+            terminated: Vec::with_capacity(n),
         };
         for row in 0..n {
             let k = self.slot(rng.gen_range(0..self.len));
             b.t.push(self.t[k]);
             b.imagined.push(self.imagined[k]);
+            b.terminated.push(self.terminated[k]);
             b.costs[row] = self.costs[k];
             b.states.row_mut(row).assign(&self.states.row(k));
             b.actions.row_mut(row).assign(&self.actions.row(k));
@@ -348,7 +376,7 @@ impl ShortTermMemory for RingMemory {
         for i in 0..self.len {
             let k = self.slot(i);
             buf.extend_from_slice(&self.t[k].to_le_bytes());
-            buf.push(u8::from(self.imagined[k]));
+            buf.push((u8::from(self.imagined[k]) * FLAG_IMAGINED) | (u8::from(self.terminated[k]) * FLAG_TERMINATED));
             buf.extend_from_slice(&self.costs[k].to_le_bytes());
             for row in [self.states.row(k), self.actions.row(k), self.next_states.row(k)] {
                 for x in row {
@@ -382,7 +410,8 @@ mod tests {
         let s = array![x, -x];
         let a = array![x * 10.0];
         let n = array![x + 1.0, -x - 1.0];
-        m.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: x * 0.5, next_state: n.view(), imagined: t % 2 == 1 }).unwrap();
+        m.push(&TransitionRef { t, state: s.view(), action: a.view(), cost: x * 0.5, next_state: n.view(), imagined: t % 2 == 1, terminated: t % 3 == 2 })
+            .unwrap();
     }
 
     #[test]
@@ -401,6 +430,55 @@ mod tests {
         assert_eq!(tr.action, vec![30.0]);
         assert_eq!(tr.next_state, vec![4.0, -4.0]);
         assert!(tr.imagined);
+        assert!(!tr.terminated);
+        assert!(m.by_time(2).unwrap().terminated);
+    }
+
+    /// A version-1 file (before terminal flags): header, records with an
+    /// imagined byte of 0 or 1, checksum.
+    fn version1_file(flags: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&8u64.to_le_bytes());
+        b.extend_from_slice(&(flags.len() as u64).to_le_bytes());
+        for (t, &f) in flags.iter().enumerate() {
+            b.extend_from_slice(&(t as u64).to_le_bytes());
+            b.push(f);
+            for x in [0.5f32, t as f32, 1.0, t as f32 + 1.0] {
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn terminal_flags_survive_a_save_and_version_1_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = RingMemory::new(2, 1, 8).unwrap();
+        for t in 0..6 {
+            push(&mut m, t, t as f32);
+        }
+        let path = dir.path().join("m.stm");
+        m.save(&path).unwrap();
+        let back = RingMemory::load(&path).unwrap();
+        assert_eq!(back, m);
+        let flags: Vec<(bool, bool)> = (0..6).map(|i| back.get(i).map(|t| (t.imagined, t.terminated)).unwrap()).collect();
+        assert_eq!(flags, vec![(false, false), (true, false), (false, true), (true, false), (false, false), (true, true)]);
+        let old = dir.path().join("v1.stm");
+        std::fs::write(&old, version1_file(&[0, 1, 0])).unwrap();
+        let v1 = RingMemory::load(&old).unwrap();
+        assert_eq!(v1.len(), 3);
+        assert!(v1.get(1).unwrap().imagined && !v1.get(1).unwrap().terminated);
+        assert_eq!(v1.get(2).unwrap().state, vec![2.0]);
+        // Version 1 had no terminal bit: a 2 there is corruption.
+        std::fs::write(&old, version1_file(&[0, 2])).unwrap();
+        let err = RingMemory::load(&old).unwrap_err().to_string();
+        assert!(err.contains("flags byte 0x02") && err.contains("tick 1") && err.contains("version 1"), "{err}");
     }
 
     #[test]
@@ -435,7 +513,9 @@ mod tests {
     fn wrong_widths_are_refused() {
         let mut m = RingMemory::new(2, 1, 3).unwrap();
         let s = array![1.0];
-        let err = m.push(&TransitionRef { t: 0, state: s.view(), action: s.view(), cost: 0.0, next_state: s.view(), imagined: false }).unwrap_err();
+        let err = m
+            .push(&TransitionRef { t: 0, state: s.view(), action: s.view(), cost: 0.0, next_state: s.view(), imagined: false, terminated: false })
+            .unwrap_err();
         assert!(err.to_string().contains("RingMemory::push(state)"), "{err}");
         assert!(RingMemory::new(2, 1, 0).is_err());
     }

@@ -16,17 +16,21 @@ use crate::error::PluginError;
 use crate::instance::Instance;
 
 /// A plugin short-term memory. Sampling and soft reads are done by the host
-/// through `len` and `get`.
+/// through `len` and `get`. Plugin ABI 1.0 carries no terminal flag: a
+/// plugin memory gives every transition back as non-terminal (a critic
+/// trained from it treats episode ends as time limits), and the first
+/// terminal transition pushed logs a warning saying so.
 #[derive(Debug)]
 pub struct PluginMemory {
     inst: Instance,
     dims: Dims,
+    warned_terminal: bool,
 }
 
 impl PluginMemory {
     pub(crate) fn new(inst: Instance) -> std::result::Result<Self, PluginError> {
         let dims = inst.dims()?;
-        Ok(Self { inst, dims })
+        Ok(Self { inst, dims, warned_terminal: false })
     }
 
     fn read(&self, by_time: bool, key: u64) -> std::result::Result<Option<Transition>, PluginError> {
@@ -48,7 +52,7 @@ impl PluginMemory {
         // SAFETY: live instance (memory calls are serialised by `&self`/`&mut self`
         // of a `Send`-only adapter); outputs live across the call.
         self.inst.call(|err| unsafe { f(this, key, &mut out, &mut found, err) })?;
-        Ok((found != 0).then_some(Transition { t: out.t, state: s, action: a, cost: out.cost, next_state: n, imagined: out.imagined != 0 }))
+        Ok((found != 0).then_some(Transition { t: out.t, state: s, action: a, cost: out.cost, next_state: n, imagined: out.imagined != 0, terminated: false }))
     }
 
     fn log_err<T>(&self, r: std::result::Result<T, PluginError>) -> Option<T> {
@@ -94,6 +98,10 @@ impl ShortTermMemory for PluginMemory {
             next_state: input_vector(&tr.next_state, &mut k3),
             imagined: u8::from(tr.imagined),
         };
+        if tr.terminated && !self.warned_terminal {
+            self.warned_terminal = true;
+            tracing::warn!("{}: plugin memories (ABI 1.0) store no terminal flag; terminal transitions come back as time-limit ends", self.inst.label());
+        }
         // SAFETY: the instance is a memory.
         let vt = unsafe { self.inst.vtable::<MemoryVTable>() };
         let this = self.inst.this_mut();
@@ -120,6 +128,7 @@ impl ShortTermMemory for PluginMemory {
             costs: Array1::zeros(n),
             next_states: Array2::zeros((n, sd)),
             imagined: Vec::with_capacity(n),
+            terminated: Vec::with_capacity(n),
         };
         for row in 0..n {
             let i = rng.gen_range(0..len);
@@ -127,6 +136,7 @@ impl ShortTermMemory for PluginMemory {
                 self.read(false, i as u64)?.ok_or_else(|| CoreError::module(self.inst.label(), format!("get({i}) found nothing though len() is {len}")))?;
             b.t.push(tr.t);
             b.imagined.push(tr.imagined);
+            b.terminated.push(tr.terminated);
             b.costs[row] = tr.cost;
             b.states.row_mut(row).assign(&ArrayView1::from(&tr.state));
             b.actions.row_mut(row).assign(&ArrayView1::from(&tr.action));
