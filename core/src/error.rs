@@ -97,6 +97,17 @@ pub enum CoreError {
         /// Why.
         reason: String,
     },
+    /// A module outside ami's own crates failed with its own typed error
+    /// (the Gymnasium bridge's `GymError`, for instance); reach it with
+    /// [`CoreError::external`].
+    #[error("{error}")]
+    External {
+        /// Whether the failure is the user's input (an unknown environment
+        /// id, a missing interpreter): the CLI exits 2.
+        user_input: bool,
+        /// The module's error.
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A node failed while the graph was running.
     #[error("node `{node}` failed at tick {tick}: {source}")]
     Node {
@@ -125,6 +136,7 @@ impl CoreError {
     pub fn is_user_input(&self) -> bool {
         match self {
             CoreError::Invalid(_) | CoreError::Syntax { .. } | CoreError::AgentFile { .. } | CoreError::Config { .. } => true,
+            CoreError::External { user_input, .. } => *user_input,
             CoreError::Node { source, .. } => source.is_user_input(),
             _ => false,
         }
@@ -137,6 +149,15 @@ impl CoreError {
             CoreError::Syntax { location, message } => {
                 Some(vec![Problem::new(crate::problem::ProblemKind::Syntax, format!("not valid TOML: {message}")).at(Some(location.clone()))])
             }
+            _ => None,
+        }
+    }
+    /// The typed error of an [`CoreError::External`] failure, looking
+    /// through the nodes it failed in.
+    pub fn external<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match self {
+            CoreError::External { error, .. } => error.downcast_ref::<T>(),
+            CoreError::Node { source, .. } => source.external(),
             _ => None,
         }
     }

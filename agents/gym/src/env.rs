@@ -1,0 +1,423 @@
+//! [`GymEnv`]: a Gymnasium environment behind [`Environment`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ndarray::{Array1, ArrayView1};
+use serde::Deserialize;
+
+use ami_core::{Bounds, Environment, Result, Step};
+
+use crate::error::GymError;
+use crate::process::{Raised, Server};
+
+/// How to make a Gymnasium environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GymConfig {
+    /// The id, as `gymnasium.make` takes it (`Pendulum-v1`).
+    pub id: String,
+    /// Keyword arguments of `gymnasium.make`, as a JSON object.
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+    /// The interpreter ([`python`] resolves the default).
+    pub python: PathBuf,
+    /// Longest wait for one reset or step before the process is killed.
+    pub step_timeout: Duration,
+    /// Longest wait for Python to start and make the environment.
+    pub make_timeout: Duration,
+    /// For a `Discrete(n)` action space: the continuous action each
+    /// discrete action stands for (`n` rows of the agent's action width).
+    /// The agent acts in their bounding box, and the bridge sends the
+    /// index of the nearest row. Empty: the agent's action is the index
+    /// itself, rounded to the nearest integer.
+    pub discrete_actions: Vec<Vec<f32>>,
+    /// Extra environment variables of the child (`MUJOCO_GL`,
+    /// `PYTHONPATH` for a module that registers environments).
+    pub env: Vec<(String, String)>,
+}
+
+impl GymConfig {
+    /// `id` with no kwargs, the default interpreter and timeouts (30 s a
+    /// step, 120 s to start).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            kwargs: serde_json::Map::new(),
+            python: python(None),
+            step_timeout: Duration::from_secs(30),
+            make_timeout: Duration::from_secs(120),
+            discrete_actions: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The interpreter: `explicit` if given, else `$AMI_PYTHON`, else
+/// `python3` (looked up on PATH).
+pub fn python(explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os("AMI_PYTHON").filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from("python3"), PathBuf::from),
+    }
+}
+
+/// A Gymnasium space as the server describes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SpaceInfo {
+    /// `Box`: low and high per entry (`None`: infinite).
+    Box {
+        /// Shape.
+        shape: Vec<usize>,
+        /// numpy dtype name.
+        dtype: String,
+        /// Lower bounds, flattened.
+        low: Vec<Option<f64>>,
+        /// Upper bounds, flattened.
+        high: Vec<Option<f64>>,
+    },
+    /// `Discrete(n, start)`.
+    Discrete {
+        /// Number of actions.
+        n: i64,
+        /// The first action.
+        start: i64,
+    },
+    /// `MultiDiscrete(nvec, start)`.
+    MultiDiscrete {
+        /// Actions per entry.
+        nvec: Vec<i64>,
+        /// First action per entry.
+        start: Vec<i64>,
+    },
+    /// Any other space (observations are flattened).
+    Other {
+        /// The space, as Python prints it.
+        repr: String,
+    },
+}
+
+/// What the server says about an environment once made.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EnvInfo {
+    /// The observation space.
+    pub observation_space: SpaceInfo,
+    /// The observation space as Python prints it.
+    pub obs_repr: String,
+    /// Width of a flattened observation.
+    pub obs_dim: usize,
+    /// The action space.
+    pub action_space: SpaceInfo,
+    /// The spec's step limit.
+    pub max_episode_steps: Option<usize>,
+    /// gymnasium's version.
+    pub gymnasium: String,
+    /// Python's version.
+    pub python: String,
+}
+
+/// How an ami action becomes a Gymnasium action.
+#[derive(Debug, Clone)]
+enum ActionMap {
+    /// Box: the values, checked against the bounds.
+    Box { low: Vec<f32>, high: Vec<f32> },
+    /// Discrete: the nearest row of a table, or the rounded index.
+    Discrete { n: i64, start: i64, table: Vec<Vec<f32>> },
+    /// MultiDiscrete: each entry rounded.
+    MultiDiscrete { nvec: Vec<i64>, start: Vec<i64> },
+}
+
+/// A Gymnasium environment in a Python child process.
+///
+/// Observations are flattened (`gymnasium.spaces.flatten` order for Dict
+/// and other composite spaces) and converted to `f32`; actions go back in
+/// the action space's dtype. `reset(seed)` is Gymnasium's `reset(seed=seed)`,
+/// so an episode depends only on its seed; `terminated` and `truncated`
+/// are Gymnasium's own (the spec's `max_episode_steps` is
+/// [`Environment::max_steps`]). Every failure is a [`GymError`] naming the
+/// id; after a crash or a timeout the process is gone and every later call
+/// fails with [`GymError::Gone`].
+pub struct GymEnv {
+    cfg: GymConfig,
+    name: String,
+    info: EnvInfo,
+    server: Server,
+    action: ActionMap,
+    bounds: Bounds,
+    action_dim: usize,
+    payload: Vec<u8>,
+}
+
+fn raised(id: &str, python: &Path, r: Raised, kwargs: &serde_json::Map<String, serde_json::Value>) -> GymError {
+    let id = id.to_string();
+    match r.kind.as_str() {
+        "import" => GymError::GymnasiumMissing { id, python: python.into(), message: r.message },
+        "unknown_id" => GymError::UnknownId { id, message: r.message },
+        "bad_kwargs" => GymError::BadKwargs { id, kwargs: serde_json::Value::Object(kwargs.clone()).to_string(), message: r.message },
+        "make" => GymError::Make { id, message: r.message },
+        "space" => GymError::Space { id, message: r.message },
+        "reset" => GymError::Raised { id, op: "reset", message: r.message, traceback: r.traceback },
+        "step" => GymError::Raised { id, op: "step", message: r.message, traceback: r.traceback },
+        _ => GymError::Protocol { id, op: "a request", message: r.message },
+    }
+}
+
+impl GymEnv {
+    /// Starts Python and makes the environment.
+    pub fn make(cfg: GymConfig) -> std::result::Result<Self, GymError> {
+        let mut server = Server::start(&cfg.python, &cfg.id, &cfg.env)?;
+        let req = serde_json::json!({ "id": cfg.id, "kwargs": cfg.kwargs }).to_string();
+        let reply = server.call(b'M', req.as_bytes(), "make", cfg.make_timeout)?.map_err(|r| raised(&cfg.id, &cfg.python, r, &cfg.kwargs))?;
+        let info: EnvInfo = serde_json::from_slice(&reply).map_err(|e| GymError::Protocol {
+            id: cfg.id.clone(),
+            op: "make",
+            message: format!("a reply that is not the spaces ({e})"),
+        })?;
+        let space_err = |message: String| GymError::Space { id: cfg.id.clone(), message };
+        let (action, bounds) = match &info.action_space {
+            SpaceInfo::Box { low, high, .. } => {
+                let finite = |v: &[Option<f64>], what: &str| -> std::result::Result<Vec<f32>, GymError> {
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, x)| {
+                            x.map(|x| x as f32).ok_or_else(|| space_err(format!("the action space's {what}[{i}] is infinite; planners need a bounded box")))
+                        })
+                        .collect()
+                };
+                let (lo, hi) = (finite(low, "low")?, finite(high, "high")?);
+                let bounds = Bounds::new(lo.clone(), hi.clone()).map_err(|e| space_err(e.to_string()))?;
+                (ActionMap::Box { low: lo, high: hi }, bounds)
+            }
+            SpaceInfo::Discrete { n, start } => {
+                let table = cfg.discrete_actions.clone();
+                let bounds = if table.is_empty() {
+                    Bounds::new(vec![*start as f32], vec![(start + n - 1) as f32]).map_err(|e| space_err(e.to_string()))?
+                } else {
+                    if table.len() as i64 != *n || table.iter().any(|r| r.len() != table[0].len() || r.is_empty()) {
+                        return Err(space_err(format!("Discrete({n}) needs {n} discrete actions of one width, got {:?}", table)));
+                    }
+                    let w = table[0].len();
+                    let lo = (0..w).map(|j| table.iter().map(|r| r[j]).fold(f32::INFINITY, f32::min)).collect();
+                    let hi = (0..w).map(|j| table.iter().map(|r| r[j]).fold(f32::NEG_INFINITY, f32::max)).collect();
+                    Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?
+                };
+                (ActionMap::Discrete { n: *n, start: *start, table }, bounds)
+            }
+            SpaceInfo::MultiDiscrete { nvec, start } => {
+                let lo = start.iter().map(|&s| s as f32).collect();
+                let hi = nvec.iter().zip(start).map(|(&n, &s)| (s + n - 1) as f32).collect();
+                (ActionMap::MultiDiscrete { nvec: nvec.clone(), start: start.clone() }, Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?)
+            }
+            SpaceInfo::Other { repr } => return Err(space_err(format!("action space {repr} is not Box, Discrete or MultiDiscrete"))),
+        };
+        let action_dim = bounds.dim();
+        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, bounds, action_dim, payload: Vec::new() })
+    }
+
+    /// What the server reported about the environment.
+    pub fn info(&self) -> &EnvInfo {
+        &self.info
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.cfg.id
+    }
+
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
+
+    fn err(&self, r: Raised) -> GymError {
+        raised(&self.cfg.id, &self.cfg.python, r, &self.cfg.kwargs)
+    }
+
+    /// The wire action (f64 per Gymnasium entry) for `action`, or why it is
+    /// outside the space.
+    fn encode(&mut self, action: ArrayView1<'_, f32>) -> std::result::Result<(), GymError> {
+        let out = |reason: String, me: &Self| GymError::ActionOutOfSpace {
+            id: me.cfg.id.clone(),
+            action: action.to_vec(),
+            space: space_words(&me.info.action_space),
+            reason,
+        };
+        if action.len() != self.action_dim {
+            return Err(out(format!("{} entries, the space has {}", action.len(), self.action_dim), self));
+        }
+        if let Some(i) = action.iter().position(|v| !v.is_finite()) {
+            return Err(out(format!("entry {i} is not finite"), self));
+        }
+        self.payload.clear();
+        match &self.action {
+            ActionMap::Box { low, high } => {
+                for (i, &v) in action.iter().enumerate() {
+                    // Planners clamp into the bounds; allow f32 rounding.
+                    let slack = 1e-5 * (high[i] - low[i]).abs().max(1.0);
+                    if v < low[i] - slack || v > high[i] + slack {
+                        return Err(out(format!("entry {i} = {v} is outside [{}, {}]", low[i], high[i]), self));
+                    }
+                    self.payload.extend_from_slice(&f64::from(v.clamp(low[i], high[i])).to_le_bytes());
+                }
+            }
+            ActionMap::Discrete { n, start, table } => {
+                let k = if table.is_empty() {
+                    let k = action[0].round() as i64;
+                    if k < *start || k >= start + n {
+                        return Err(out(format!("{} rounds to {k}, not one of {start}..{}", action[0], start + n - 1), self));
+                    }
+                    k
+                } else {
+                    let d = |r: &Vec<f32>| r.iter().zip(action.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f32>();
+                    let best = (0..table.len()).min_by(|&i, &j| d(&table[i]).total_cmp(&d(&table[j]))).expect("the table has n >= 1 rows");
+                    start + best as i64
+                };
+                self.payload.extend_from_slice(&(k as f64).to_le_bytes());
+            }
+            ActionMap::MultiDiscrete { nvec, start } => {
+                for (i, &v) in action.iter().enumerate() {
+                    let k = v.round() as i64;
+                    if k < start[i] || k >= start[i] + nvec[i] {
+                        return Err(out(format!("entry {i} = {v} rounds to {k}, not one of {}..{}", start[i], start[i] + nvec[i] - 1), self));
+                    }
+                    self.payload.extend_from_slice(&(k as f64).to_le_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn observation(&self, bytes: &[u8], op: &'static str) -> std::result::Result<Array1<f32>, GymError> {
+        if bytes.len() != 8 * self.info.obs_dim {
+            return Err(GymError::Protocol {
+                id: self.cfg.id.clone(),
+                op,
+                message: format!("an observation of {} bytes, expected {} ({} f64)", bytes.len(), 8 * self.info.obs_dim, self.info.obs_dim),
+            });
+        }
+        let values: Vec<f64> = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(GymError::NonFinite { id: self.cfg.id.clone(), op, what: "observation", values });
+        }
+        Ok(values.iter().map(|&v| v as f32).collect())
+    }
+
+    /// `reset(seed)`, with the Gymnasium error.
+    pub fn try_reset(&mut self, seed: Option<u64>) -> std::result::Result<Array1<f32>, GymError> {
+        let mut p = [0u8; 9];
+        p[0] = u8::from(seed.is_some());
+        p[1..].copy_from_slice(&seed.unwrap_or(0).to_le_bytes());
+        let reply = self.server.call(b'R', &p, "reset", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
+        self.observation(&reply, "reset")
+    }
+
+    /// `step(action)`, with the Gymnasium error.
+    pub fn try_step(&mut self, action: ArrayView1<'_, f32>) -> std::result::Result<Step, GymError> {
+        self.send_step(action)?;
+        self.receive_step()
+    }
+
+    /// Sends `step(action)` without waiting: the child steps while the
+    /// caller does other work (another environment's step).
+    pub fn send_step(&mut self, action: ArrayView1<'_, f32>) -> std::result::Result<(), GymError> {
+        self.encode(action)?;
+        let payload = std::mem::take(&mut self.payload);
+        let sent = self.server.send(b'S', &payload, "step");
+        self.payload = payload;
+        sent
+    }
+
+    /// The outcome of the step [`GymEnv::send_step`] sent.
+    pub fn receive_step(&mut self) -> std::result::Result<Step, GymError> {
+        let reply = self.server.receive("step", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
+        if reply.len() < 10 {
+            return Err(GymError::Protocol { id: self.cfg.id.clone(), op: "step", message: format!("a step reply of {} bytes", reply.len()) });
+        }
+        let reward = f64::from_le_bytes(reply[..8].try_into().expect("8 bytes"));
+        if !reward.is_finite() {
+            return Err(GymError::NonFinite { id: self.cfg.id.clone(), op: "step", what: "reward", values: vec![reward] });
+        }
+        let observation = self.observation(&reply[10..], "step")?;
+        Ok(Step { observation, reward, terminated: reply[8] != 0, truncated: reply[9] != 0 })
+    }
+}
+
+/// Several copies of one Gymnasium environment, each in its own Python
+/// process, stepped in parallel: [`GymVecEnv::step`] sends every action
+/// before it waits for any reply, so N processes step at once on N cores.
+pub struct GymVecEnv {
+    envs: Vec<GymEnv>,
+}
+
+impl GymVecEnv {
+    /// Starts `n` processes (in parallel) of the environment `cfg` makes.
+    pub fn make(cfg: &GymConfig, n: usize) -> std::result::Result<Self, GymError> {
+        let envs = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n).map(|_| s.spawn(|| GymEnv::make(cfg.clone()))).collect();
+            handles.into_iter().map(|h| h.join().expect("GymEnv::make does not panic")).collect::<std::result::Result<Vec<_>, _>>()
+        })?;
+        Ok(Self { envs })
+    }
+    /// The environments.
+    pub fn envs(&mut self) -> &mut [GymEnv] {
+        &mut self.envs
+    }
+    /// Number of environments.
+    pub fn len(&self) -> usize {
+        self.envs.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.envs.is_empty()
+    }
+    /// Steps environment `i` with row `i` of `actions` (`[n, action_dim]`),
+    /// all at once.
+    pub fn step(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<Vec<Step>, GymError> {
+        for (env, a) in self.envs.iter_mut().zip(actions.rows()) {
+            env.send_step(a)?;
+        }
+        self.envs.iter_mut().map(GymEnv::receive_step).collect()
+    }
+}
+
+/// A space in words, for errors.
+pub fn space_words(s: &SpaceInfo) -> String {
+    match s {
+        SpaceInfo::Box { shape, dtype, .. } => format!("Box({shape:?}, {dtype})"),
+        SpaceInfo::Discrete { n, start } if *start == 0 => format!("Discrete({n})"),
+        SpaceInfo::Discrete { n, start } => format!("Discrete({n}, start={start})"),
+        SpaceInfo::MultiDiscrete { nvec, .. } => format!("MultiDiscrete({nvec:?})"),
+        SpaceInfo::Other { repr } => repr.clone(),
+    }
+}
+
+impl Environment for GymEnv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn obs_dim(&self) -> usize {
+        self.info.obs_dim
+    }
+    fn action_dim(&self) -> usize {
+        self.action_dim
+    }
+    fn action_bounds(&self) -> Bounds {
+        self.bounds.clone()
+    }
+    fn max_steps(&self) -> usize {
+        self.info.max_episode_steps.unwrap_or(usize::MAX)
+    }
+    fn reset(&mut self, seed: u64) -> Result<Array1<f32>> {
+        Ok(self.try_reset(Some(seed))?)
+    }
+    fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
+        Ok(self.try_step(action)?)
+    }
+}
+
+/// The registered ids whose name contains `pattern` (all for ""), each
+/// with its spaces or why it cannot be made, as JSON objects.
+pub fn list(python: &Path, pattern: &str, timeout: Duration) -> std::result::Result<Vec<serde_json::Value>, GymError> {
+    let mut server = Server::start(python, "*", &[])?;
+    let reply = server.call(b'L', pattern.as_bytes(), "list", timeout)?.map_err(|r| raised("*", python, r, &serde_json::Map::new()))?;
+    serde_json::from_slice(&reply).map_err(|e| GymError::Protocol { id: "*".into(), op: "list", message: e.to_string() })
+}

@@ -1,0 +1,211 @@
+"""ami's Gymnasium server: runs one Gymnasium environment for an ami
+process that talks to it over this process's stdin and stdout.
+
+Embedded in the ami binary and started as `python -c <this file>`; it
+needs nothing but gymnasium (and numpy, which gymnasium brings).
+
+Framing, little-endian: a request is one opcode byte, a u32 payload
+length and the payload; a reply is one status byte (b"O" ok, b"E" error),
+a u32 length and the payload. Errors are JSON {kind, message, traceback}.
+
+    M make   JSON {id, kwargs}          -> JSON spaces and spec
+    R reset  u8 has_seed, u64 seed      -> f64[obs_dim] observation
+    S step   f64[action_len] action     -> f64 reward, u8 terminated,
+                                           u8 truncated, f64[obs_dim] obs
+    L list   pattern (UTF-8)            -> JSON [{id, observation, action,
+                                           max_episode_steps} | {id, unavailable}]
+    Q quit                              -> (nothing; the process exits)
+
+The protocol owns the original stdout: fd 1 is pointed at stderr before
+gymnasium is imported, so whatever an environment prints (from Python or
+from C) cannot corrupt a reply. The process exits when its stdin closes or
+its parent (ami) is gone.
+"""
+
+import importlib
+import json
+import os
+import signal
+import struct
+import sys
+import traceback
+
+PROTO_IN = os.dup(0)
+PROTO_OUT = os.dup(1)
+os.dup2(2, 1)
+_devnull = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_devnull, 0)
+sys.stdout = sys.stderr
+# Ctrl-C reaches the whole process group: ami handles it and closes us.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _watch_parent(parent=os.getppid()):
+    # Exit when ami is gone, even in the middle of a step: the parent's
+    # death closes our stdin, but a step that hangs would never read it.
+    # (PR_SET_PDEATHSIG would fire when the ami *thread* that started us
+    # ends, not the process.)
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
+
+
+import threading
+
+threading.Thread(target=_watch_parent, daemon=True).start()
+
+
+_inp = os.fdopen(PROTO_IN, "rb", buffering=1 << 16)
+
+
+def read_exact(n):
+    buf = _inp.read(n)
+    if len(buf) < n:
+        os._exit(0)  # ami went away
+    return buf
+
+
+def reply(status, payload):
+    data = status + struct.pack("<I", len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        n = os.write(PROTO_OUT, view)
+        view = view[n:]
+
+
+def error(kind, message):
+    reply(b"E", json.dumps({"kind": kind, "message": message, "traceback": traceback.format_exc()}).encode())
+
+
+def finite_or_none(x):
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def describe(space, spaces):
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": [finite_or_none(v) for v in space.low.ravel()],
+            "high": [finite_or_none(v) for v in space.high.ravel()],
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "multi_discrete", "nvec": [int(v) for v in space.nvec.ravel()], "start": [int(v) for v in space.start.ravel()]}
+    return {"type": "other", "repr": str(space)}
+
+
+def main():
+    try:
+        import numpy as np
+        import gymnasium as gym
+        from gymnasium import spaces
+    except Exception as e:
+        op = read_exact(5)
+        read_exact(struct.unpack("<I", op[1:])[0])
+        error("import", f"{type(e).__name__}: {e}")
+        return
+    env = None
+    obs_flat = None
+    act = None
+    while True:
+        head = read_exact(5)
+        op, n = head[:1], struct.unpack("<I", head[1:])[0]
+        payload = read_exact(n) if n else b""
+        if op == b"S":
+            try:
+                a = np.frombuffer(payload, dtype=np.float64)
+                obs, reward, terminated, truncated, _ = env.step(act(a))
+                o = obs_flat(obs)
+                reply(b"O", struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)) + o.tobytes())
+            except Exception as e:
+                error("step", f"{type(e).__name__}: {e}")
+        elif op == b"R":
+            try:
+                has_seed, seed = struct.unpack("<BQ", payload)
+                obs, _ = env.reset(seed=int(seed) if has_seed else None)
+                reply(b"O", obs_flat(obs).tobytes())
+            except Exception as e:
+                error("reset", f"{type(e).__name__}: {e}")
+        elif op == b"M":
+            req = json.loads(payload)
+            env_id, kwargs = req["id"], req.get("kwargs") or {}
+            try:
+                if ":" in env_id:  # "module:Id-v0": the module registers Id-v0
+                    module, env_id = env_id.split(":", 1)
+                    importlib.import_module(module)
+                spec = gym.spec(env_id)
+            except Exception as e:
+                error("unknown_id", f"{type(e).__name__}: {e}")
+                continue
+            try:
+                env = gym.make(env_id, **kwargs)
+            except TypeError as e:
+                error("bad_kwargs", f"{type(e).__name__}: {e}")
+                continue
+            except Exception as e:
+                error("make", f"{type(e).__name__}: {e}")
+                continue
+            ospace, aspace = env.observation_space, env.action_space
+            try:
+                obs_dim = int(spaces.flatdim(ospace))
+            except Exception as e:
+                error("space", f"observation space {ospace} cannot be flattened: {e}")
+                continue
+            if isinstance(ospace, spaces.Box):
+                obs_flat = lambda o: np.asarray(o, dtype=np.float64).ravel()
+            else:
+                obs_flat = lambda o, s=ospace: np.asarray(spaces.flatten(s, o), dtype=np.float64)
+            if isinstance(aspace, spaces.Box):
+                act = lambda a, s=aspace: a.astype(s.dtype).reshape(s.shape)
+            elif isinstance(aspace, spaces.Discrete):
+                act = lambda a: int(a[0])
+            elif isinstance(aspace, spaces.MultiDiscrete):
+                act = lambda a, s=aspace: a.astype(s.dtype).reshape(s.shape)
+            else:
+                error("space", f"action space {aspace} is not Box, Discrete or MultiDiscrete")
+                continue
+            limit = env.spec.max_episode_steps if env.spec is not None else spec.max_episode_steps
+            reply(
+                b"O",
+                json.dumps(
+                    {
+                        "observation_space": describe(ospace, spaces),
+                        "obs_repr": str(ospace),
+                        "obs_dim": obs_dim,
+                        "action_space": describe(aspace, spaces),
+                        "max_episode_steps": limit,
+                        "gymnasium": gym.__version__,
+                        "python": sys.version.split()[0],
+                    }
+                ).encode(),
+            )
+        elif op == b"L":
+            pattern = payload.decode()
+            out = []
+            for env_id in sorted(gym.registry):
+                if pattern.lower() not in env_id.lower():
+                    continue
+                try:
+                    e = gym.make(env_id)
+                    out.append({"id": env_id, "observation": str(e.observation_space), "action": str(e.action_space), "max_episode_steps": e.spec.max_episode_steps})
+                    e.close()
+                except Exception as e:
+                    out.append({"id": env_id, "unavailable": f"{type(e).__name__}: {e}"})
+            reply(b"O", json.dumps(out).encode())
+        elif op == b"Q":
+            try:
+                if env is not None:
+                    env.close()
+            finally:
+                return
+        else:
+            error("protocol", f"unknown opcode {op!r}")
+
+
+main()

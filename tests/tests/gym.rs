@@ -1,0 +1,221 @@
+//! The Gymnasium bridge against real Gymnasium (the pinned release in
+//! `.venv-gym`, made by `scripts/gym-venv.sh`, or `$AMI_PYTHON`): exact
+//! transitions against the built-in task models, spaces, and every failure
+//! as its own error with no child process left behind.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ami_agents::tasks::cartpole::CartPoleModel;
+use ami_agents::tasks::pendulum::PendulumModel;
+use ami_core::{Environment, WorldModel};
+use ami_gym::{GymConfig, GymEnv, GymError};
+use ndarray::{array, Array2, Axis};
+use rand::Rng;
+
+/// The interpreter with gymnasium: `$AMI_PYTHON`, else the repository's
+/// `.venv-gym`. Missing both is a failure, not a skip.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("AMI_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-gym/bin/python");
+    assert!(venv.exists(), "no Python with gymnasium: run scripts/gym-venv.sh (makes .venv-gym) or set AMI_PYTHON");
+    venv
+}
+
+fn config(id: &str) -> GymConfig {
+    GymConfig { python: python(), ..GymConfig::new(id) }
+}
+
+/// The scripted test environment (tests/tests/gym/ami_testenvs.py) in a
+/// given misbehaviour.
+fn scripted(mode: &str) -> GymConfig {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gym");
+    let mut cfg = config("ami_testenvs:AmiScripted-v0");
+    cfg.kwargs.insert("mode".into(), mode.into());
+    cfg.env.push(("PYTHONPATH".into(), dir.display().to_string()));
+    cfg.step_timeout = Duration::from_secs(2);
+    cfg
+}
+
+fn alive(pid: u32) -> bool {
+    // A reaped child has no /proc entry; a zombie would still count.
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn pendulum_v1_steps_as_the_built_in_model_predicts() {
+    let mut env = GymEnv::make(config("Pendulum-v1")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((env.obs_dim(), env.action_dim(), env.max_steps()), (3, 1, 200));
+    assert_eq!(env.action_bounds().high, vec![2.0]);
+    let mut rng = ami_core::rng::rng(5);
+    let mut worst = 0.0f32;
+    for seed in [0u64, 1, 2] {
+        let mut obs = env.reset(seed).unwrap();
+        let again = env.reset(seed).unwrap();
+        assert_eq!(obs, again, "reset(seed) is deterministic");
+        for t in 0..200 {
+            let a = array![rng.gen_range(-2.0f32..=2.0)];
+            let step = env.step(a.view()).unwrap();
+            let mut pred = Array2::zeros((1, 3));
+            PendulumModel.predict(obs.view().insert_axis(Axis(0)), a.view().insert_axis(Axis(0)), pred.view_mut()).unwrap();
+            for (p, o) in pred.row(0).iter().zip(&step.observation) {
+                worst = worst.max((p - o).abs());
+            }
+            assert!(!step.terminated, "Pendulum never terminates");
+            assert_eq!(step.truncated, t == 199, "truncated at the spec's 200 steps, step {t}");
+            obs = step.observation;
+        }
+    }
+    assert!(worst < 2e-5, "largest difference from the built-in model {worst}");
+}
+
+#[test]
+fn cartpole_v1_discrete_actions_step_as_the_built_in_model_predicts() {
+    // The agent acts with a force; the bridge sends the nearest of
+    // Gymnasium's actions (0: -10 N, 1: +10 N).
+    let mut cfg = config("CartPole-v1");
+    cfg.discrete_actions = vec![vec![-10.0], vec![10.0]];
+    let mut env = GymEnv::make(cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((env.action_bounds().low.clone(), env.action_bounds().high.clone()), (vec![-10.0], vec![10.0]));
+    let mut rng = ami_core::rng::rng(8);
+    let (mut worst, mut terminations) = (0.0f32, 0);
+    for seed in 0..5u64 {
+        let mut obs = env.reset(seed).unwrap();
+        loop {
+            let a = array![if rng.gen_bool(0.5) { 7.0f32 } else { -3.0 }];
+            let force = array![if a[0] > 0.0 { 10.0f32 } else { -10.0 }];
+            let step = env.step(a.view()).unwrap();
+            let mut pred = Array2::zeros((1, 4));
+            CartPoleModel.predict(obs.view().insert_axis(Axis(0)), force.view().insert_axis(Axis(0)), pred.view_mut()).unwrap();
+            for (p, o) in pred.row(0).iter().zip(&step.observation) {
+                worst = worst.max((p - o).abs() / o.abs().max(1.0));
+            }
+            obs = step.observation;
+            if step.terminated || step.truncated {
+                terminations += usize::from(step.terminated);
+                break;
+            }
+        }
+    }
+    assert_eq!(terminations, 5, "random pushes topple the pole: terminated, not truncated");
+    assert!(worst < 2e-5, "largest relative difference from the built-in model {worst}");
+    let err = env.step(array![f32::NAN].view()).unwrap_err().to_string();
+    assert!(err.contains("gym:CartPole-v1") && err.contains("not finite"), "{err}");
+}
+
+#[test]
+fn a_mujoco_environment_runs() {
+    let mut env = GymEnv::make(config("InvertedPendulum-v5")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((env.obs_dim(), env.action_dim(), env.max_steps()), (4, 1, 1000));
+    let first = env.reset(3).unwrap();
+    assert_eq!(first, env.reset(3).unwrap());
+    let step = env.step(array![0.5f32].view()).unwrap();
+    assert_eq!(step.reward, 1.0);
+    assert_ne!(step.observation, first);
+    let err = env.step(array![3.5f32].view()).unwrap_err();
+    let Some(GymError::ActionOutOfSpace { reason, .. }) = err.external::<GymError>() else { panic!("{err}") };
+    assert!(reason.contains("entry 0 = 3.5 is outside [-3, 3]"), "{reason}");
+}
+
+#[test]
+fn dict_observations_are_flattened_and_prints_do_not_corrupt_the_protocol() {
+    let mut env = GymEnv::make(scripted("dict")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.obs_dim(), 5, "Box(2) and a one-hot Discrete(3)");
+    assert_eq!(env.reset(0).unwrap().to_vec(), vec![0.0, 0.0, 1.0, 0.0, 0.0]);
+    let step = env.step(array![0.5f32].view()).unwrap();
+    assert_eq!(step.observation.to_vec(), vec![0.25, -0.25, 0.0, 1.0, 0.0]);
+}
+
+fn step_until_error(mode: &str) -> (GymError, u32) {
+    let mut env = GymEnv::make(scripted(mode)).unwrap_or_else(|e| panic!("{e}"));
+    let pid = env.pid().expect("running");
+    env.reset(0).unwrap();
+    for _ in 0..2 {
+        env.step(array![0.1f32].view()).unwrap();
+    }
+    match env.try_step(array![0.1f32].view()) {
+        Ok(s) => panic!("{mode}: step 3 succeeded: {s:?}"),
+        Err(e) => {
+            drop(env);
+            (e, pid)
+        }
+    }
+}
+
+#[test]
+fn a_hanging_step_times_out_and_the_child_is_killed() {
+    let (e, pid) = step_until_error("hang");
+    assert!(matches!(e, GymError::Timeout { op: "step", .. }), "{e}");
+    assert!(e.to_string().contains("gym:ami_testenvs:AmiScripted-v0") && e.to_string().contains("within 2 s"), "{e}");
+    assert!(!alive(pid), "the child is gone");
+}
+
+#[test]
+fn a_crashing_child_is_reported_with_its_status_and_stderr() {
+    let (e, pid) = step_until_error("crash");
+    let GymError::Exited { status, stderr, .. } = &e else { panic!("{e}") };
+    assert!(status.contains('7'), "{status}");
+    assert!(stderr.contains("noise on stdout"), "the child's prints went to stderr: {stderr}");
+    assert!(!alive(pid));
+}
+
+#[test]
+fn exceptions_and_non_finite_observations_are_errors() {
+    let (e, _) = step_until_error("raise");
+    let GymError::Raised { op, message, traceback, .. } = &e else { panic!("{e}") };
+    assert_eq!(*op, "step");
+    assert!(message.contains("RuntimeError: boom at step 3"), "{message}");
+    assert!(traceback.contains("ami_testenvs.py"), "{traceback}");
+    let (e, _) = step_until_error("nan");
+    assert!(matches!(&e, GymError::NonFinite { what: "observation", .. }), "{e}");
+}
+
+#[test]
+fn a_killed_child_is_reported_and_later_calls_fail() {
+    let mut env = GymEnv::make(config("Pendulum-v1")).unwrap_or_else(|e| panic!("{e}"));
+    env.reset(0).unwrap();
+    let pid = env.pid().unwrap();
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let e = env.try_step(array![0.0f32].view()).unwrap_err();
+    let GymError::Exited { status, .. } = &e else { panic!("{e}") };
+    assert!(status.contains("signal: 9"), "{status}");
+    assert!(matches!(env.try_step(array![0.0f32].view()).unwrap_err(), GymError::Gone { .. }));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn bad_setups_are_user_input_errors_naming_the_cause() {
+    let missing = GymConfig { python: "/nonexistent/python3".into(), ..GymConfig::new("Pendulum-v1") };
+    let e = GymEnv::make(missing).err().unwrap();
+    assert!(matches!(e, GymError::PythonMissing { .. }) && e.is_user_input(), "{e}");
+    assert!(e.to_string().contains("/nonexistent/python3") && e.to_string().contains("AMI_PYTHON"), "{e}");
+    // A Python without gymnasium: a fresh venv of the same interpreter.
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("bare");
+    let made = std::process::Command::new(python()).args(["-m", "venv", "--without-pip"]).arg(&bare).status().unwrap();
+    assert!(made.success());
+    let e = GymEnv::make(GymConfig { python: bare.join("bin/python"), ..GymConfig::new("Pendulum-v1") }).err().unwrap();
+    assert!(matches!(e, GymError::GymnasiumMissing { .. }) && e.is_user_input(), "{e}");
+    assert!(e.to_string().contains("pip install \"gymnasium[mujoco]==1.4.0\"") && e.to_string().contains("bare/bin/python"), "{e}");
+    let e = GymEnv::make(config("NoSuchEnv-v9")).err().unwrap();
+    assert!(matches!(e, GymError::UnknownId { .. }) && e.is_user_input(), "{e}");
+    assert!(e.to_string().contains("gym:NoSuchEnv-v9") && e.to_string().contains("ami envs"), "{e}");
+    let mut bad = config("Pendulum-v1");
+    bad.kwargs.insert("bogus".into(), 3.into());
+    let e = GymEnv::make(bad).err().unwrap();
+    assert!(matches!(e, GymError::BadKwargs { .. }) && e.is_user_input(), "{e}");
+    assert!(e.to_string().contains("bogus"), "{e}");
+    let core: ami_core::CoreError = e.into();
+    assert!(core.is_user_input());
+}
+
+#[test]
+fn dropping_the_environment_ends_its_process() {
+    let env = GymEnv::make(config("CartPole-v1")).unwrap_or_else(|e| panic!("{e}"));
+    let pid = env.pid().unwrap();
+    assert!(alive(pid));
+    drop(env);
+    assert!(!alive(pid));
+}
