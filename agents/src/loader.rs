@@ -43,6 +43,15 @@ pub enum AgentSource {
         /// A registered planner's name (`cem`, `mppi`, `gd`).
         planner: String,
     },
+    /// The standard agent on a Gymnasium environment ([`gym_agent_toml`]).
+    Gym {
+        /// The Gymnasium id.
+        id: String,
+        /// A registered planner's name.
+        planner: String,
+        /// The interpreter (default: `$AMI_PYTHON`, else `python3`).
+        python: Option<PathBuf>,
+    },
     /// The standard agent on a plugin's environment: `plugin` (its only
     /// environment) or `plugin/module`, planned by a built-in planner or a
     /// plugin planner `plugin:NAME/MODULE`.
@@ -54,6 +63,29 @@ pub enum AgentSource {
     },
 }
 
+/// The standard agent on a Gymnasium environment (`ami run --env
+/// gym:ID`): the `gym` environment node, planned with the model, cost and
+/// planner defaults of the built-in task with the same dynamics
+/// ([`crate::registry::gym_task`]).
+pub fn gym_agent_toml(id: &str, planner: &str, python: Option<&Path>, registry: &Registry) -> Result<String> {
+    if !registry.planners().iter().any(|p| p == planner) {
+        return Err(CoreError::config("planner", format!("unknown planner `{planner}` (registered: {})", registry.planners().join(", "))));
+    }
+    let task = crate::registry::gym_task(id).ok_or_else(|| {
+        CoreError::config(
+            "env",
+            format!("gym:{id} has no built-in task model and cost to plan with (Pendulum-v1 and CartPole-v1 have): write an agent file with an environment node `implementation = \"gym\"`, `id` and `task`"),
+        )
+    })?;
+    let mut params = vec![("id".to_string(), ParamValue::Str(id.into()))];
+    if let Some(py) = python {
+        params.push(("python".to_string(), ParamValue::Str(py.display().to_string())));
+    }
+    let env = NodeSpec::new("gym", params);
+    let actor = NodeSpec::new(planner, task.planner_defaults(planner));
+    Ok(standard_agent_toml(&format!("gym-{id}-{planner}"), &env, &actor, &[]))
+}
+
 impl AgentSource {
     /// How the source is named in messages and results.
     pub fn describe(&self) -> String {
@@ -63,6 +95,7 @@ impl AgentSource {
             AgentSource::Text { name, .. } => name.clone(),
             AgentSource::Task { task, planner } => format!("--task {task} --planner {planner}"),
             AgentSource::PluginTask { env, .. } => format!("--plugin-task {env}"),
+            AgentSource::Gym { id, planner, .. } => format!("--env gym:{id} --planner {planner}"),
         }
     }
 }
@@ -158,6 +191,7 @@ pub fn load(source: &AgentSource, opts: &LoadOptions) -> Result<Loaded> {
         AgentSource::File(p) => (read_agent_file(p)?, p.display().to_string(), Some(p.parent().unwrap_or(Path::new("")).to_path_buf())),
         AgentSource::Text { text, name } => (text.clone(), name.clone(), None),
         AgentSource::Task { task, planner } => (task_agent_toml(*task, planner, &registry)?, format!("<{task}-{planner}>"), None),
+        AgentSource::Gym { id, planner, python } => (gym_agent_toml(id, planner, python.as_deref(), &registry)?, format!("<gym:{id}-{planner}>"), None),
         AgentSource::PluginTask { env, planner } => {
             let h = host.get_or_insert_with(|| PluginHost::new(opts.host.clone()));
             for p in &opts.plugins {

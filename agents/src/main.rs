@@ -42,6 +42,9 @@ enum Command {
     /// losses) from `ami run --json` output, as PNG or SVG; several runs
     /// overlay.
     Plot(cli::plot::PlotArgs),
+    /// List the Gymnasium environments the interpreter has (ids, spaces,
+    /// step limits) for `ami run --env gym:ID`.
+    Envs(cli::envs::EnvsArgs),
     /// Plugins: `inspect` a library (declaration, ABI, modules with ports and
     /// parameters), or create a `new` plugin crate from the template.
     Plugin(cli::plugin::PluginCommand),
@@ -54,10 +57,12 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => cli::check::run(args),
         Some(Command::Graph(args)) => cli::graph::run(args),
         Some(Command::Bench(args)) if args.train => cli::bench_train::run(&args),
+        Some(Command::Bench(args)) if args.env.is_some() => cli::envs::bench(&args),
         Some(Command::Bench(args)) => cli::bench::run(args),
         Some(Command::List(args)) => cli::list::run(args),
         Some(Command::Train(args)) => cli::train::run(args),
         Some(Command::Plot(args)) => cli::plot::run(args),
+        Some(Command::Envs(args)) => cli::envs::run(args),
         Some(Command::Plugin(args)) => cli::plugin::run(args),
         None => cli::run::run(RunArgs::default()),
     };

@@ -41,9 +41,19 @@ fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResou
 }
 
 /// Adds the built-in tasks as environments: `pendulum`, `cartpole`,
-/// `pointmass` (each supplies its true dynamics and intrinsic cost), and
-/// `workload` (a workload file's MLP from `s0` to `goal`).
+/// `pointmass` (each supplies its true dynamics and intrinsic cost),
+/// `workload` (a workload file's MLP from `s0` to `goal`) and `gym` (a
+/// Python Gymnasium environment through the bridge, planned with a
+/// built-in task's model and cost).
 pub fn register_tasks(registry: &mut Registry) {
+    let _ = registry.register(Implementation::new(
+        ModuleKind::Environment,
+        "gym",
+        "a Gymnasium environment in a Python child process (ami-gym), planned with a built-in task's model and cost",
+        EnvNode::ports(),
+        gym_params(),
+        |_, p| gym_env(p),
+    ));
     for kind in TaskKind::ALL {
         let params = match kind {
             TaskKind::PointMass => {
@@ -89,6 +99,78 @@ pub fn register_tasks(registry: &mut Registry) {
             Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
         },
     ));
+}
+
+/// The built-in task whose model and cost plan on Gymnasium environment
+/// `id` (`Pendulum-v1`: pendulum, `CartPole-v1`: cartpole).
+pub fn gym_task(id: &str) -> Option<TaskKind> {
+    match id {
+        "Pendulum-v1" => Some(TaskKind::Pendulum),
+        "CartPole-v1" => Some(TaskKind::CartPole),
+        _ => None,
+    }
+}
+
+/// The `gym` environment's parameters.
+fn gym_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new("id", ParamType::string(), "the Gymnasium id (`Pendulum-v1`; `module:Id-v0` imports `module` first)").required(),
+        ParamSpec::new("kwargs", ParamType::Structured { what: "a table of gymnasium.make keyword arguments".into() }, "keyword arguments of gymnasium.make"),
+        ParamSpec::new(
+            "task",
+            ParamType::string(),
+            "the built-in task whose model and cost agents plan with (default: Pendulum-v1 -> pendulum, CartPole-v1 -> cartpole)",
+        ),
+        ParamSpec::new("python", ParamType::string(), "the interpreter with gymnasium (default: $AMI_PYTHON, else python3)"),
+        ParamSpec::new("step_timeout", ParamType::float(0.001, 86_400.0), "seconds one reset or step may take before the process is killed")
+            .default(ParamValue::Float(30.0)),
+    ]
+}
+
+/// Builds a `gym` environment node; `python` overrides the parameter's
+/// interpreter.
+fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
+    let id = p.str_opt("id")?.unwrap_or_default().to_string();
+    let kind = match p.str_opt("task")? {
+        Some(t) => t.parse::<TaskKind>().map_err(|e| CoreError::config("task", e.to_string()))?,
+        None => gym_task(&id).ok_or_else(|| {
+            CoreError::config(
+                "task",
+                format!("gym:{id} has no built-in task model and cost to plan with: set `task` (pendulum, cartpole, pointmass) for an environment with the same dynamics"),
+            )
+        })?,
+    };
+    let mut cfg = ami_gym::GymConfig::new(id.clone());
+    if let Some(py) = p.str_opt("python")? {
+        cfg.python = py.into();
+    }
+    cfg.step_timeout = std::time::Duration::from_secs_f64(p.f64("step_timeout")?);
+    if let Some(serde_json::Value::Object(m)) = p.deserialize::<serde_json::Value>("kwargs")? {
+        cfg.kwargs = m;
+    }
+    let (_, mut task) = task_resources(kind, None);
+    if kind == TaskKind::CartPole {
+        // Gymnasium's two actions are the built-in task's two forces.
+        let f = crate::tasks::cartpole::FORCE_MAG as f32;
+        cfg.discrete_actions = vec![vec![-f], vec![f]];
+    }
+    let env = ami_gym::GymEnv::make(cfg)?;
+    if env.obs_dim() != task.obs_dim || env.action_dim() != task.action_dim {
+        return Err(CoreError::config(
+            "task",
+            format!(
+                "gym:{id} has observations of width {} and actions of width {}, task `{}` {} and {}",
+                env.obs_dim(),
+                env.action_dim(),
+                kind.name(),
+                task.obs_dim,
+                task.action_dim
+            ),
+        ));
+    }
+    task.name = format!("gym:{id}");
+    task.bounds = env.action_bounds();
+    Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
 }
 
 /// The registry agent files are checked against: the composition layer's

@@ -24,12 +24,24 @@ fn planner_decl(s: &str) -> Result<PlannerDecl, String> {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Workload safetensors file (W1 b1 W2 b2 ... s0 goal).
-    #[arg(long, value_name = "FILE", required_unless_present = "train")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["train", "env"])]
     pub workload: Option<PathBuf>,
     /// Planner to time, with its defaults (WORKLOAD.md's settings): cem,
     /// mppi or gd.
-    #[arg(long, value_parser = planner_decl, required_unless_present = "train")]
+    #[arg(long, value_parser = planner_decl, required_unless_present_any = ["train", "env"])]
     pub planner: Option<PlannerDecl>,
+    /// Time a Gymnasium environment through the bridge instead: env steps
+    /// per second with random actions (`gym:ID`).
+    #[arg(long, value_name = "gym:ID", conflicts_with_all = ["workload", "planner", "train"])]
+    pub env: Option<String>,
+    /// With --env: this many environments (one Python process each),
+    /// stepped in parallel.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256), requires = "env")]
+    pub envs: u64,
+    /// With --env: the interpreter with gymnasium (default: $AMI_PYTHON,
+    /// else python3).
+    #[arg(long, requires = "env")]
+    pub python: Option<PathBuf>,
     /// Time training steps instead (the training yardstick of
     /// `../shared/workload/train_peers.py`: forward, backward and Adam on
     /// a probabilistic SiLU ensemble).

@@ -23,11 +23,20 @@ use super::Interrupted;
 pub struct RunArgs {
     /// Agent file (TOML) to run; without it, the standard agent for
     /// `--task`/`--planner` (default: Pendulum with CEM).
-    #[arg(value_name = "FILE", conflicts_with_all = ["task", "planner"])]
+    #[arg(value_name = "FILE", conflicts_with_all = ["task", "planner", "env"])]
     pub file: Option<PathBuf>,
     /// Built-in task: pendulum, cartpole or pointmass.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "env")]
     pub task: Option<TaskKind>,
+    /// A Gymnasium environment, `gym:ID` (Pendulum-v1, CartPole-v1),
+    /// run in a Python child process and planned with the built-in task
+    /// of the same dynamics.
+    #[arg(long, value_name = "gym:ID", value_parser = gym_env_id)]
+    pub env: Option<String>,
+    /// The Python interpreter with gymnasium (default: $AMI_PYTHON, else
+    /// python3).
+    #[arg(long, requires = "env")]
+    pub python: Option<PathBuf>,
     /// Mode-2 planner: a registered planner (cem, mppi, gd).
     #[arg(long, value_parser = planner_name)]
     pub planner: Option<String>,
@@ -72,10 +81,21 @@ fn planner_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// A `--env` value: `gym:ID`; returns the id.
+fn gym_env_id(s: &str) -> Result<String, String> {
+    match s.strip_prefix("gym:") {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(format!("`{s}` is not gym:ID (for instance gym:Pendulum-v1; `ami envs` lists the ids)")),
+    }
+}
+
 /// Where the arguments say the agent comes from.
 pub fn source(args: &RunArgs) -> AgentSource {
     if let Some(path) = &args.file {
         return AgentSource::File(path.clone());
+    }
+    if let Some(id) = &args.env {
+        return AgentSource::Gym { id: id.clone(), planner: args.planner.clone().unwrap_or_else(|| "cem".into()), python: args.python.clone() };
     }
     if let Some(env) = &args.plugins.plugin_task {
         let planner = match (&args.plugins.plugin_planner, &args.planner) {

@@ -1,0 +1,128 @@
+//! `ami` with Gymnasium environments: `--env gym:ID` runs, bad setups exit
+//! 2 naming the cause, a crashing environment keeps the memory recorded so
+//! far, and no Python process outlives a killed `ami`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The interpreter with gymnasium, as tests/tests/gym.rs finds it.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("AMI_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-gym/bin/python");
+    assert!(venv.exists(), "no Python with gymnasium: run scripts/gym-venv.sh (makes .venv-gym) or set AMI_PYTHON");
+    venv
+}
+
+fn ami() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ami"));
+    let scripted = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tests/gym");
+    c.env("AMI_PYTHON", python()).env("PYTHONPATH", scripted);
+    c
+}
+
+/// pendulum.toml on `env` (an environment node's lines), with a small
+/// planner and the memory saved to `memory`.
+fn agent(env: &str, memory: &Path) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pendulum.toml")).unwrap();
+    text.replace("implementation = \"pendulum\"", env)
+        .replace("samples = 256", "samples = 16")
+        .replace("iterations = 6", "iterations = 1")
+        .replace("elites = 24", "elites = 4")
+        .replace("horizon = 30", "horizon = 5")
+        .replace("params = { capacity = 10000 }", &format!("params = {{ capacity = 10000, save_path = {:?} }}", memory.display().to_string()))
+}
+
+#[test]
+fn ami_runs_a_gymnasium_environment_and_lists_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gym.toml");
+    std::fs::write(&file, agent("implementation = \"gym\"\nparams = { id = \"Pendulum-v1\" }", &dir.path().join("m.bin"))).unwrap();
+    let out = ami().args(["run"]).arg(&file).args(["--episodes", "1", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(json["task"], "gym:Pendulum-v1");
+    let r = json["returns"][0].as_f64().unwrap();
+    assert!(r < 0.0 && r > -2000.0, "{r}");
+    let out = ami().args(["envs", "CartPole"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("gym:CartPole-v1") && stdout.contains("Discrete(2)"), "{stdout}");
+}
+
+#[test]
+fn bad_gym_setups_exit_2_naming_the_cause() {
+    for (args, needle) in [
+        (&["run", "--env", "gym:Pendulum-v1", "--python", "/nonexistent/python3"][..], "/nonexistent/python3"),
+        (&["run", "--env", "Pendulum-v1"][..], "is not gym:ID"),
+        (&["run", "--env", "gym:Reacher-v5"][..], "no built-in task model and cost"),
+        (&["bench", "--env", "gym:NoSuchEnv-v9"][..], "unknown environment id"),
+    ] {
+        let out = ami().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: stderr should mention `{needle}`: {err}");
+    }
+}
+
+#[test]
+fn a_crashing_environment_is_an_error_and_the_memory_so_far_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, memory) = (dir.path().join("crash.toml"), dir.path().join("memory.bin"));
+    let env = "implementation = \"gym\"\nparams = { id = \"ami_testenvs:AmiScripted-v0\", task = \"pendulum\", kwargs = { mode = \"crash\", obs_dim = 3 } }";
+    std::fs::write(&file, agent(env, &memory)).unwrap();
+    let out = ami().args(["run"]).arg(&file).args(["--episodes", "1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("gym:ami_testenvs:AmiScripted-v0: the Python process exited during step (exit status: 7)"), "{err}");
+    let saved = ami_core::RingMemory::load(&memory).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ami_core::ShortTermMemory::len(&saved), 2, "the two steps before the crash");
+}
+
+/// The children of `pid` (from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else { continue };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Whether `pid` runs (a zombie awaiting its reaper does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z')))
+}
+
+#[test]
+fn no_python_process_outlives_a_killed_ami() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("long.toml");
+    std::fs::write(&file, agent("implementation = \"gym\"\nparams = { id = \"Pendulum-v1\" }", &dir.path().join("m.bin"))).unwrap();
+    let mut run = ami().args(["run"]).arg(&file).args(["--episodes", "1000"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    let python = loop {
+        if let Some(&c) = children(run.id()).first() {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "ami started no child");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Let it step a while, then kill ami outright (no clean-up runs).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(running(python));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let start = Instant::now();
+    while running(python) {
+        assert!(start.elapsed() < Duration::from_secs(5), "Python {python} still runs after ami was killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
