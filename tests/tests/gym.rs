@@ -9,7 +9,7 @@ use std::time::Duration;
 use ami_agents::tasks::cartpole::CartPoleModel;
 use ami_agents::tasks::pendulum::PendulumModel;
 use ami_core::{Environment, WorldModel};
-use ami_gym::{GymConfig, GymEnv, GymError};
+use ami_gym::{GymConfig, GymEnv, GymError, GymVecEnv};
 use ndarray::{array, Array2, Axis};
 use rand::Rng;
 
@@ -153,6 +153,15 @@ fn a_hanging_step_times_out_and_the_child_is_killed() {
 }
 
 #[test]
+fn a_hang_in_a_forked_helper_still_times_out() {
+    // The forked helper keeps the reply pipe open: killing the child alone
+    // would leave the read blocked; the bridge kills its process group.
+    let (e, pid) = step_until_error("fork_hang");
+    assert!(matches!(e, GymError::Timeout { op: "step", .. }), "{e}");
+    assert!(!alive(pid));
+}
+
+#[test]
 fn a_crashing_child_is_reported_with_its_status_and_stderr() {
     let (e, pid) = step_until_error("crash");
     let GymError::Exited { status, stderr, .. } = &e else { panic!("{e}") };
@@ -209,6 +218,30 @@ fn bad_setups_are_user_input_errors_naming_the_cause() {
     assert!(e.to_string().contains("bogus"), "{e}");
     let core: ami_core::CoreError = e.into();
     assert!(core.is_user_input());
+    // A module that fails to import is not an unknown id.
+    let e = GymEnv::make(config("no_such_module_for_ami:Foo-v0")).err().unwrap();
+    assert!(matches!(&e, GymError::Make { message, .. } if message.contains("importing module `no_such_module_for_ami` failed")), "{e}");
+}
+
+#[test]
+fn several_environments_step_at_once_and_an_error_leaves_none_behind() {
+    let mut vec = GymVecEnv::make(&config("Pendulum-v1"), 2).unwrap_or_else(|e| panic!("{e}"));
+    let mut single = GymEnv::make(config("Pendulum-v1")).unwrap();
+    for (i, env) in vec.envs().iter_mut().enumerate() {
+        env.reset(i as u64).unwrap();
+    }
+    single.reset(0).unwrap();
+    // Env 1's action is refused; env 0's step was sent and its reply must
+    // be read, or every later step would return the one before.
+    let err = vec.step(array![[0.5f32], [f32::NAN]].view()).unwrap_err();
+    assert!(matches!(err, GymError::ActionOutOfSpace { .. }), "{err}");
+    single.step(array![0.5f32].view()).unwrap();
+    let steps = vec.step(array![[-1.0f32], [1.0]].view()).unwrap();
+    let want = single.step(array![-1.0f32].view()).unwrap();
+    assert_eq!(steps[0], want, "env 0 is in step with a single env given the same actions");
+    assert_eq!(steps.len(), 2);
+    let err = vec.step(array![[0.0f32]].view()).unwrap_err().to_string();
+    assert!(err.contains("1 actions for 2 environments"), "{err}");
 }
 
 #[test]

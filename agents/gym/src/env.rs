@@ -118,8 +118,8 @@ pub struct EnvInfo {
 /// How an ami action becomes a Gymnasium action.
 #[derive(Debug, Clone)]
 enum ActionMap {
-    /// Box: the values, checked against the bounds.
-    Box { low: Vec<f32>, high: Vec<f32> },
+    /// Box: the values, checked against the bounds (the space's own f64).
+    Box { low: Vec<f64>, high: Vec<f64> },
     /// Discrete: the nearest row of a table, or the rounded index.
     Discrete { n: i64, start: i64, table: Vec<Vec<f32>> },
     /// MultiDiscrete: each entry rounded.
@@ -184,8 +184,9 @@ impl GymEnv {
                         .collect()
                 };
                 let (lo, hi) = (finite(low, "low")?, finite(high, "high")?);
-                let bounds = Bounds::new(lo.clone(), hi.clone()).map_err(|e| space_err(e.to_string()))?;
-                (ActionMap::Box { low: lo, high: hi }, bounds)
+                let bounds = Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?;
+                let exact = |v: &[Option<f64>]| v.iter().map(|x| x.unwrap_or(0.0)).collect();
+                (ActionMap::Box { low: exact(low), high: exact(high) }, bounds)
             }
             SpaceInfo::Discrete { n, start } => {
                 let table = cfg.discrete_actions.clone();
@@ -251,12 +252,14 @@ impl GymEnv {
         match &self.action {
             ActionMap::Box { low, high } => {
                 for (i, &v) in action.iter().enumerate() {
-                    // Planners clamp into the bounds; allow f32 rounding.
+                    // Planners clamp into the f32 bounds; allow their
+                    // rounding, then clamp into the space's own.
+                    let v = f64::from(v);
                     let slack = 1e-5 * (high[i] - low[i]).abs().max(1.0);
                     if v < low[i] - slack || v > high[i] + slack {
                         return Err(out(format!("entry {i} = {v} is outside [{}, {}]", low[i], high[i]), self));
                     }
-                    self.payload.extend_from_slice(&f64::from(v.clamp(low[i], high[i])).to_le_bytes());
+                    self.payload.extend_from_slice(&v.clamp(low[i], high[i]).to_le_bytes());
                 }
             }
             ActionMap::Discrete { n, start, table } => {
@@ -286,19 +289,18 @@ impl GymEnv {
         Ok(())
     }
 
-    fn observation(&self, bytes: &[u8], op: &'static str) -> std::result::Result<Array1<f32>, GymError> {
+    fn observation(&mut self, bytes: &[u8], op: &'static str) -> std::result::Result<Array1<f32>, GymError> {
         if bytes.len() != 8 * self.info.obs_dim {
-            return Err(GymError::Protocol {
-                id: self.cfg.id.clone(),
-                op,
-                message: format!("an observation of {} bytes, expected {} ({} f64)", bytes.len(), 8 * self.info.obs_dim, self.info.obs_dim),
-            });
+            let message = format!("an observation of {} bytes, expected {} ({} f64)", bytes.len(), 8 * self.info.obs_dim, self.info.obs_dim);
+            return Err(self.server.poison(op, message));
         }
         let values: Vec<f64> = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        if values.iter().any(|v| !v.is_finite()) {
+        let obs: Array1<f32> = values.iter().map(|&v| v as f32).collect();
+        // Checked after the cast: a value beyond f32's range is no state.
+        if obs.iter().any(|v| !v.is_finite()) {
             return Err(GymError::NonFinite { id: self.cfg.id.clone(), op, what: "observation", values });
         }
-        Ok(values.iter().map(|&v| v as f32).collect())
+        Ok(obs)
     }
 
     /// `reset(seed)`, with the Gymnasium error.
@@ -321,7 +323,7 @@ impl GymEnv {
     pub fn send_step(&mut self, action: ArrayView1<'_, f32>) -> std::result::Result<(), GymError> {
         self.encode(action)?;
         let payload = std::mem::take(&mut self.payload);
-        let sent = self.server.send(b'S', &payload, "step");
+        let sent = self.server.send(b'S', &payload, "step", self.cfg.step_timeout);
         self.payload = payload;
         sent
     }
@@ -330,7 +332,7 @@ impl GymEnv {
     pub fn receive_step(&mut self) -> std::result::Result<Step, GymError> {
         let reply = self.server.receive("step", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
         if reply.len() < 10 {
-            return Err(GymError::Protocol { id: self.cfg.id.clone(), op: "step", message: format!("a step reply of {} bytes", reply.len()) });
+            return Err(self.server.poison("step", format!("a step reply of {} bytes", reply.len())));
         }
         let reward = f64::from_le_bytes(reply[..8].try_into().expect("8 bytes"));
         if !reward.is_finite() {
@@ -371,11 +373,41 @@ impl GymVecEnv {
     }
     /// Steps environment `i` with row `i` of `actions` (`[n, action_dim]`),
     /// all at once.
+    /// On an error every environment that was sent a step has its reply
+    /// read, so none is left a step behind; the first error is returned.
     pub fn step(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<Vec<Step>, GymError> {
-        for (env, a) in self.envs.iter_mut().zip(actions.rows()) {
-            env.send_step(a)?;
+        if actions.nrows() != self.envs.len() {
+            let env = &self.envs[0];
+            return Err(GymError::ActionOutOfSpace {
+                id: env.cfg.id.clone(),
+                action: Vec::new(),
+                space: space_words(&env.info.action_space),
+                reason: format!("{} actions for {} environments", actions.nrows(), self.envs.len()),
+            });
         }
-        self.envs.iter_mut().map(GymEnv::receive_step).collect()
+        let mut first = None;
+        let mut sent = vec![false; self.envs.len()];
+        for (i, (env, a)) in self.envs.iter_mut().zip(actions.rows()).enumerate() {
+            match env.send_step(a) {
+                Ok(()) => sent[i] = true,
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        let mut steps = Vec::with_capacity(self.envs.len());
+        for (env, was_sent) in self.envs.iter_mut().zip(sent) {
+            if !was_sent {
+                continue;
+            }
+            match env.receive_step() {
+                Ok(s) => steps.push(s),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(steps), Err)
     }
 }
 

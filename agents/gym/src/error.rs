@@ -103,10 +103,7 @@ pub enum GymError {
         stderr: String,
     },
     /// The Python process did not answer in time; it was killed.
-    #[error(
-        "gym:{id}: {op} did not answer within {seconds} s, so the Python process was killed (raise `step_timeout` for a slow environment){}",
-        tail(stderr)
-    )]
+    #[error("gym:{id}: {op} did not answer within {seconds} s, so the Python process was killed ({}){}", hint(op), tail(stderr))]
     Timeout {
         /// The environment id.
         id: String,
@@ -145,6 +142,14 @@ pub enum GymError {
         /// The environment id.
         id: String,
     },
+}
+
+fn hint(op: &str) -> &'static str {
+    match op {
+        "reset" | "step" => "raise `step_timeout` for a slow environment",
+        "make" => "starting Python and making the environment took too long; GymConfig::make_timeout sets the limit",
+        _ => "the interpreter may be stuck importing gymnasium",
+    }
 }
 
 fn tail(stderr: &str) -> String {

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,12 +49,16 @@ impl Watchdog {
     fn run(&self) {
         while !self.stop.load(Ordering::Acquire) {
             let at = self.deadline.load(Ordering::Acquire);
-            if at != 0 && self.epoch.elapsed().as_nanos() >= u128::from(at) {
+            // Only the deadline seen here may fire: a call that ended
+            // meanwhile (or armed a new one) is left alone.
+            if at != 0
+                && self.epoch.elapsed().as_nanos() >= u128::from(at)
+                && self.deadline.compare_exchange(at, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            {
                 self.fired.store(true, Ordering::Release);
                 if let Some(child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    let _ = child.kill();
+                    kill_group(child);
                 }
-                self.disarm();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -68,6 +73,8 @@ pub struct Server {
     watchdog: Arc<Watchdog>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     out: Vec<u8>,
+    /// A request was sent and its reply not read yet.
+    pending: bool,
 }
 
 /// A Python exception reported by the server.
@@ -88,6 +95,7 @@ impl Server {
     /// errors), with `env` added to its environment.
     pub fn start(python: &Path, id: &str, env: &[(String, String)]) -> Result<Self, GymError> {
         let mut child = Command::new(python)
+            .process_group(0)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("-u")
             .arg("-c")
@@ -110,7 +118,13 @@ impl Server {
             child: Mutex::new(Some(child)),
         });
         let w = watchdog.clone();
-        std::thread::Builder::new().name(format!("gym:{id} watchdog")).spawn(move || w.run()).map_err(thread_err)?;
+        if let Err(e) = std::thread::Builder::new().name(format!("gym:{id} watchdog")).spawn(move || w.run()) {
+            if let Some(mut child) = watchdog.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                kill_group(&mut child);
+                let _ = child.wait();
+            }
+            return Err(thread_err(e));
+        }
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
         let tail = stderr.clone();
         let label = id.to_string();
@@ -128,8 +142,15 @@ impl Server {
                     line.clear();
                 }
             })
-            .map_err(thread_err)?;
-        Ok(Self { id: id.into(), stdin, stdout, watchdog, stderr, out: Vec::new() })
+            .map_err(|e| {
+                watchdog.stop.store(true, Ordering::Release);
+                if let Some(mut child) = watchdog.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    kill_group(&mut child);
+                    let _ = child.wait();
+                }
+                thread_err(e)
+            })?;
+        Ok(Self { id: id.into(), stdin, stdout, watchdog, stderr, out: Vec::new(), pending: false })
     }
 
     /// The child's process id, while it runs.
@@ -137,24 +158,34 @@ impl Server {
         self.watchdog.child.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(Child::id)
     }
 
-    /// Sends request `op` with `payload` and waits up to `timeout` for the
-    /// reply: its payload, or the server's exception.
+    /// Sends request `op` with `payload` and waits up to `timeout` (the
+    /// write included) for the reply: its payload, or the server's
+    /// exception.
     pub fn call(&mut self, op: u8, payload: &[u8], what: &'static str, timeout: Duration) -> Result<Result<Vec<u8>, Raised>, GymError> {
-        self.send(op, payload, what)?;
+        self.send(op, payload, what, timeout)?;
         self.receive(what, timeout)
     }
 
     /// Sends request `op` without waiting for the reply (several servers
-    /// then work at once; [`Server::receive`] collects each reply).
-    pub fn send(&mut self, op: u8, payload: &[u8], what: &'static str) -> Result<(), GymError> {
+    /// then work at once; [`Server::receive`] collects each reply). A
+    /// write that blocks longer than `timeout` (a stuck child with a full
+    /// pipe) kills the child. Refused while a reply is pending.
+    pub fn send(&mut self, op: u8, payload: &[u8], what: &'static str, timeout: Duration) -> Result<(), GymError> {
+        if self.pending {
+            return Err(self.protocol(what, "a request was sent before the previous reply was read".into()));
+        }
         let Some(stdin) = self.stdin.as_mut() else { return Err(GymError::Gone { id: self.id.clone() }) };
         self.out.clear();
         self.out.push(op);
         self.out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.out.extend_from_slice(payload);
-        if stdin.write_all(&self.out).and_then(|()| stdin.flush()).is_err() {
-            return Err(self.exited(what));
+        self.watchdog.arm(timeout);
+        let written = stdin.write_all(&self.out).and_then(|()| stdin.flush());
+        self.watchdog.disarm();
+        if written.is_err() {
+            return Err(self.failed(what, timeout));
         }
+        self.pending = true;
         Ok(())
     }
 
@@ -163,23 +194,42 @@ impl Server {
         if self.stdin.is_none() {
             return Err(GymError::Gone { id: self.id.clone() });
         }
+        if !self.pending {
+            return Err(self.protocol(what, "waiting for a reply to no request".into()));
+        }
         self.watchdog.arm(timeout);
         let frame = read_frame(&mut self.stdout);
         self.watchdog.disarm();
+        self.pending = false;
+        if self.watchdog.fired.load(Ordering::Acquire) {
+            return Err(self.failed(what, timeout));
+        }
         match frame {
             Ok(Frame::Ok(p)) => Ok(Ok(p)),
             Ok(Frame::Err(p)) => match serde_json::from_slice::<Raised>(&p) {
                 Ok(r) => Ok(Err(r)),
                 Err(e) => Err(self.protocol(what, format!("an error reply that is not JSON ({e})"))),
             },
-            Err(_) if self.watchdog.fired.load(Ordering::Acquire) => {
-                self.kill();
-                std::thread::sleep(Duration::from_millis(20));
-                Err(GymError::Timeout { id: self.id.clone(), op: what, seconds: timeout.as_secs_f64(), stderr: self.stderr_tail() })
-            }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(self.protocol(what, e.to_string())),
-            Err(_) => Err(self.exited(what)),
+            Err(_) => Err(self.failed(what, timeout)),
         }
+    }
+
+    /// The error after a failed read or write: a timeout if the watchdog
+    /// fired, else the child's exit.
+    fn failed(&mut self, what: &'static str, timeout: Duration) -> GymError {
+        if self.watchdog.fired.load(Ordering::Acquire) {
+            self.kill();
+            std::thread::sleep(Duration::from_millis(20));
+            return GymError::Timeout { id: self.id.clone(), op: what, seconds: timeout.as_secs_f64(), stderr: self.stderr_tail() };
+        }
+        self.exited(what)
+    }
+
+    /// Kills the child after a reply that breaks the protocol (the stream
+    /// cannot be trusted after it).
+    pub fn poison(&mut self, op: &'static str, message: String) -> GymError {
+        self.protocol(op, message)
     }
 
     fn protocol(&mut self, op: &'static str, message: String) -> GymError {
@@ -221,8 +271,9 @@ impl Server {
     /// Ends the child now and reaps it.
     fn kill(&mut self) {
         self.stdin = None;
+        self.pending = false;
         if let Some(mut child) = self.watchdog.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = child.kill();
+            kill_group(&mut child);
             let _ = child.wait();
         }
     }
@@ -234,7 +285,9 @@ impl Drop for Server {
     /// watchdog ends.
     fn drop(&mut self) {
         if let Some(stdin) = self.stdin.as_mut() {
+            self.watchdog.arm(Duration::from_secs(1));
             let _ = stdin.write_all(&[b'Q', 0, 0, 0, 0]).and_then(|()| stdin.flush());
+            self.watchdog.disarm();
         }
         self.stdin = None;
         let deadline = Instant::now() + Duration::from_secs(1);
@@ -260,15 +313,29 @@ impl Drop for Server {
     }
 }
 
+/// Kills the child and everything in its process group (a forked helper
+/// that holds the reply pipe open would otherwise keep a read blocked).
+fn kill_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let _ = child.kill();
+}
+
+/// Largest reply accepted (a corrupt length must not allocate gigabytes).
+const MAX_FRAME: usize = 1 << 28;
+
 fn read_frame(r: &mut impl Read) -> std::io::Result<Frame> {
     let mut head = [0u8; 5];
     r.read_exact(&mut head)?;
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    if head[0] != b'O' && head[0] != b'E' {
+        return Err(bad(format!("status byte {:#04x} (something other than the server wrote on its stdout)", head[0])));
+    }
     let n = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if n > MAX_FRAME {
+        return Err(bad(format!("a reply of {n} bytes")));
+    }
     let mut payload = vec![0u8; n];
     r.read_exact(&mut payload)?;
-    match head[0] {
-        b'O' => Ok(Frame::Ok(payload)),
-        b'E' => Ok(Frame::Err(payload)),
-        other => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("status byte {other:#04x}"))),
-    }
+    Ok(if head[0] == b'O' { Frame::Ok(payload) } else { Frame::Err(payload) })
 }

@@ -85,6 +85,8 @@ def finite_or_none(x):
 
 
 def describe(space, spaces):
+    import numpy as np
+
     if isinstance(space, spaces.Box):
         return {
             "type": "box",
@@ -96,7 +98,7 @@ def describe(space, spaces):
     if isinstance(space, spaces.Discrete):
         return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.MultiDiscrete):
-        return {"type": "multi_discrete", "nvec": [int(v) for v in space.nvec.ravel()], "start": [int(v) for v in space.start.ravel()]}
+        return {"type": "multi_discrete", "nvec": [int(v) for v in space.nvec.ravel()], "start": [int(v) for v in getattr(space, "start", np.zeros_like(space.nvec)).ravel()]}
     return {"type": "other", "repr": str(space)}
 
 
@@ -117,95 +119,109 @@ def main():
         head = read_exact(5)
         op, n = head[:1], struct.unpack("<I", head[1:])[0]
         payload = read_exact(n) if n else b""
-        if op == b"S":
-            try:
-                a = np.frombuffer(payload, dtype=np.float64)
-                obs, reward, terminated, truncated, _ = env.step(act(a))
-                o = obs_flat(obs)
-                reply(b"O", struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)) + o.tobytes())
-            except Exception as e:
-                error("step", f"{type(e).__name__}: {e}")
-        elif op == b"R":
-            try:
-                has_seed, seed = struct.unpack("<BQ", payload)
-                obs, _ = env.reset(seed=int(seed) if has_seed else None)
-                reply(b"O", obs_flat(obs).tobytes())
-            except Exception as e:
-                error("reset", f"{type(e).__name__}: {e}")
-        elif op == b"M":
-            req = json.loads(payload)
-            env_id, kwargs = req["id"], req.get("kwargs") or {}
-            try:
-                if ":" in env_id:  # "module:Id-v0": the module registers Id-v0
-                    module, env_id = env_id.split(":", 1)
-                    importlib.import_module(module)
-                spec = gym.spec(env_id)
-            except Exception as e:
-                error("unknown_id", f"{type(e).__name__}: {e}")
-                continue
-            try:
-                env = gym.make(env_id, **kwargs)
-            except TypeError as e:
-                error("bad_kwargs", f"{type(e).__name__}: {e}")
-                continue
-            except Exception as e:
-                error("make", f"{type(e).__name__}: {e}")
-                continue
-            ospace, aspace = env.observation_space, env.action_space
-            try:
-                obs_dim = int(spaces.flatdim(ospace))
-            except Exception as e:
-                error("space", f"observation space {ospace} cannot be flattened: {e}")
-                continue
-            if isinstance(ospace, spaces.Box):
-                obs_flat = lambda o: np.asarray(o, dtype=np.float64).ravel()
-            else:
-                obs_flat = lambda o, s=ospace: np.asarray(spaces.flatten(s, o), dtype=np.float64)
-            if isinstance(aspace, spaces.Box):
-                act = lambda a, s=aspace: a.astype(s.dtype).reshape(s.shape)
-            elif isinstance(aspace, spaces.Discrete):
-                act = lambda a: int(a[0])
-            elif isinstance(aspace, spaces.MultiDiscrete):
-                act = lambda a, s=aspace: a.astype(s.dtype).reshape(s.shape)
-            else:
-                error("space", f"action space {aspace} is not Box, Discrete or MultiDiscrete")
-                continue
-            limit = env.spec.max_episode_steps if env.spec is not None else spec.max_episode_steps
-            reply(
-                b"O",
-                json.dumps(
-                    {
-                        "observation_space": describe(ospace, spaces),
-                        "obs_repr": str(ospace),
-                        "obs_dim": obs_dim,
-                        "action_space": describe(aspace, spaces),
-                        "max_episode_steps": limit,
-                        "gymnasium": gym.__version__,
-                        "python": sys.version.split()[0],
-                    }
-                ).encode(),
-            )
-        elif op == b"L":
-            pattern = payload.decode()
-            out = []
-            for env_id in sorted(gym.registry):
-                if pattern.lower() not in env_id.lower():
-                    continue
-                try:
-                    e = gym.make(env_id)
-                    out.append({"id": env_id, "observation": str(e.observation_space), "action": str(e.action_space), "max_episode_steps": e.spec.max_episode_steps})
-                    e.close()
-                except Exception as e:
-                    out.append({"id": env_id, "unavailable": f"{type(e).__name__}: {e}"})
-            reply(b"O", json.dumps(out).encode())
-        elif op == b"Q":
+        if op == b"Q":
             try:
                 if env is not None:
                     env.close()
             finally:
                 return
-        else:
-            error("protocol", f"unknown opcode {op!r}")
+        if op in (b"S", b"R") and env is None:
+            error("protocol", "reset or step before make")
+            continue
+        try:
+            if op == b"S":
+                a = np.frombuffer(payload, dtype=np.float64)
+                obs, reward, terminated, truncated, _ = env.step(act(a))
+                o = obs_flat(obs)
+                reply(b"O", struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)) + o.tobytes())
+            elif op == b"R":
+                has_seed, seed = struct.unpack("<BQ", payload)
+                obs, _ = env.reset(seed=int(seed) if has_seed else None)
+                reply(b"O", obs_flat(obs).tobytes())
+            elif op == b"M":
+                made = make(json.loads(payload), gym, spaces, np)
+                if made is not None:
+                    env, obs_flat, act, info = made
+                    reply(b"O", json.dumps(info).encode())
+            elif op == b"L":
+                reply(b"O", json.dumps(list_envs(payload.decode(), gym)).encode())
+            else:
+                error("protocol", f"unknown opcode {op!r}")
+        except BaseException as e:  # SystemExit from an env too: report it, keep serving
+            kind = {b"S": "step", b"R": "reset"}.get(op, "make" if op == b"M" else "protocol")
+            error(kind, f"{type(e).__name__}: {e}")
 
+
+def make(req, gym, spaces, np):
+    """Makes the env `req` names; replies with an error and returns None
+    when it cannot."""
+    env_id, kwargs = req["id"], req.get("kwargs") or {}
+    if ":" in env_id:  # "module:Id-v0": the module registers Id-v0
+        module, env_id = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except Exception as e:
+            error("make", f"importing module `{module}` failed: {type(e).__name__}: {e}")
+            return None
+    try:
+        gym.spec(env_id)
+    except Exception as e:
+        error("unknown_id", f"{type(e).__name__}: {e}")
+        return None
+    try:
+        env = gym.make(env_id, **kwargs)
+    except TypeError as e:
+        error("bad_kwargs" if "keyword argument" in str(e) else "make", f"{type(e).__name__}: {e}")
+        return None
+    except Exception as e:
+        error("make", f"{type(e).__name__}: {e}")
+        return None
+    ospace, aspace = env.observation_space, env.action_space
+    try:
+        obs_dim = int(spaces.flatdim(ospace))
+    except Exception as e:
+        error("space", f"observation space {ospace} cannot be flattened: {e}")
+        return None
+    if isinstance(ospace, spaces.Box):
+        obs_flat = lambda o: np.asarray(o, dtype=np.float64).ravel()
+    else:
+        obs_flat = lambda o, s=ospace: np.asarray(spaces.flatten(s, o), dtype=np.float64)
+    if isinstance(aspace, spaces.Box):
+        if np.issubdtype(aspace.dtype, np.integer):
+            act = lambda a, s=aspace: np.rint(a).astype(s.dtype).reshape(s.shape)
+        else:
+            act = lambda a, s=aspace: a.astype(s.dtype).reshape(s.shape)
+    elif isinstance(aspace, spaces.Discrete):
+        act = lambda a: int(a[0])
+    elif isinstance(aspace, spaces.MultiDiscrete):
+        act = lambda a, s=aspace: a.astype(s.dtype).reshape(s.shape)
+    else:
+        error("space", f"action space {aspace} is not Box, Discrete or MultiDiscrete")
+        return None
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    info = {
+        "observation_space": describe(ospace, spaces),
+        "obs_repr": str(ospace),
+        "obs_dim": obs_dim,
+        "action_space": describe(aspace, spaces),
+        "max_episode_steps": limit,
+        "gymnasium": gym.__version__,
+        "python": sys.version.split()[0],
+    }
+    return env, obs_flat, act, info
+
+
+def list_envs(pattern, gym):
+    out = []
+    for env_id in sorted(gym.registry):
+        if pattern.lower() not in env_id.lower():
+            continue
+        try:
+            e = gym.make(env_id)
+            out.append({"id": env_id, "observation": str(e.observation_space), "action": str(e.action_space), "max_episode_steps": e.spec.max_episode_steps})
+            e.close()
+        except BaseException as e:
+            out.append({"id": env_id, "unavailable": f"{type(e).__name__}: {e}"})
+    return out
 
 main()

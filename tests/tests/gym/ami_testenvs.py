@@ -28,6 +28,9 @@ class Scripted(gym.Env):
         if self.t == 3:
             if self.mode == "hang":
                 time.sleep(1000)
+            if self.mode == "fork_hang":
+                os.fork()  # the helper holds the reply pipe open too
+                time.sleep(1000)
             if self.mode == "crash":
                 os._exit(7)
             if self.mode == "nan":
