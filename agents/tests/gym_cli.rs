@@ -8,12 +8,8 @@ use std::time::{Duration, Instant};
 
 /// The interpreter with gymnasium, as tests/tests/gym.rs finds it.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("AMI_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-gym/bin/python");
-    assert!(venv.exists(), "no Python with gymnasium: run scripts/gym-venv.sh (makes .venv-gym) or set AMI_PYTHON");
-    venv
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    ami_gym::checkout_python(&root).expect("no Python with gymnasium: run scripts/gym-venv.sh (makes .venv-gym) or set AMI_PYTHON")
 }
 
 fn ami() -> Command {

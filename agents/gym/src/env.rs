@@ -60,6 +60,15 @@ pub fn python(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The interpreter a checkout's tests use: `$AMI_PYTHON` if set, else the
+/// `.venv-gym` that `scripts/gym-venv.sh` makes under `root`, if it exists.
+pub fn checkout_python(root: &Path) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AMI_PYTHON").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    Some(root.join(".venv-gym/bin/python")).filter(|p| p.exists())
+}
+
 /// A Gymnasium space as the server describes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

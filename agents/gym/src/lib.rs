@@ -27,7 +27,7 @@ mod env;
 mod error;
 mod process;
 
-pub use env::{list, python, space_words, EnvInfo, GymConfig, GymEnv, GymVecEnv, SpaceInfo};
+pub use env::{checkout_python, list, python, space_words, EnvInfo, GymConfig, GymEnv, GymVecEnv, SpaceInfo};
 pub use error::GymError;
 pub use process::SERVER;
 
