@@ -127,8 +127,8 @@ fn gym_params() -> Vec<ParamSpec> {
     ]
 }
 
-/// Builds a `gym` environment node; `python` overrides the parameter's
-/// interpreter.
+/// Builds a `gym` environment node with the model and cost of the built-in
+/// task its `task` names (or its id implies).
 fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
     let id = p.str_opt("id")?.unwrap_or_default().to_string();
     let kind = match p.str_opt("task")? {

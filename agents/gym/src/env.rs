@@ -301,7 +301,7 @@ impl GymEnv {
     fn observation(&mut self, bytes: &[u8], op: &'static str) -> std::result::Result<Array1<f32>, GymError> {
         if bytes.len() != 8 * self.info.obs_dim {
             let message = format!("an observation of {} bytes, expected {} ({} f64)", bytes.len(), 8 * self.info.obs_dim, self.info.obs_dim);
-            return Err(self.server.poison(op, message));
+            return Err(self.server.protocol(op, message));
         }
         let values: Vec<f64> = bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
         let obs: Array1<f32> = values.iter().map(|&v| v as f32).collect();
@@ -341,7 +341,7 @@ impl GymEnv {
     pub fn receive_step(&mut self) -> std::result::Result<Step, GymError> {
         let reply = self.server.receive("step", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
         if reply.len() < 10 {
-            return Err(self.server.poison("step", format!("a step reply of {} bytes", reply.len())));
+            return Err(self.server.protocol("step", format!("a step reply of {} bytes", reply.len())));
         }
         let reward = f64::from_le_bytes(reply[..8].try_into().expect("8 bytes"));
         if !reward.is_finite() {

@@ -228,11 +228,7 @@ impl Server {
 
     /// Kills the child after a reply that breaks the protocol (the stream
     /// cannot be trusted after it).
-    pub fn poison(&mut self, op: &'static str, message: String) -> GymError {
-        self.protocol(op, message)
-    }
-
-    fn protocol(&mut self, op: &'static str, message: String) -> GymError {
+    pub fn protocol(&mut self, op: &'static str, message: String) -> GymError {
         self.kill();
         GymError::Protocol { id: self.id.clone(), op, message }
     }
