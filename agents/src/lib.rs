@@ -16,7 +16,7 @@ pub mod workload;
 
 pub use ami_config::{Agent, AgentBuilder, EpisodeResult};
 pub use loader::{load, task_agent_toml, AgentSource, LoadOptions, Loaded, DEFAULT_AGENT};
-pub use registry::{register_tasks, registry};
+pub use registry::{gym_default_planner, gym_task, register_tasks, registry};
 
 /// Loads and validates agent file text against [`registry()`] (no plugins);
 /// `file` names it in problem locations.

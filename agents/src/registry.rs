@@ -32,7 +32,7 @@ fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResou
         name: kind.name().to_string(),
         obs_dim: spec.env.obs_dim(),
         action_dim: spec.env.action_dim(),
-        bounds: spec.env.action_bounds(),
+        space: spec.env.action_space(),
         model: ModelHandle::new(spec.model),
         cost,
         goal: goal_state,
@@ -85,7 +85,7 @@ pub fn register_tasks(registry: &mut Registry) {
                 name: "workload".into(),
                 obs_dim: env.obs_dim(),
                 action_dim: env.action_dim(),
-                bounds: env.action_bounds(),
+                space: env.action_space(),
                 model: ModelHandle::of(wl.model.clone()),
                 cost: Arc::new(move || {
                     let mut c = ami_core::Cost::new();
@@ -108,6 +108,16 @@ pub fn gym_task(id: &str) -> Option<TaskKind> {
         "Pendulum-v1" => Some(TaskKind::Pendulum),
         "CartPole-v1" => Some(TaskKind::CartPole),
         _ => None,
+    }
+}
+
+/// The planner `ami run --env gym:ID` uses when none is given: one over
+/// discrete actions for the ids whose action space is `Discrete`
+/// (`CartPole-v1`: `cem-discrete`), `cem` otherwise.
+pub fn gym_default_planner(id: &str) -> &'static str {
+    match gym_task(id) {
+        Some(TaskKind::CartPole) => "cem-discrete",
+        _ => "cem",
     }
 }
 
@@ -150,7 +160,8 @@ fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
     }
     let (_, mut task) = task_resources(kind, None);
     if kind == TaskKind::CartPole {
-        // Gymnasium's two actions are the built-in task's two forces.
+        // Gymnasium's two actions are the built-in task's two forces: the
+        // choices the discrete planners search.
         let f = crate::tasks::cartpole::FORCE_MAG as f32;
         cfg.discrete_actions = vec![vec![-f], vec![f]];
     }
@@ -169,7 +180,7 @@ fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
         ));
     }
     task.name = format!("gym:{id}");
-    task.bounds = env.action_bounds();
+    task.space = env.action_space();
     Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
 }
 

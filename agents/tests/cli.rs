@@ -55,5 +55,13 @@ fn every_registered_planner_runs_from_the_command_line() {
     }
     // An unknown planner is refused by name, listing the registered ones.
     let err = String::from_utf8_lossy(&ami(&["run", "--planner", "ilqr"]).stderr).to_string();
-    assert!(err.contains("unknown planner `ilqr` (registered: cem, mppi, gd)"), "{err}");
+    assert!(err.contains("unknown planner `ilqr` (registered: cem, mppi, gd, cem-discrete, beam)"), "{err}");
+    // The discrete planners refuse the built-in tasks' continuous forces
+    // (they run on Discrete spaces: tests/gym_cli.rs).
+    for planner in ["cem-discrete", "beam"] {
+        let out = ami(&["run", "--task", "pointmass", "--planner", planner, "--episodes", "1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{planner}: {err}");
+        assert!(err.contains(&format!("`{planner}` searches a finite set of actions, but the actions are a continuous box")), "{err}");
+    }
 }

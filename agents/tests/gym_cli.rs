@@ -49,12 +49,32 @@ fn ami_runs_a_gymnasium_environment_and_lists_ids() {
 }
 
 #[test]
+fn cartpole_v1_is_planned_over_its_two_discrete_actions() {
+    // The default planner for a Discrete space is cem-discrete; beam search
+    // works too. Both keep the pole up for the spec's 500 steps.
+    for planner in [None, Some("beam")] {
+        let mut cmd = ami();
+        cmd.args(["run", "--env", "gym:CartPole-v1", "--episodes", "2", "--json"]);
+        if let Some(p) = planner {
+            cmd.args(["--planner", p]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{planner:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(json["planner"], planner.unwrap_or("cem-discrete"));
+        assert_eq!(json["returns"], serde_json::json!([500.0, 500.0]), "{planner:?}");
+    }
+}
+
+#[test]
 fn bad_gym_setups_exit_2_naming_the_cause() {
     for (args, needle) in [
         (&["run", "--env", "gym:Pendulum-v1", "--python", "/nonexistent/python3"][..], "/nonexistent/python3"),
         (&["run", "--env", "Pendulum-v1"][..], "is not gym:ID"),
         (&["run", "--env", "gym:Reacher-v5"][..], "no built-in task model and cost"),
         (&["bench", "--env", "gym:NoSuchEnv-v9"][..], "unknown environment id"),
+        (&["run", "--env", "gym:CartPole-v1", "--planner", "cem"][..], "`cem` searches a continuous box, but the actions are 2 discrete choices"),
     ] {
         let out = ami().args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -13,10 +13,24 @@ fn planning(c: &mut Criterion) {
     for task in [TaskKind::Pendulum, TaskKind::CartPole, TaskKind::PointMass] {
         let mut spec = task.spec();
         let obs = spec.env.reset(0).expect("reset");
-        let bounds = spec.env.action_bounds();
-        // Every built-in planner, with the task's settings for it.
-        let planners: Vec<Box<dyn Planner>> =
-            ami_planners::decl::builtin().iter().map(|d| d.build_with(&task.planner_defaults(d.name), bounds.clone(), None).expect("valid")).collect();
+        let mut spaces = vec![spec.env.action_space()];
+        if task == TaskKind::CartPole {
+            // Gymnasium's CartPole-v1: the two forces as discrete actions.
+            let f = ami_agents::tasks::cartpole::FORCE_MAG as f32;
+            spaces.push(ami_core::ActionSpace::Discrete(ami_core::Choices::new(vec![vec![-f], vec![f]]).expect("two forces")));
+        }
+        // Every built-in planner that searches the space, with the task's
+        // settings for it.
+        let planners: Vec<Box<dyn Planner>> = spaces
+            .iter()
+            .flat_map(|space| {
+                ami_planners::decl::builtin()
+                    .into_iter()
+                    .filter(|d| ["cem-discrete", "beam"].contains(&d.name) == space.is_discrete())
+                    .map(|d| d.build_with(&task.planner_defaults(d.name), space, None).expect("valid"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         for mut p in planners {
             p.reset(0);
             let name = format!("{task}/{}", p.name());

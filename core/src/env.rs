@@ -10,7 +10,7 @@
 
 use ndarray::{Array1, ArrayView1};
 
-use crate::bounds::Bounds;
+use crate::bounds::{ActionSpace, Bounds};
 use crate::error::Result;
 
 /// The outcome of one environment step.
@@ -39,8 +39,15 @@ pub trait Environment: Send {
     fn obs_dim(&self) -> usize;
     /// Width of an action.
     fn action_dim(&self) -> usize;
-    /// Bounds of the action.
+    /// Bounds of the action (for a discrete space, the smallest box
+    /// holding every choice).
     fn action_bounds(&self) -> Bounds;
+    /// Where actions may go: the box of [`Environment::action_bounds`]
+    /// (the default), or a finite set of actions, which discrete planners
+    /// search.
+    fn action_space(&self) -> ActionSpace {
+        ActionSpace::Box(self.action_bounds())
+    }
     /// Steps after which an episode is truncated.
     fn max_steps(&self) -> usize;
     /// Starts an episode drawn with `seed`; returns the first observation.

@@ -54,7 +54,7 @@ pub mod planner;
 pub mod problem;
 pub mod rng;
 
-pub use bounds::{Bounds, Budget};
+pub use bounds::{ActionSpace, Bounds, Budget, Choices};
 pub use env::{Environment, Step};
 pub use error::{CoreError, Result};
 pub use handle::{CriticHandle, Handle, MemoryHandle, ModelHandle, PolicyHandle, RunPhase, Shared, SharedCritic};

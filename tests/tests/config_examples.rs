@@ -19,7 +19,7 @@ fn example(name: &str) -> PathBuf {
 fn code_built(task: TaskKind, planner: &str) -> Agent {
     let spec = task.spec();
     let decl = ami_planners::decl::find(planner).unwrap();
-    let p = decl.build_with(&task.planner_defaults(planner), spec.env.action_bounds(), None).unwrap();
+    let p = decl.build_with(&task.planner_defaults(planner), &spec.env.action_space(), None).unwrap();
     let mut b = AgentBuilder::boxed(spec.env).model_handle(ami_core::ModelHandle::new(spec.model)).cost(spec.cost).boxed_planner(p);
     if let Some(g) = spec.goal {
         b = b.goal(g);
@@ -74,7 +74,7 @@ fn generated_task_files_match_the_code_built_agents() {
     };
     assert_eq!(params(&default), params(&generated));
     let err = task_agent_toml(TaskKind::CartPole, "nope", &registry()).unwrap_err().to_string();
-    assert!(err.contains("unknown planner `nope` (registered: cem, mppi, gd)"), "{err}");
+    assert!(err.contains("unknown planner `nope` (registered: cem, mppi, gd, cem-discrete, beam)"), "{err}");
 }
 
 /// The action bits of every tick, up to `max_ticks` or the episode's end.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ami_agents::tasks::cartpole::CartPoleModel;
 use ami_agents::tasks::pendulum::PendulumModel;
-use ami_core::{Environment, WorldModel};
+use ami_core::{ActionSpace, Choices, Environment, WorldModel};
 use ami_gym::{GymConfig, GymEnv, GymError, GymVecEnv};
 use ndarray::{array, Array2, Axis};
 use rand::Rng;
@@ -75,6 +75,8 @@ fn cartpole_v1_discrete_actions_step_as_the_built_in_model_predicts() {
     cfg.discrete_actions = vec![vec![-10.0], vec![10.0]];
     let mut env = GymEnv::make(cfg).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((env.action_bounds().low.clone(), env.action_bounds().high.clone()), (vec![-10.0], vec![10.0]));
+    // The two forces are the choices discrete planners search.
+    assert_eq!(env.action_space(), ActionSpace::Discrete(Choices::new(vec![vec![-10.0], vec![10.0]]).unwrap()));
     let mut rng = ami_core::rng::rng(8);
     let (mut worst, mut terminations) = (0.0f32, 0);
     for seed in 0..5u64 {
@@ -247,4 +249,25 @@ fn dropping_the_environment_ends_its_process() {
     assert!(alive(pid));
     drop(env);
     assert!(!alive(pid));
+}
+
+#[test]
+fn discrete_spaces_are_finite_sets_of_actions() {
+    // Discrete(2) without a table: the indices themselves.
+    let env = GymEnv::make(config("CartPole-v1")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.action_space(), ActionSpace::Discrete(Choices::indices(2).unwrap()));
+    // MultiDiscrete([3, 2], start [1, 0]): every combination, the last
+    // entry fastest; the scripted env echoes the action it received.
+    let mut cfg = scripted("ok");
+    cfg.kwargs.insert("action".into(), "multidiscrete".into());
+    let mut env = GymEnv::make(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let rows: Vec<Vec<f32>> = [[1, 0], [1, 1], [2, 0], [2, 1], [3, 0], [3, 1]].iter().map(|r| r.iter().map(|&v| v as f32).collect()).collect();
+    assert_eq!(env.action_space(), ActionSpace::Discrete(Choices::new(rows.clone()).unwrap()));
+    env.reset(0).unwrap();
+    for row in &rows {
+        let step = env.step(ndarray::ArrayView1::from(row)).unwrap();
+        assert_eq!(step.observation.to_vec(), *row, "the env received {row:?}");
+    }
+    let err = env.step(array![4.0f32, 0.0].view()).unwrap_err().to_string();
+    assert!(err.contains("entry 0 = 4 rounds to 4, not one of 1..3"), "{err}");
 }

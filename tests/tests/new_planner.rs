@@ -33,5 +33,5 @@ fn a_planner_in_one_file_runs_from_an_agent_file() {
     // Without the registration line the name is unknown, and the message
     // lists what is registered.
     let err = ami_config::load_str(&text, "shooting.toml", &registry()).unwrap_err().to_string();
-    assert!(err.contains("unknown actor implementation `shooting` (registered: cem, gd, mppi"), "{err}");
+    assert!(err.contains("unknown actor implementation `shooting` (registered: beam, cem, cem-discrete, gd, mppi"), "{err}");
 }

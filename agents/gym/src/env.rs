@@ -6,7 +6,7 @@ use std::time::Duration;
 use ndarray::{Array1, ArrayView1};
 use serde::Deserialize;
 
-use ami_core::{Bounds, Environment, Result, Step};
+use ami_core::{ActionSpace, Bounds, Choices, Environment, Result, Step};
 
 use crate::error::GymError;
 use crate::process::{Raised, Server};
@@ -24,11 +24,13 @@ pub struct GymConfig {
     pub step_timeout: Duration,
     /// Longest wait for Python to start and make the environment.
     pub make_timeout: Duration,
-    /// For a `Discrete(n)` action space: the continuous action each
-    /// discrete action stands for (`n` rows of the agent's action width).
-    /// The agent acts in their bounding box, and the bridge sends the
-    /// index of the nearest row. Empty: the agent's action is the index
-    /// itself, rounded to the nearest integer.
+    /// For a `Discrete(n)` action space: the action each discrete action
+    /// stands for in the agent's world model (`n` rows of one width, e.g.
+    /// CartPole's forces `[[-10], [10]]`); they are the choices of
+    /// [`Environment::action_space`], and the bridge sends the index of the
+    /// row nearest the agent's action. Empty: the choices are the indices
+    /// themselves (`[[start], ..., [start + n - 1]]`), and an action is
+    /// rounded to the nearest integer.
     pub discrete_actions: Vec<Vec<f32>>,
     /// Extra environment variables of the child (`MUJOCO_GL`,
     /// `PYTHONPATH` for a module that registers environments).
@@ -151,10 +153,15 @@ pub struct GymEnv {
     info: EnvInfo,
     server: Server,
     action: ActionMap,
-    bounds: Bounds,
+    space: ActionSpace,
     action_dim: usize,
     payload: Vec<u8>,
 }
+
+/// `MultiDiscrete` spaces with at most this many combinations are a
+/// discrete [`ActionSpace`] of every combination; larger ones a box of
+/// integers (each entry rounded).
+pub const MAX_CHOICES: i64 = 4096;
 
 fn raised(id: &str, python: &Path, r: Raised, kwargs: &serde_json::Map<String, serde_json::Value>) -> GymError {
     let id = id.to_string();
@@ -182,7 +189,7 @@ impl GymEnv {
             message: format!("a reply that is not the spaces ({e})"),
         })?;
         let space_err = |message: String| GymError::Space { id: cfg.id.clone(), message };
-        let (action, bounds) = match &info.action_space {
+        let (action, space) = match &info.action_space {
             SpaceInfo::Box { low, high, .. } => {
                 let finite = |v: &[Option<f64>], what: &str| -> std::result::Result<Vec<f32>, GymError> {
                     v.iter()
@@ -195,32 +202,52 @@ impl GymEnv {
                 let (lo, hi) = (finite(low, "low")?, finite(high, "high")?);
                 let bounds = Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?;
                 let exact = |v: &[Option<f64>]| v.iter().map(|x| x.unwrap_or(0.0)).collect();
-                (ActionMap::Box { low: exact(low), high: exact(high) }, bounds)
+                (ActionMap::Box { low: exact(low), high: exact(high) }, ActionSpace::Box(bounds))
             }
             SpaceInfo::Discrete { n, start } => {
                 let table = cfg.discrete_actions.clone();
-                let bounds = if table.is_empty() {
-                    Bounds::new(vec![*start as f32], vec![(start + n - 1) as f32]).map_err(|e| space_err(e.to_string()))?
+                let choices = if table.is_empty() {
+                    Choices::new((*start..start + n).map(|k| vec![k as f32]).collect())
                 } else {
-                    if table.len() as i64 != *n || table.iter().any(|r| r.len() != table[0].len() || r.is_empty()) {
-                        return Err(space_err(format!("Discrete({n}) needs {n} discrete actions of one width, got {:?}", table)));
+                    if table.len() as i64 != *n {
+                        return Err(space_err(format!("Discrete({n}) needs {n} discrete actions, got {}: {table:?}", table.len())));
                     }
-                    let w = table[0].len();
-                    let lo = (0..w).map(|j| table.iter().map(|r| r[j]).fold(f32::INFINITY, f32::min)).collect();
-                    let hi = (0..w).map(|j| table.iter().map(|r| r[j]).fold(f32::NEG_INFINITY, f32::max)).collect();
-                    Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?
+                    Choices::new(table.clone())
                 };
-                (ActionMap::Discrete { n: *n, start: *start, table }, bounds)
+                (ActionMap::Discrete { n: *n, start: *start, table }, ActionSpace::Discrete(choices.map_err(|e| space_err(e.to_string()))?))
             }
             SpaceInfo::MultiDiscrete { nvec, start } => {
-                let lo = start.iter().map(|&s| s as f32).collect();
-                let hi = nvec.iter().zip(start).map(|(&n, &s)| (s + n - 1) as f32).collect();
-                (ActionMap::MultiDiscrete { nvec: nvec.clone(), start: start.clone() }, Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?)
+                let map = ActionMap::MultiDiscrete { nvec: nvec.clone(), start: start.clone() };
+                let product = nvec.iter().try_fold(1i64, |acc, &n| acc.checked_mul(n)).filter(|&p| p <= MAX_CHOICES);
+                let space = match product {
+                    // Every combination, the last entry varying fastest.
+                    Some(total) => {
+                        let rows = (0..total)
+                            .map(|mut c| {
+                                let mut row = vec![0.0f32; nvec.len()];
+                                for j in (0..nvec.len()).rev() {
+                                    row[j] = (start[j] + c % nvec[j]) as f32;
+                                    c /= nvec[j];
+                                }
+                                row
+                            })
+                            .collect();
+                        ActionSpace::Discrete(Choices::new(rows).map_err(|e| space_err(e.to_string()))?)
+                    }
+                    // Too many combinations to enumerate: a box of integers,
+                    // each entry rounded.
+                    None => {
+                        let lo = start.iter().map(|&s| s as f32).collect();
+                        let hi = nvec.iter().zip(start).map(|(&n, &s)| (s + n - 1) as f32).collect();
+                        ActionSpace::Box(Bounds::new(lo, hi).map_err(|e| space_err(e.to_string()))?)
+                    }
+                };
+                (map, space)
             }
             SpaceInfo::Other { repr } => return Err(space_err(format!("action space {repr} is not Box, Discrete or MultiDiscrete"))),
         };
-        let action_dim = bounds.dim();
-        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, bounds, action_dim, payload: Vec::new() })
+        let action_dim = space.dim();
+        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, action_dim, payload: Vec::new() })
     }
 
     /// What the server reported about the environment.
@@ -442,7 +469,10 @@ impl Environment for GymEnv {
         self.action_dim
     }
     fn action_bounds(&self) -> Bounds {
-        self.bounds.clone()
+        self.space.bounds().clone()
+    }
+    fn action_space(&self) -> ActionSpace {
+        self.space.clone()
     }
     fn max_steps(&self) -> usize {
         self.info.max_episode_steps.unwrap_or(usize::MAX)

@@ -140,7 +140,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let bounds = Bounds::symmetric(a_dim, 1.0);
     let settings = [("horizon".to_string(), ParamValue::Int(horizon as i64))];
     let params = ami_core::Params::validate(&(decl.schema)(), &settings).map_err(|i| anyhow::anyhow!("{}: {i:?}", decl.name))?;
-    let mut planner = (decl.build)(&params, bounds, Some(cpu.clone()))?;
+    let mut planner = (decl.build)(&params, &bounds.into(), Some(cpu.clone()))?;
     let req = PlanRequest::new(&wl.model, &cost, s0.view());
     let mut plan = |seed: u64| -> anyhow::Result<Vec<f32>> {
         planner.reset(seed);

@@ -37,7 +37,8 @@ pub struct RunArgs {
     /// python3).
     #[arg(long, requires = "env")]
     pub python: Option<PathBuf>,
-    /// Mode-2 planner: a registered planner (cem, mppi, gd).
+    /// Mode-2 planner: a registered planner (cem, mppi, gd for continuous
+    /// actions; cem-discrete, beam for discrete ones).
     #[arg(long, value_parser = planner_name)]
     pub planner: Option<String>,
     /// Number of episodes (default: the file's, else 10).
@@ -95,7 +96,11 @@ pub fn source(args: &RunArgs) -> AgentSource {
         return AgentSource::File(path.clone());
     }
     if let Some(id) = &args.env {
-        return AgentSource::Gym { id: id.clone(), planner: args.planner.clone().unwrap_or_else(|| "cem".into()), python: args.python.clone() };
+        return AgentSource::Gym {
+            id: id.clone(),
+            planner: args.planner.clone().unwrap_or_else(|| ami_agents::gym_default_planner(id).into()),
+            python: args.python.clone(),
+        };
     }
     if let Some(env) = &args.plugins.plugin_task {
         let planner = match (&args.plugins.plugin_planner, &args.planner) {

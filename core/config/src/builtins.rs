@@ -258,7 +258,7 @@ pub fn planning_actor(ctx: &BuildContext<'_>, p: &Params, planner: Box<dyn Plann
     if let Some((policy, how)) = crate::distill::policy_use(ctx, p, state_dim)? {
         actor = actor.with_policy(policy, how, ctx.phase.clone())?;
     }
-    let actor = crate::learn::ExploringActor::wrap(Box::new(actor), task.bounds.clone(), p, ctx.phase)?;
+    let actor = crate::learn::ExploringActor::wrap(Box::new(actor), task.space.clone(), p, ctx.phase)?;
     Ok(Built::node(ActorNode::new(actor, cost)))
 }
 
@@ -268,7 +268,7 @@ pub fn planner_actor(decl: PlannerDecl) -> Implementation {
     let mut params = (decl.schema)();
     params.extend(planning_actor_params());
     Implementation::new(ModuleKind::Actor, decl.name, decl.summary, ActorNode::ports(), params, move |ctx, p| {
-        let planner = (decl.build)(p, ctx.task()?.bounds.clone(), None)?;
+        let planner = (decl.build)(p, &ctx.task()?.space, None)?;
         planning_actor(ctx, p, planner)
     })
 }

@@ -49,13 +49,13 @@ pub fn learned_policy() -> Implementation {
                 Some(path) => {
                     let path = ctx.path(path);
                     let net = io::load(&path).map_err(|e| CoreError::config("load", e.to_string()))?;
-                    MlpPolicy::from_ensemble(ctx.node, net, state_dim, &task.bounds)
+                    MlpPolicy::from_ensemble(ctx.node, net, state_dim, task.space.bounds())
                         .map_err(|e| CoreError::config("load", format!("{}: {e}", path.display())))?
                 }
                 None => {
                     let hidden = vec![p.usize("width")?; p.usize("layers")?];
                     let activation = Activation::parse(p.str_opt("activation")?.unwrap_or("relu"))?;
-                    MlpPolicy::new(ctx.node, state_dim, &task.bounds, hidden, activation, p.usize("seed")? as u64)?
+                    MlpPolicy::new(ctx.node, state_dim, task.space.bounds(), hidden, activation, p.usize("seed")? as u64)?
                 }
             };
             let handle: PolicyHandle = ami_core::Handle::new(Arc::new(policy));

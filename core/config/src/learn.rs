@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ami_core::Critic as _;
-use ami_core::{Actor, Bounds, CoreError, Cost, MemoryHandle, ModelHandle, Params, Plan, Result, RunPhase};
+use ami_core::{ActionSpace, Actor, CoreError, Cost, MemoryHandle, ModelHandle, Params, Plan, Result, RunPhase};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ami_learn::{
     fit, fit_critic, io, Activation, AdamConfig, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, FitReport, LearnedModel, MlpCritic,
@@ -376,7 +376,7 @@ pub fn exploration_params() -> Vec<ParamSpec> {
         ParamSpec::new(
             "explore",
             ParamType::string(),
-            "how to explore: random (uniform in the action bounds) or noisy (the plan's action plus Gaussian noise)",
+            "how to explore: random (uniform in the action bounds, or a uniform choice of discrete actions) or noisy (the plan's action plus Gaussian noise, then the nearest discrete action)",
         )
         .default(ParamValue::Str("random".into())),
         ParamSpec::new("explore_noise", ParamType::float(0.0, 1e6), "noise std of `noisy` exploration, as a fraction of each action's range")
@@ -395,7 +395,7 @@ enum Explore {
 /// the actor it wraps afterwards and in every evaluation episode.
 pub struct ExploringActor {
     inner: Box<dyn Actor>,
-    bounds: Bounds,
+    space: ActionSpace,
     explore: Explore,
     episodes: usize,
     seen: usize,
@@ -409,7 +409,7 @@ pub struct ExploringActor {
 impl ExploringActor {
     /// Wraps `inner` as the parameters of [`exploration_params`] say;
     /// returns `inner` itself when it never explores.
-    pub fn wrap(inner: Box<dyn Actor>, bounds: Bounds, p: &Params, phase: &RunPhase) -> Result<Box<dyn Actor>> {
+    pub fn wrap(inner: Box<dyn Actor>, space: ActionSpace, p: &Params, phase: &RunPhase) -> Result<Box<dyn Actor>> {
         let episodes = p.usize("explore_episodes")?;
         if episodes == 0 {
             return Ok(inner);
@@ -419,7 +419,7 @@ impl ExploringActor {
             "noisy" => Explore::Noisy(p.f32("explore_noise")?),
             other => return Err(CoreError::config("explore", format!("`{other}` is not an exploration (random or noisy)"))),
         };
-        Ok(Box::new(Self { inner, bounds, explore, episodes, seen: 0, exploring: false, inner_acted: false, phase: phase.clone(), rng: ami_core::rng::rng(0) }))
+        Ok(Box::new(Self { inner, space, explore, episodes, seen: 0, exploring: false, inner_acted: false, phase: phase.clone(), rng: ami_core::rng::rng(0) }))
     }
 }
 
@@ -440,15 +440,19 @@ impl Actor for ExploringActor {
         if !self.exploring {
             return self.inner.act(state, cost);
         }
-        let (lo, hi) = (&self.bounds.low, &self.bounds.high);
-        match self.explore {
-            Explore::Random => Ok((0..lo.len()).map(|j| if lo[j] < hi[j] { self.rng.gen_range(lo[j]..=hi[j]) } else { lo[j] }).collect()),
-            Explore::Noisy(std) => {
+        let (lo, hi) = (&self.space.bounds().low, &self.space.bounds().high);
+        match (self.explore, self.space.choices()) {
+            (Explore::Random, None) => Ok((0..lo.len()).map(|j| if lo[j] < hi[j] { self.rng.gen_range(lo[j]..=hi[j]) } else { lo[j] }).collect()),
+            // A discrete space: one of its actions, uniformly.
+            (Explore::Random, Some(c)) => Ok(Array1::from(c.row(self.rng.gen_range(0..c.len())).to_vec())),
+            (Explore::Noisy(std), _) => {
                 let mut a = self.inner.act(state, cost)?.to_vec();
                 for (j, v) in a.iter_mut().enumerate() {
                     let n: f32 = self.rng.sample(rand_distr::StandardNormal);
-                    *v = (*v + std * (hi[j] - lo[j]) * n).clamp(lo[j], hi[j]);
+                    *v += std * (hi[j] - lo[j]) * n;
                 }
+                // Clamped into the box, or moved to the nearest choice.
+                self.space.project(&mut a);
                 Ok(Array1::from(a))
             }
         }

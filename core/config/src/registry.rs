@@ -18,7 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ami_core::{Bounds, CoreError, Cost, CriticHandle, MemoryHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, RunPhase, Shared};
+use ami_core::{ActionSpace, CoreError, Cost, CriticHandle, MemoryHandle, ModelHandle, ParamSpec, Params, PolicyHandle, Result, RunPhase, Shared};
 
 use crate::nodes::SharedCost;
 use ami_graph::{Node, NodePorts};
@@ -120,8 +120,9 @@ pub struct TaskResources {
     pub obs_dim: usize,
     /// Width of an action.
     pub action_dim: usize,
-    /// Action bounds.
-    pub bounds: Bounds,
+    /// Where actions may go: a box, or a finite set of actions (which only
+    /// the discrete planners search).
+    pub space: ActionSpace,
     /// The task's true dynamics (`implementation = "task"` world models,
     /// and planners that name no model).
     pub model: ModelHandle,

@@ -13,7 +13,7 @@ use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
 use ami_core::rng::{rng, AmiRng};
-use ami_core::{Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
+use ami_core::{ActionSpace, Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
 
 /// Settings of the cross-entropy method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,8 +268,8 @@ impl Cem {
 
 impl FromSettings for Cem {
     type Settings = CemConfig;
-    fn from_settings(settings: CemConfig, bounds: Bounds) -> Result<Self> {
-        Self::new(settings, bounds)
+    fn from_settings(settings: CemConfig, space: &ActionSpace) -> Result<Self> {
+        Self::new(settings, space.require_box("cem")?.clone())
     }
     fn use_backend(&mut self, cpu: Arc<Cpu>) {
         self.set_backend(cpu);

@@ -7,11 +7,11 @@
 //! `declaration()` plus one line in [`builtin`].
 
 pub use crate::declaration::{build_from_settings, BuildPlanner, FromSettings, PlannerDecl};
-use crate::{Cem, Gd, Mppi};
+use crate::{Beam, Cem, DiscreteCem, Gd, Mppi};
 
 /// The planners built into ami, in the order listings show them.
 pub fn builtin() -> Vec<PlannerDecl> {
-    vec![Cem::declaration(), Mppi::declaration(), Gd::declaration()]
+    vec![Cem::declaration(), Mppi::declaration(), Gd::declaration(), DiscreteCem::declaration(), Beam::declaration()]
 }
 
 /// The built-in planner called `name`.

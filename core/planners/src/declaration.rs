@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use ami_core::{Bounds, ParamSpec, Params, Planner, Result, Settings};
+use ami_core::{ActionSpace, ParamSpec, Params, Planner, Result, Settings};
 use ami_kernels::Cpu;
 
-/// A planner's constructor: validated parameters, the action bounds and an
-/// optional kernels backend for its fused fast path.
-pub type BuildPlanner = fn(&Params, Bounds, Option<Arc<Cpu>>) -> Result<Box<dyn Planner>>;
+/// A planner's constructor: validated parameters, the action space (a
+/// continuous planner refuses a discrete one, and the other way round, with
+/// [`ActionSpace::require_box`]-style errors) and an optional kernels
+/// backend for its fused fast path.
+pub type BuildPlanner = fn(&Params, &ActionSpace, Option<Arc<Cpu>>) -> Result<Box<dyn Planner>>;
 
 /// How a planner is named, documented and built (see the module docs).
 #[derive(Clone, Copy)]
@@ -19,7 +21,7 @@ pub struct PlannerDecl {
     pub summary: &'static str,
     /// The parameters, with types, ranges, defaults and docs.
     pub schema: fn() -> Vec<ParamSpec>,
-    /// Builds the planner from validated parameters and the action bounds;
+    /// Builds the planner from validated parameters and the action space;
     /// `backend` runs its fused fast path (default: [`Cpu::shared`]).
     pub build: BuildPlanner,
     /// World-model steps one planning call evaluates, in forward-pass
@@ -35,10 +37,10 @@ impl std::fmt::Debug for PlannerDecl {
 
 impl PlannerDecl {
     /// Builds the planner with its defaults over `values`.
-    pub fn build_with(&self, values: &[(String, ami_core::ParamValue)], bounds: Bounds, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
+    pub fn build_with(&self, values: &[(String, ami_core::ParamValue)], space: &ActionSpace, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
         let p = Params::validate(&(self.schema)(), values)
             .map_err(|issues| ami_core::CoreError::config(self.name, issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))?;
-        (self.build)(&p, bounds, backend)
+        (self.build)(&p, space, backend)
     }
 }
 
@@ -48,16 +50,18 @@ impl PlannerDecl {
 pub trait FromSettings: Planner + Sized + 'static {
     /// Its settings.
     type Settings: Settings;
-    /// The planner with `settings` in `bounds`.
-    fn from_settings(settings: Self::Settings, bounds: Bounds) -> Result<Self>;
-    /// Runs the fused path on `cpu`.
-    fn use_backend(&mut self, cpu: Arc<Cpu>);
+    /// The planner with `settings` over `space` (or why it cannot search
+    /// that kind of space).
+    fn from_settings(settings: Self::Settings, space: &ActionSpace) -> Result<Self>;
+    /// Runs the fused path on `cpu`. Default: ignored (a planner without
+    /// a fused path).
+    fn use_backend(&mut self, _cpu: Arc<Cpu>) {}
 }
 
 /// The [`PlannerDecl::build`] of a [`FromSettings`] planner: settings from
 /// the parameters, then the backend if one is given.
-pub fn build_from_settings<P: FromSettings>(params: &Params, bounds: Bounds, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
-    let mut planner = P::from_settings(P::Settings::from_params(params)?, bounds)?;
+pub fn build_from_settings<P: FromSettings>(params: &Params, space: &ActionSpace, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
+    let mut planner = P::from_settings(P::Settings::from_params(params)?, space)?;
     if let Some(cpu) = backend {
         planner.use_backend(cpu);
     }

@@ -17,7 +17,7 @@ use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
 use ami_core::modules::{Cost, DifferentiableWorldModel};
 use ami_core::rng::{rng, AmiRng};
-use ami_core::{Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
+use ami_core::{ActionSpace, Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
 
 /// Settings of the gradient planner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,8 +207,8 @@ impl Gd {
 
 impl FromSettings for Gd {
     type Settings = GdConfig;
-    fn from_settings(settings: GdConfig, bounds: Bounds) -> Result<Self> {
-        Self::new(settings, bounds)
+    fn from_settings(settings: GdConfig, space: &ActionSpace) -> Result<Self> {
+        Self::new(settings, space.require_box("gd")?.clone())
     }
     fn use_backend(&mut self, cpu: Arc<Cpu>) {
         self.set_backend(cpu);

@@ -5,7 +5,12 @@
 //! action, and plan again at the next tick (receding horizon).
 //!
 //! * [`Cem`], [`Mppi`]: sampling planners; [`Gd`]: Adam on the action
-//!   sequences through a differentiable world model.
+//!   sequences through a differentiable world model (all three over a box
+//!   of continuous actions).
+//! * [`DiscreteCem`] (categorical distributions) and [`Beam`] (beam
+//!   search): planners over a finite set of actions
+//!   ([`ActionSpace::Discrete`](ami_core::ActionSpace::Discrete)), such as
+//!   Gymnasium's `Discrete` spaces.
 //! * [`PlanningActor`]: the receding-horizon Mode-2 actor over any planner.
 //! * [`MlpWorldModel`]: a residual MLP world model loaded from safetensors
 //!   (PyTorch `Linear` layout), which the planners detect and roll out on
@@ -36,7 +41,9 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod beam;
 mod cem;
+mod cem_discrete;
 mod common;
 pub mod decl;
 mod declaration;
@@ -50,7 +57,9 @@ mod rollout;
 pub use ami_kernels as kernels;
 
 pub use actor::{propose, PlanningActor, PolicyUse};
+pub use beam::{Beam, BeamConfig};
 pub use cem::{Cem, CemConfig};
+pub use cem_discrete::{DiscreteCem, DiscreteCemConfig};
 pub use declaration::PlannerDecl;
 pub use gd::{energy_gradient, Gd, GdConfig};
 pub use mlp::{goal_energy, MlpWorldModel, Workload};

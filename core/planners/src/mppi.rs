@@ -13,7 +13,7 @@ use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
 use ami_core::rng::{rng, AmiRng};
-use ami_core::{Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
+use ami_core::{ActionSpace, Bounds, Budget, Params, Plan, PlanRequest, Planner, Settings};
 
 /// Settings of model-predictive path integral control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,8 +241,8 @@ impl Mppi {
 
 impl FromSettings for Mppi {
     type Settings = MppiConfig;
-    fn from_settings(settings: MppiConfig, bounds: Bounds) -> Result<Self> {
-        Self::new(settings, bounds)
+    fn from_settings(settings: MppiConfig, space: &ActionSpace) -> Result<Self> {
+        Self::new(settings, space.require_box("mppi")?.clone())
     }
     fn use_backend(&mut self, cpu: Arc<Cpu>) {
         self.set_backend(cpu);

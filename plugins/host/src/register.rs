@@ -103,7 +103,7 @@ fn environment_task(plugin: &Arc<Plugin>, module: &str, p: &Params) -> ami_core:
         name: format!("plugin:{}/{module}", plugin.name()),
         obs_dim: env.obs_dim(),
         action_dim: env.action_dim(),
-        bounds: env.action_bounds(),
+        space: env.action_space(),
         model,
         cost,
         goal: None,
@@ -141,7 +141,7 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
                     // The planning actor's own parameters are not the plugin's.
                     let actor_params: Vec<String> = ami_config::builtins::planning_actor_params().into_iter().map(|s| s.name).collect();
                     let own = plugin_json(p, &actor_params.iter().map(String::as_str).collect::<Vec<_>>());
-                    let planner = pl.planner(&name, &own, ctx.task()?.bounds.clone())?;
+                    let planner = pl.planner(&name, &own, ctx.task()?.space.require_box(&name)?.clone())?;
                     ami_config::builtins::planning_actor(ctx, p, Box::new(planner))
                 })
             }

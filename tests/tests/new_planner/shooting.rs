@@ -53,7 +53,7 @@ impl Shooting {
             name: "shooting",
             summary: "Mode-2 planning by random shooting",
             schema: ShootingConfig::schema,
-            build: |p, bounds, _backend| Ok(Box::new(Shooting::new(ShootingConfig::from_params(p)?, bounds)?)),
+            build: |p, space, _backend| Ok(Box::new(Shooting::new(ShootingConfig::from_params(p)?, space.require_box("shooting")?.clone())?)),
             work: |p| ShootingConfig::from_params(p).map(|c| (c.horizon * c.samples) as f64),
         }
     }

@@ -1,0 +1,231 @@
+//! The planners over finite sets of actions (`cem-discrete`, `beam`)
+//! against brute force: every sequence of a small problem enumerated and
+//! scored by the generic rollout, with and without particles; their
+//! determinism, warm start and refusals.
+
+use std::sync::Arc;
+
+use ami_core::*;
+use ami_planners::*;
+use ndarray::{array, Array1, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
+
+const T: usize = 6;
+
+/// A double integrator pushed by one of three forces towards 0.3, with a
+/// critic-like terminal term on the final velocity.
+fn problem() -> (LinearModel, Cost, Array1<f32>, Choices) {
+    let dt = 0.1;
+    let model = LinearModel::new(array![[1.0, dt], [0.0, 1.0]], array![[0.5 * dt * dt], [dt]]).unwrap();
+    let mut cost = Cost::new();
+    cost.add_intrinsic(Arc::new(QuadraticCost::new("goal", vec![1.0, 0.1], vec![])), 1.0).unwrap();
+    cost.add_intrinsic(Arc::new(ActionPenalty::new(1)), 0.01).unwrap();
+    cost.add_critic(Box::new(QuadraticCritic::new("stop", vec![0.0, 2.0])), 1.0).unwrap();
+    cost.set_goal(Some(array![0.3, 0.0]));
+    (model, cost, array![0.0, 0.0], Choices::new(vec![vec![-2.0], vec![0.0], vec![2.0]]).unwrap())
+}
+
+/// The lowest energy over all `choices^T` sequences, scored by `Rollout`.
+fn brute_force(model: &dyn WorldModel, cost: &Cost, s0: &Array1<f32>, choices: &Choices) -> f32 {
+    let (k, a) = (choices.len(), choices.dim());
+    let n = k.pow(T as u32);
+    let mut seqs = Array3::<f32>::zeros((T, n, a));
+    for i in 0..n {
+        let mut c = i;
+        for t in 0..T {
+            seqs.slice_mut(ndarray::s![t, i, ..]).assign(&ndarray::ArrayView1::from(choices.row(c % k)));
+            c /= k;
+        }
+    }
+    let mut e = Array1::zeros(n);
+    Rollout::new().energies(model, cost, s0.view(), seqs.view(), &mut e).unwrap();
+    e.iter().copied().fold(f32::INFINITY, f32::min)
+}
+
+fn plan_of(planner: &mut dyn Planner, model: &dyn WorldModel, cost: &Cost, s0: &Array1<f32>, seed: u64) -> Plan {
+    planner.reset(seed);
+    planner.plan(&PlanRequest::new(model, cost, s0.view())).unwrap()
+}
+
+fn assert_plan_is_choices(plan: &Plan, choices: &Choices) {
+    for row in plan.actions.rows() {
+        assert!(choices.rows().iter().any(|c| c.as_slice() == row.as_slice().unwrap()), "{row} is not a choice");
+    }
+}
+
+#[test]
+fn an_exhaustive_beam_finds_the_brute_force_optimum() {
+    let (model, cost, s0, choices) = problem();
+    let best = brute_force(&model, &cost, &s0, &choices);
+    // 3^5 partial sequences at the last expansion: width 243 keeps all.
+    let mut beam = Beam::new(BeamConfig { horizon: T, width: 243, ..BeamConfig::default() }, choices.clone()).unwrap();
+    let plan = plan_of(&mut beam, &model, &cost, &s0, 0);
+    assert_eq!(plan.energy, best, "beam {} vs brute force {best}", plan.energy);
+    assert_eq!(Rollout::energy_of(&model, &cost, s0.view(), &plan.actions).unwrap(), plan.energy, "the reported energy is the plan's");
+    assert_plan_is_choices(&plan, &choices);
+    // A narrow beam is no better than the optimum, and plans do not depend
+    // on the seed (no random numbers).
+    let mut narrow = Beam::new(BeamConfig { horizon: T, width: 3, ..BeamConfig::default() }, choices.clone()).unwrap();
+    let (a, b) = (plan_of(&mut narrow, &model, &cost, &s0, 1), plan_of(&mut narrow, &model, &cost, &s0, 2));
+    assert!(a.energy >= best);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn value_to_go_lets_a_narrow_beam_see_the_critic() {
+    // A cost whose only guide is a terminal term on the position: step
+    // energies are all equal (no action penalty), so without value-to-go
+    // a width-1 beam keeps the first child at every depth (the tie goes to
+    // the lowest index, -2), while with it the critic ranks the children.
+    let dt = 0.1;
+    let model = LinearModel::new(array![[1.0, dt], [0.0, 1.0]], array![[0.5 * dt * dt], [dt]]).unwrap();
+    let mut cost = Cost::new();
+    cost.add_critic(Box::new(QuadraticCritic::new("to_goal", vec![1.0, 0.0])), 1.0).unwrap();
+    cost.set_goal(Some(array![0.2, 0.0]));
+    let (s0, choices) = (array![0.0, 0.0], Choices::new(vec![vec![-2.0], vec![0.0], vec![2.0]]).unwrap());
+    let best = brute_force(&model, &cost, &s0, &choices);
+    let run = |value_to_go: bool| {
+        let mut beam = Beam::new(BeamConfig { horizon: T, width: 1, value_to_go, ..BeamConfig::default() }, choices.clone()).unwrap();
+        plan_of(&mut beam, &model, &cost, &s0, 0)
+    };
+    let (blind, guided) = (run(false), run(true));
+    assert!(blind.actions.iter().take(T - 1).all(|&a| a == -2.0), "{}", blind.actions);
+    assert!(blind.energy > 0.25 && guided.energy <= best + 0.01, "guided {} blind {} best {best}", guided.energy, blind.energy);
+}
+
+#[test]
+fn categorical_cem_reaches_the_brute_force_optimum() {
+    let (model, cost, s0, choices) = problem();
+    let best = brute_force(&model, &cost, &s0, &choices);
+    let cfg = DiscreteCemConfig { horizon: T, samples: 128, iterations: 8, ..DiscreteCemConfig::default() };
+    let mut cem = DiscreteCem::new(cfg, choices.clone()).unwrap();
+    for seed in 0..4 {
+        let plan = plan_of(&mut cem, &model, &cost, &s0, seed);
+        assert!(plan.energy >= best && plan.energy <= best * 1.01 + 1e-6, "seed {seed}: {} vs optimum {best}", plan.energy);
+        assert_plan_is_choices(&plan, &choices);
+        assert_eq!(Rollout::energy_of(&model, &cost, s0.view(), &plan.actions).unwrap(), plan.energy);
+        assert_eq!((plan.iterations, plan.evaluated), (8, 8 * 128));
+    }
+    // Same seed, same plan; the seed matters.
+    let plans: Vec<Plan> = (0..2).map(|_| plan_of(&mut cem, &model, &cost, &s0, 5)).collect();
+    assert_eq!(plans[0], plans[1]);
+    let mut small = DiscreteCem::new(DiscreteCemConfig { horizon: T, samples: 4, iterations: 1, ..DiscreteCemConfig::default() }, choices).unwrap();
+    let differ = (0..8).any(|s| plan_of(&mut small, &model, &cost, &s0, s).actions != plan_of(&mut small, &model, &cost, &s0, s + 100).actions);
+    assert!(differ, "different seeds draw different samples");
+}
+
+#[test]
+fn categorical_cem_warm_starts_from_the_shifted_plan() {
+    // After acting the first action, one iteration of 2 samples can only
+    // improve on the previous plan shifted by one step: it is sample 0.
+    let (model, cost, s0, choices) = problem();
+    let cfg = DiscreteCemConfig { horizon: T, samples: 64, iterations: 6, ..DiscreteCemConfig::default() };
+    let mut cem = DiscreteCem::new(cfg, choices.clone()).unwrap();
+    let first = plan_of(&mut cem, &model, &cost, &s0, 0);
+    let mut s1 = Array2::zeros((1, 2));
+    model.predict(s0.view().insert_axis(Axis(0)), first.actions.slice(ndarray::s![0..1, ..]), s1.view_mut()).unwrap();
+    let s1 = s1.row(0).to_owned();
+    let mut shifted = first.actions.clone();
+    for t in 1..T {
+        let prev = shifted.row(t).to_owned();
+        shifted.row_mut(t - 1).assign(&prev);
+    }
+    let e_shift = Rollout::energy_of(&model, &cost, s1.view(), &shifted).unwrap();
+    cem.set_budget(Budget::iterations(1)).unwrap();
+    let second = cem.plan(&PlanRequest::new(&model, &cost, s1.view())).unwrap();
+    assert!(second.energy <= e_shift, "{} > shifted plan's {e_shift}", second.energy);
+    // A proposal of another width is ignored, one of the right shape seeds
+    // the call the same way (snapped to the nearest choices).
+    cem.reset(0);
+    cem.propose(Array2::from_elem((T, 1), 1.7));
+    cem.set_budget(Budget::iterations(1)).unwrap();
+    let proposed = cem.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap();
+    let all_two = Rollout::energy_of(&model, &cost, s0.view(), &Array2::from_elem((T, 1), 2.0)).unwrap();
+    assert!(proposed.energy <= all_two, "{} > the proposal's {all_two}", proposed.energy);
+}
+
+/// `s' = s + a + offset`, offset +0.1 for even rows and -0.1 for odd
+/// ones: two particles that disagree.
+struct TwoParticles {
+    risk: f32,
+    reassign: bool,
+}
+
+impl WorldModel for TwoParticles {
+    fn state_dim(&self) -> usize {
+        1
+    }
+    fn action_dim(&self) -> usize {
+        1
+    }
+    fn predict(&self, s: ArrayView2<'_, f32>, a: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) -> Result<()> {
+        for r in 0..s.nrows() {
+            out[[r, 0]] = s[[r, 0]] + a[[r, 0]] + if r % 2 == 0 { 0.1 } else { -0.25 };
+        }
+        Ok(())
+    }
+    fn particles(&self) -> Particles {
+        Particles { count: 2, risk: self.risk, reassign: self.reassign }
+    }
+}
+
+#[test]
+fn beam_scores_particles_as_the_rollout_does() {
+    let mut cost = Cost::new();
+    cost.add_intrinsic(Arc::new(GoalDistance::new(1)), 1.0).unwrap();
+    cost.add_critic(Box::new(QuadraticCritic::new("end", vec![3.0])), 1.0).unwrap();
+    cost.set_goal(Some(array![0.4]));
+    let choices = Choices::new(vec![vec![-0.5], vec![0.0], vec![0.5]]).unwrap();
+    let s0 = array![0.0];
+    for (risk, reassign) in [(0.0, false), (1.0, false), (0.5, true)] {
+        let model = TwoParticles { risk, reassign };
+        let best = brute_force(&model, &cost, &s0, &choices);
+        let mut beam = Beam::new(BeamConfig { horizon: T, width: 243, ..BeamConfig::default() }, choices.clone()).unwrap();
+        let plan = plan_of(&mut beam, &model, &cost, &s0, 0);
+        let again = Rollout::energy_of(&model, &cost, s0.view(), &plan.actions).unwrap();
+        assert!((plan.energy - best).abs() <= 1e-5 * best.abs().max(1.0), "risk {risk} reassign {reassign}: {} vs {best}", plan.energy);
+        assert!((again - plan.energy).abs() <= 1e-5 * again.abs().max(1.0), "risk {risk} reassign {reassign}: {again} vs {}", plan.energy);
+    }
+}
+
+#[test]
+fn planners_refuse_the_other_kind_of_space() {
+    let choices = ActionSpace::Discrete(Choices::indices(2).unwrap());
+    let cube: ActionSpace = Bounds::symmetric(1, 1.0).into();
+    for name in ["cem", "mppi", "gd"] {
+        let decl = decl::find(name).unwrap();
+        let err = decl.build_with(&[], &choices, None).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("`{name}` searches a continuous box")) && err.contains("2 discrete choices [[0], [1]]") && err.contains("cem-discrete"),
+            "{err}"
+        );
+        assert!(decl.build_with(&[], &cube, None).is_ok());
+    }
+    for name in ["cem-discrete", "beam"] {
+        let decl = decl::find(name).unwrap();
+        let err = decl.build_with(&[], &cube, None).err().unwrap().to_string();
+        assert!(err.contains(&format!("`{name}` searches a finite set of actions")) && err.contains("box [-1, 1]") && err.contains("`cem`"), "{err}");
+        assert!(decl.build_with(&[], &choices, None).is_ok());
+    }
+    // Beam search has no iterations to budget; the refusal says what to change.
+    let mut beam = Beam::new(BeamConfig::default(), Choices::indices(2).unwrap()).unwrap();
+    let err = beam.set_budget(Budget::iterations(3)).unwrap_err().to_string();
+    assert!(err.contains("3 iterations does not apply") && err.contains("width"), "{err}");
+    assert!(beam.set_budget(Budget { iterations: 1, deadline: Some(std::time::Duration::from_millis(5)) }).is_ok());
+}
+
+#[test]
+fn bad_choices_are_refused_naming_the_row() {
+    let err = |rows: Vec<Vec<f32>>| Choices::new(rows).unwrap_err().to_string();
+    assert!(err(vec![]).contains("at least one action"));
+    assert!(err(vec![vec![]]).contains("choices[0]"));
+    let e = err(vec![vec![0.0, 1.0], vec![2.0]]);
+    assert!(e.contains("choices[1]") && e.contains("has 1 entries, choices[0] has 2"), "{e}");
+    let e = err(vec![vec![0.0], vec![f32::NAN]]);
+    assert!(e.contains("choices[1][0]") && e.contains("finite"), "{e}");
+    let c = Choices::new(vec![vec![-1.0, 0.0], vec![1.0, 3.0]]).unwrap();
+    assert_eq!((c.envelope().low.clone(), c.envelope().high.clone()), (vec![-1.0, 0.0], vec![1.0, 3.0]));
+    assert_eq!(c.nearest(&[0.9, 2.0]), 1);
+    let mut x = [0.2, 0.1];
+    ActionSpace::Discrete(c).project(&mut x);
+    assert_eq!(x, [-1.0, 0.0]);
+}
