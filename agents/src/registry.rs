@@ -33,8 +33,8 @@ fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResou
         obs_dim: spec.env.obs_dim(),
         action_dim: spec.env.action_dim(),
         space: spec.env.action_space(),
-        model: ModelHandle::new(spec.model),
-        cost,
+        model: Some(ModelHandle::new(spec.model)),
+        cost: Some(cost),
         goal: goal_state,
     };
     (EnvNode::new(spec.env), res)
@@ -86,14 +86,14 @@ pub fn register_tasks(registry: &mut Registry) {
                 obs_dim: env.obs_dim(),
                 action_dim: env.action_dim(),
                 space: env.action_space(),
-                model: ModelHandle::of(wl.model.clone()),
-                cost: Arc::new(move || {
+                model: Some(ModelHandle::of(wl.model.clone())),
+                cost: Some(Arc::new(move || {
                     let mut c = ami_core::Cost::new();
                     // A fresh cost has no terms, so the name is free.
                     let _ = c.add_intrinsic(Arc::new(ami_planners::goal_energy(s, a)), 1.0);
                     c.set_goal(goal.clone());
                     c
-                }),
+                })),
                 goal: wl.goal.as_ref().map(|g| g.to_vec()),
             };
             Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
@@ -129,7 +129,12 @@ fn gym_params() -> Vec<ParamSpec> {
         ParamSpec::new(
             "task",
             ParamType::string(),
-            "the built-in task whose model and cost agents plan with (default: Pendulum-v1 -> pendulum, CartPole-v1 -> cartpole)",
+            "the built-in task whose model and cost agents plan with (default: Pendulum-v1 -> pendulum, CartPole-v1 -> cartpole; other ids: none, so the agent names its world_model and cost nodes)",
+        ),
+        ParamSpec::new(
+            "actions",
+            ParamType::Structured { what: "a list of actions, each a list of numbers".into() },
+            "for a Discrete(n) space: the n actions as the world model takes them (e.g. [[-1.0], [0.0], [1.0]]); the bridge sends the index of the nearest",
         ),
         ParamSpec::new("python", ParamType::string(), "the interpreter with gymnasium (default: $AMI_PYTHON, else python3)"),
         ParamSpec::new("step_timeout", ParamType::float(0.001, 86_400.0), "seconds one reset or step may take before the process is killed")
@@ -138,17 +143,13 @@ fn gym_params() -> Vec<ParamSpec> {
 }
 
 /// Builds a `gym` environment node with the model and cost of the built-in
-/// task its `task` names (or its id implies).
+/// task its `task` names (or its id implies), or with none: then the
+/// agent's actor names a `world_model` node and a `cost` node.
 fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
     let id = p.str_opt("id")?.unwrap_or_default().to_string();
     let kind = match p.str_opt("task")? {
-        Some(t) => t.parse::<TaskKind>().map_err(|e| CoreError::config("task", e.to_string()))?,
-        None => gym_task(&id).ok_or_else(|| {
-            CoreError::config(
-                "task",
-                format!("gym:{id} has no built-in task model and cost to plan with: set `task` (pendulum, cartpole, pointmass) for an environment with the same dynamics"),
-            )
-        })?,
+        Some(t) => Some(t.parse::<TaskKind>().map_err(|e| CoreError::config("task", e.to_string()))?),
+        None => gym_task(&id),
     };
     let mut cfg = ami_gym::GymConfig::new(id.clone());
     if let Some(py) = p.str_opt("python")? {
@@ -158,14 +159,36 @@ fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
     if let Some(serde_json::Value::Object(m)) = p.deserialize::<serde_json::Value>("kwargs")? {
         cfg.kwargs = m;
     }
-    let (_, mut task) = task_resources(kind, None);
-    if kind == TaskKind::CartPole {
+    if kind == Some(TaskKind::CartPole) {
         // Gymnasium's two actions are the built-in task's two forces: the
         // choices the discrete planners search.
         let f = crate::tasks::cartpole::FORCE_MAG as f32;
         cfg.discrete_actions = vec![vec![-f], vec![f]];
     }
+    let actions = p.deserialize::<Vec<Vec<f32>>>("actions")?;
+    if let Some(a) = &actions {
+        cfg.discrete_actions = a.clone();
+    }
     let env = ami_gym::GymEnv::make(cfg)?;
+    if actions.is_some() && !matches!(env.info().action_space, ami_gym::SpaceInfo::Discrete { .. }) {
+        return Err(CoreError::config(
+            "actions",
+            format!("applies to a Discrete action space; gym:{id}'s is {}", ami_gym::space_words(&env.info().action_space)),
+        ));
+    }
+    let Some(kind) = kind else {
+        let task = TaskResources {
+            name: format!("gym:{id}"),
+            obs_dim: env.obs_dim(),
+            action_dim: env.action_dim(),
+            space: env.action_space(),
+            model: None,
+            cost: None,
+            goal: None,
+        };
+        return Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) });
+    };
+    let (_, mut task) = task_resources(kind, None);
     if env.obs_dim() != task.obs_dim || env.action_dim() != task.action_dim {
         return Err(CoreError::config(
             "task",

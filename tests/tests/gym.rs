@@ -271,3 +271,36 @@ fn discrete_spaces_are_finite_sets_of_actions() {
     let err = env.step(array![4.0f32, 0.0].view()).unwrap_err().to_string();
     assert!(err.contains("entry 0 = 4 rounds to 4, not one of 1..3"), "{err}");
 }
+
+/// plugins/acrobot/gym-acrobot.toml with this test's interpreter and the
+/// plugins' build directory.
+fn gym_acrobot(edit: impl Fn(String) -> String) -> ami_agents::AgentSource {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("plugins/acrobot/gym-acrobot.toml")).unwrap();
+    let text = text
+        .replace(r#"search = ["../../target/debug", "../../target/release"]"#, &format!("search = [{:?}]", ami_tests::plugin_dir().display().to_string()))
+        .replace(r#"id = "Acrobot-v1","#, &format!(r#"id = "Acrobot-v1", python = {:?},"#, python().display().to_string()));
+    ami_agents::AgentSource::Text { text: edit(text), name: "gym-acrobot.toml".into() }
+}
+
+#[test]
+fn acrobot_v1_swings_up_by_beam_search_on_a_plugin_model() {
+    // Gymnasium's Acrobot-v1 has no built-in task: the agent names the
+    // acrobot plugin's model and cost, and beam search picks among the
+    // three torques. Random torques need about 500 steps (the limit).
+    let loaded = ami_agents::load(&gym_acrobot(|t| t), &ami_agents::LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.graph.task.space, ActionSpace::Discrete(Choices::new(vec![vec![-1.0], vec![0.0], vec![1.0]]).unwrap()));
+    let mut agent = ami_agents::Agent::from_agent_graph(loaded.graph, ami_graph::ExecutorKind::Sequential).unwrap();
+    for seed in 0..2 {
+        let r = agent.run_episode(seed, |_| {}).unwrap();
+        // -1 a step, 0 on the step that reaches the goal (terminated).
+        assert!(r.steps < 250 && r.episode_return == -(r.steps as f64 - 1.0), "seed {seed}: {} in {} steps", r.episode_return, r.steps);
+    }
+    // Without the model node named, the actor is refused at build time,
+    // saying what to name.
+    let err = ami_agents::load(&gym_acrobot(|t| t.replace(r#"model = "model", "#, "")), &ami_agents::LoadOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("node `actor`") && err.contains("`gym:Acrobot-v1` comes with no world model: name a world_model node"), "{err}");
+    // A table of actions only applies to a Discrete space.
+    let err = ami_agents::load(&gym_acrobot(|t| t.replace("Acrobot-v1", "Pendulum-v1")), &ami_agents::LoadOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("applies to a Discrete action space; gym:Pendulum-v1's is Box"), "{err}");
+}

@@ -56,14 +56,14 @@ struct Event {
 /// (the same check `AgentBuilder` makes), or, when no term reads a goal,
 /// have the state's width.
 fn check_goal(task: &TaskResources, g: &[f32], field: &str) -> Result<()> {
-    let cost = (task.cost)();
+    let cost = task.cost_or_empty();
     if cost.intrinsic_terms().any(|(_, t, _)| t.goal_dim().is_some()) {
         return cost.check_goal(g.len()).map_err(|e| match e {
             CoreError::Config { reason, .. } => CoreError::config(field, reason),
             other => other,
         });
     }
-    let dim = task.model.get().state_dim();
+    let dim = task.state_dim();
     if g.len() != dim {
         return Err(CoreError::config(field, format!("the goal must have {dim} entries (the state width), got {}", g.len())));
     }
@@ -78,7 +78,7 @@ fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Mo
         out.push((0, Modulation::Goal(Some(g))));
     }
     let events: Vec<Event> = params.deserialize("events")?.unwrap_or_default();
-    let terms: Vec<String> = (task.cost)().term_names().iter().map(|s| s.to_string()).collect();
+    let terms: Vec<String> = task.cost_or_empty().term_names().iter().map(|s| s.to_string()).collect();
     for (k, e) in events.iter().enumerate() {
         let bad = |m: String| CoreError::config("events", format!("event {k} (tick {}): {m}", e.tick));
         if let Some(g) = &e.goal {
@@ -335,7 +335,7 @@ pub fn register(r: &mut Registry) {
             CostNode::ports(),
             vec![],
             |ctx, _| {
-                let cost = Shared::of((ctx.task()?.cost)());
+                let cost = Shared::of(ctx.task()?.new_cost()?);
                 Ok(Built { cost: Some(cost.clone()), ..Built::node(CostNode::new(cost)) })
             },
         ),
@@ -347,7 +347,7 @@ pub fn register(r: &mut Registry) {
             memory_params(),
             |ctx, p| {
                 let task = ctx.task()?;
-                let mut mem = RingMemory::new(task.model.get().state_dim(), task.action_dim, p.usize("capacity")?)?;
+                let mut mem = RingMemory::new(task.state_dim(), task.action_dim, p.usize("capacity")?)?;
                 if let Some(path) = p.str_opt("load_path")? {
                     let path = ctx.path(path);
                     let saved = RingMemory::load(&path).map_err(|e| CoreError::config("load_path", e.to_string()))?;
@@ -395,7 +395,7 @@ pub fn register(r: &mut Registry) {
             |ctx, p| {
                 let weights = p.f32_list_opt("weights")?.unwrap_or_default();
                 if let Some(task) = ctx.task {
-                    let sd = task.model.get().state_dim();
+                    let sd = task.state_dim();
                     if weights.len() != sd {
                         return Err(CoreError::config("weights", format!("needs {sd} entries (the state width), got {}", weights.len())));
                     }
@@ -452,11 +452,11 @@ pub fn register(r: &mut Registry) {
                         format!("acts with width {}, the environment takes {}", policy.get().action_dim(), task.action_dim),
                     ));
                 }
-                Ok(Built::node(ActorNode::new(Box::new(PolicyActor::new(policy)), Shared::of((task.cost)()))))
+                Ok(Built::node(ActorNode::new(Box::new(PolicyActor::new(policy)), Shared::of(task.cost_or_empty()))))
             },
         ),
         Implementation::new(ModuleKind::WorldModel, "task", "the environment's true dynamics", ModelNode::ports_for("model"), vec![], |ctx, _| {
-            let model = ctx.task()?.model.clone();
+            let model = ctx.task()?.model()?.clone();
             Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model, "model")) })
         }),
         Implementation::new(

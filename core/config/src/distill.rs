@@ -44,7 +44,7 @@ pub fn learned_policy() -> Implementation {
         ],
         |ctx, p| {
             let task = ctx.task()?;
-            let state_dim = task.model.get().state_dim();
+            let state_dim = task.state_dim();
             let policy = match p.str_opt("load")? {
                 Some(path) => {
                     let path = ctx.path(path);

@@ -495,7 +495,7 @@ pub fn learned_critic() -> Implementation {
         ],
         |ctx, p| {
             let task = ctx.task()?;
-            let state_dim = task.model.get().state_dim();
+            let state_dim = task.state_dim();
             let critic = match p.str_opt("load")? {
                 Some(path) => {
                     let path = ctx.path(path);

@@ -53,4 +53,4 @@ pub use builtins::WaypointConfigurator;
 pub use file::{parse_agent, AgentConfig, NodeConfig, ParamEntry, PluginsConfig, DEFAULT_EPISODES};
 pub use load::{build, load_file, load_str, read_agent_file, AgentGraph};
 pub use nodes::SharedCost;
-pub use registry::{plugin_name, plugin_of, BuildContext, BuildFn, Built, Implementation, ModuleKind, Registry, TaskResources};
+pub use registry::{plugin_name, plugin_of, BuildContext, BuildFn, Built, CostFactory, Implementation, ModuleKind, Registry, TaskResources};

@@ -124,14 +124,56 @@ pub struct TaskResources {
     /// the discrete planners search).
     pub space: ActionSpace,
     /// The task's true dynamics (`implementation = "task"` world models,
-    /// and planners that name no model).
-    pub model: ModelHandle,
+    /// and planners that name no model), if the environment comes with
+    /// them (a Gymnasium environment without a built-in task does not:
+    /// its agent names a `world_model` node).
+    pub model: Option<ModelHandle>,
     /// Builds a fresh cost with the task's intrinsic terms (and goal, if
     /// any): every node that evaluates the cost owns its copy, and
-    /// modulations reach each copy through an edge.
-    pub cost: Arc<dyn Fn() -> Cost + Send + Sync>,
+    /// modulations reach each copy through an edge. `None`: the
+    /// environment has no cost of its own (its agent names a `cost` node).
+    pub cost: Option<CostFactory>,
     /// The goal the configurator sets at tick 0, if the task has one.
     pub goal: Option<Vec<f32>>,
+}
+
+/// Builds a fresh copy of a task's cost.
+pub type CostFactory = Arc<dyn Fn() -> Cost + Send + Sync>;
+
+impl TaskResources {
+    /// The task's true dynamics, or an error saying the environment has
+    /// none and what to name instead.
+    pub fn model(&self) -> Result<&ModelHandle> {
+        self.model.as_ref().ok_or_else(|| {
+            CoreError::config(
+                "model",
+                format!(
+                    "the environment `{}` comes with no world model: name a world_model node (`model = \"NODE\"`; a learned one, or a plugin's)",
+                    self.name
+                ),
+            )
+        })
+    }
+    /// A fresh copy of the task's cost, or an error saying the environment
+    /// has none and what to name instead.
+    pub fn new_cost(&self) -> Result<Cost> {
+        self.cost.as_ref().map(|f| f()).ok_or_else(|| {
+            CoreError::config(
+                "cost",
+                format!("the environment `{}` comes with no cost: name a cost node (`cost = \"NODE\"`; a plugin's intrinsic cost)", self.name),
+            )
+        })
+    }
+    /// The task's cost, or an empty one when it has none (for checks and
+    /// for actors that do not plan).
+    pub fn cost_or_empty(&self) -> Cost {
+        self.cost.as_ref().map_or_else(Cost::new, |f| f())
+    }
+    /// Width of the state: the true model's, or the observation's when the
+    /// environment has no model (identity perception).
+    pub fn state_dim(&self) -> usize {
+        self.model.as_ref().map_or(self.obs_dim, |m| m.get().state_dim())
+    }
 }
 
 impl fmt::Debug for TaskResources {
@@ -202,7 +244,7 @@ impl<'a> BuildContext<'a> {
     pub fn world_model(&self, params: &Params, param: &str) -> Result<ModelHandle> {
         match params.str_opt(param)? {
             Some(name) => self.models.get(name).cloned().ok_or_else(|| missing(param, "world_model", name, self.models.keys())),
-            None => Ok(self.task()?.model.clone()),
+            None => Ok(self.task()?.model()?.clone()),
         }
     }
     /// The cost named by parameter `param` (a `cost` node's name, shared
@@ -210,7 +252,7 @@ impl<'a> BuildContext<'a> {
     pub fn cost(&self, params: &Params, param: &str) -> Result<SharedCost> {
         match params.str_opt(param)? {
             Some(name) => self.costs.get(name).cloned().ok_or_else(|| missing(param, "cost", name, self.costs.keys())),
-            None => Ok(Shared::of((self.task()?.cost)())),
+            None => Ok(Shared::of(self.task()?.new_cost()?)),
         }
     }
     /// The critic named by parameter `param` (a `critic` node's name), if

@@ -104,8 +104,8 @@ fn environment_task(plugin: &Arc<Plugin>, module: &str, p: &Params) -> ami_core:
         obs_dim: env.obs_dim(),
         action_dim: env.action_dim(),
         space: env.action_space(),
-        model,
-        cost,
+        model: Some(model),
+        cost: Some(cost),
         goal: None,
     };
     Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
@@ -148,7 +148,7 @@ pub fn register_plugin(registry: &mut Registry, plugin: &Arc<Plugin>) -> ami_cor
             Kind::ACTOR => Implementation::new(ModuleKind::Actor, &m.name, &summary, ActorNode::ports(), params, move |ctx, p| {
                 let task = ctx.task()?;
                 let actor = pl.actor(&name, &plugin_json(p, &[]))?;
-                Ok(Built::node(ActorNode::new(Box::new(actor), Shared::of((task.cost)()))))
+                Ok(Built::node(ActorNode::new(Box::new(actor), Shared::of(task.cost_or_empty()))))
             }),
             Kind::PERCEPTION => Implementation::new(ModuleKind::Perception, &m.name, &summary, PerceptionNode::ports(), params, move |_, p| {
                 Ok(Built::node(PerceptionNode::new(Arc::new(pl.perception(&name, &plugin_json(p, &[]))?))))
