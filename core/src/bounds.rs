@@ -50,6 +50,7 @@ impl Bounds {
 /// is `[[0], [1]]`, or `[[-10], [10]]` when the model takes CartPole's
 /// forces). Discrete planners search over the row indices and emit rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Vec<f32>>", into = "Vec<Vec<f32>>")]
 pub struct Choices {
     rows: Vec<Vec<f32>>,
     envelope: Bounds,
@@ -118,6 +119,19 @@ impl Choices {
             }
         }
         best.0
+    }
+}
+
+impl TryFrom<Vec<Vec<f32>>> for Choices {
+    type Error = CoreError;
+    fn try_from(rows: Vec<Vec<f32>>) -> Result<Self> {
+        Self::new(rows)
+    }
+}
+
+impl From<Choices> for Vec<Vec<f32>> {
+    fn from(c: Choices) -> Self {
+        c.rows
     }
 }
 

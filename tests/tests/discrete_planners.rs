@@ -115,8 +115,8 @@ fn categorical_cem_reaches_the_brute_force_optimum() {
 
 #[test]
 fn categorical_cem_warm_starts_from_the_shifted_plan() {
-    // After acting the first action, one iteration of 2 samples can only
-    // improve on the previous plan shifted by one step: it is sample 0.
+    // After acting the first action, one iteration of one sample is the
+    // previous plan shifted by one step: sample 0.
     let (model, cost, s0, choices) = problem();
     let cfg = DiscreteCemConfig { horizon: T, samples: 64, iterations: 6, ..DiscreteCemConfig::default() };
     let mut cem = DiscreteCem::new(cfg, choices.clone()).unwrap();
@@ -130,27 +130,45 @@ fn categorical_cem_warm_starts_from_the_shifted_plan() {
         shifted.row_mut(t - 1).assign(&prev);
     }
     let e_shift = Rollout::energy_of(&model, &cost, s1.view(), &shifted).unwrap();
-    cem.set_budget(Budget::iterations(1)).unwrap();
-    let second = cem.plan(&PlanRequest::new(&model, &cost, s1.view())).unwrap();
-    assert!(second.energy <= e_shift, "{} > shifted plan's {e_shift}", second.energy);
-    // A proposal of another width is ignored, one of the right shape seeds
-    // the call the same way (snapped to the nearest choices).
-    cem.reset(0);
-    cem.propose(Array2::from_elem((T, 1), 1.7));
-    cem.set_budget(Budget::iterations(1)).unwrap();
-    let proposed = cem.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap();
-    let all_two = Rollout::energy_of(&model, &cost, s0.view(), &Array2::from_elem((T, 1), 2.0)).unwrap();
-    assert!(proposed.energy <= all_two, "{} > the proposal's {all_two}", proposed.energy);
+    let one = DiscreteCemConfig { horizon: T, samples: 1, iterations: 1, ..DiscreteCemConfig::default() };
+    let mut single = DiscreteCem::new(one.clone(), choices.clone()).unwrap();
+    single.reset(0);
+    single.propose(first.actions.clone());
+    single.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap();
+    let second = single.plan(&PlanRequest::new(&model, &cost, s1.view())).unwrap();
+    assert_eq!((second.actions.clone(), second.energy), (shifted, e_shift));
+    // A proposal of the right shape is the first sample (snapped to the
+    // nearest choices); one of another width is ignored.
+    single.reset(0);
+    single.propose(Array2::from_elem((T, 1), 1.7));
+    assert_eq!(single.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap().actions, Array2::from_elem((T, 1), 2.0));
+    let mut fresh = DiscreteCem::new(one, choices).unwrap();
+    fresh.reset(0);
+    let unseeded = fresh.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap();
+    single.reset(0);
+    single.propose(Array2::from_elem((T, 2), 2.0));
+    assert_eq!(single.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap(), unseeded);
+    // Beam search keeps the shifted plan when its own best is worse: a
+    // width-1 beam without value-to-go, seeded with the exhaustive plan.
+    let mut wide = Beam::new(BeamConfig { horizon: T, width: 243, ..BeamConfig::default() }, problem().3).unwrap();
+    let best = plan_of(&mut wide, &model, &cost, &s0, 0);
+    let mut narrow = Beam::new(BeamConfig { horizon: T, width: 1, value_to_go: false, ..BeamConfig::default() }, problem().3).unwrap();
+    let alone = plan_of(&mut narrow, &model, &cost, &s0, 0);
+    narrow.reset(0);
+    narrow.propose(best.actions.clone());
+    let seeded = narrow.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap();
+    assert!(best.energy < alone.energy, "the test needs a narrow beam that misses the optimum");
+    assert_eq!((seeded.actions, seeded.energy), (best.actions, best.energy));
 }
 
-/// `s' = s + a + offset`, offset +0.1 for even rows and -0.1 for odd
-/// ones: two particles that disagree.
-struct TwoParticles {
+/// `s' = s + a + offset`, offsets 0.1, -0.25 and 0.05 for the three rows
+/// of a group: three particles that disagree.
+struct ThreeParticles {
     risk: f32,
     reassign: bool,
 }
 
-impl WorldModel for TwoParticles {
+impl WorldModel for ThreeParticles {
     fn state_dim(&self) -> usize {
         1
     }
@@ -159,12 +177,12 @@ impl WorldModel for TwoParticles {
     }
     fn predict(&self, s: ArrayView2<'_, f32>, a: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) -> Result<()> {
         for r in 0..s.nrows() {
-            out[[r, 0]] = s[[r, 0]] + a[[r, 0]] + if r % 2 == 0 { 0.1 } else { -0.25 };
+            out[[r, 0]] = s[[r, 0]] + a[[r, 0]] + [0.1, -0.25, 0.05][r % 3];
         }
         Ok(())
     }
     fn particles(&self) -> Particles {
-        Particles { count: 2, risk: self.risk, reassign: self.reassign }
+        Particles { count: 3, risk: self.risk, reassign: self.reassign }
     }
 }
 
@@ -177,7 +195,7 @@ fn beam_scores_particles_as_the_rollout_does() {
     let choices = Choices::new(vec![vec![-0.5], vec![0.0], vec![0.5]]).unwrap();
     let s0 = array![0.0];
     for (risk, reassign) in [(0.0, false), (1.0, false), (0.5, true)] {
-        let model = TwoParticles { risk, reassign };
+        let model = ThreeParticles { risk, reassign };
         let best = brute_force(&model, &cost, &s0, &choices);
         let mut beam = Beam::new(BeamConfig { horizon: T, width: 243, ..BeamConfig::default() }, choices.clone()).unwrap();
         let plan = plan_of(&mut beam, &model, &cost, &s0, 0);
@@ -206,11 +224,21 @@ fn planners_refuse_the_other_kind_of_space() {
         assert!(err.contains(&format!("`{name}` searches a finite set of actions")) && err.contains("box [-1, 1]") && err.contains("`cem`"), "{err}");
         assert!(decl.build_with(&[], &choices, None).is_ok());
     }
-    // Beam search has no iterations to budget; the refusal says what to change.
-    let mut beam = Beam::new(BeamConfig::default(), Choices::indices(2).unwrap()).unwrap();
-    let err = beam.set_budget(Budget::iterations(3)).unwrap_err().to_string();
-    assert!(err.contains("3 iterations does not apply") && err.contains("width"), "{err}");
-    assert!(beam.set_budget(Budget { iterations: 1, deadline: Some(std::time::Duration::from_millis(5)) }).is_ok());
+    // A beam too wide for memory is refused, naming the width.
+    let (model, cost, s0, choices) = problem();
+    let mut beam = Beam::new(BeamConfig { width: 65_536, ..BeamConfig::default() }, Choices::new(vec![vec![0.0]; 1024]).unwrap()).unwrap();
+    let err = beam.plan(&PlanRequest::new(&model, &cost, s0.view())).unwrap_err().to_string();
+    assert!(err.contains("beam.width") && err.contains("lower `width`"), "{err}");
+    // Small edge cases plan: horizon 1, one choice, width below the choices.
+    for (horizon, width, rows) in [(1, 64, choices.rows().to_vec()), (4, 1, vec![vec![1.0]]), (4, 2, choices.rows().to_vec())] {
+        let c = Choices::new(rows).unwrap();
+        let mut b = Beam::new(BeamConfig { horizon, width, ..BeamConfig::default() }, c.clone()).unwrap();
+        let plan = plan_of(&mut b, &model, &cost, &s0, 0);
+        assert_eq!(plan.actions.dim(), (horizon, 1));
+        assert_plan_is_choices(&plan, &c);
+        let mut d = DiscreteCem::new(DiscreteCemConfig { horizon, samples: 1, elites: Some(1), ..DiscreteCemConfig::default() }, c.clone()).unwrap();
+        assert_plan_is_choices(&plan_of(&mut d, &model, &cost, &s0, 0), &c);
+    }
 }
 
 #[test]

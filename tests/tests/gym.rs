@@ -304,3 +304,48 @@ fn acrobot_v1_swings_up_by_beam_search_on_a_plugin_model() {
     let err = ami_agents::load(&gym_acrobot(|t| t.replace("Acrobot-v1", "Pendulum-v1")), &ami_agents::LoadOptions::default()).unwrap_err().to_string();
     assert!(err.contains("applies to a Discrete action space; gym:Pendulum-v1's is Box"), "{err}");
 }
+
+#[test]
+fn a_policy_acts_with_the_discrete_space_s_actions() {
+    // A linear policy's actions lie in [-1, 1]; on CartPole-v1's two
+    // forces the actor emits (and the memory records) the nearest force.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("plugins/acrobot/gym-acrobot.toml")).unwrap();
+    let text = text
+        .replace(
+            r#"[plugins]
+search = ["../../target/debug", "../../target/release"]
+"#,
+            "",
+        )
+        .replace(
+            r#"params = { id = "Acrobot-v1", actions = [[-1.0], [0.0], [1.0]] }"#,
+            &format!(r#"params = {{ id = "CartPole-v1", python = {:?} }}"#, python().display().to_string()),
+        )
+        .replace(r#"implementation = "plugin:acrobot/model""#, r#"implementation = "task""#)
+        .replace(r#"implementation = "plugin:acrobot/swingup""#, r#"implementation = "task""#)
+        .replace(
+            r#"implementation = "beam"
+params = { horizon = 20, width = 128, model = "model", cost = "cost" }"#,
+            r#"implementation = "policy"
+params = { policy = "pi" }
+
+[[nodes]]
+name = "pi"
+kind = "policy"
+implementation = "linear"
+params = { gain = [[0.1, 0.5, 3.0, 0.8]], reference = [0.0, 0.0, 0.0, 0.0] }"#,
+        );
+    let loaded = ami_agents::load(&ami_agents::AgentSource::Text { text: text.clone(), name: "policy.toml".into() }, &ami_agents::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut agent = ami_agents::Agent::from_agent_graph(loaded.graph, ami_graph::ExecutorKind::Sequential).unwrap();
+    let mut actions = Vec::new();
+    agent
+        .run_episode_with(0, |_, exec| {
+            if let Some(a) = exec.output("actor", "action").and_then(|v| v.as_vector().map(|a| a[0])) {
+                actions.push(a);
+            }
+        })
+        .unwrap();
+    assert!(actions.len() > 5 && actions.iter().all(|&a| a == -10.0 || a == 10.0), "{actions:?}");
+}

@@ -160,7 +160,8 @@ pub struct GymEnv {
 
 /// `MultiDiscrete` spaces with at most this many combinations are a
 /// discrete [`ActionSpace`] of every combination; larger ones a box of
-/// integers (each entry rounded).
+/// integers (each entry rounded, for the continuous planners). A
+/// `Discrete` space with more actions is refused.
 pub const MAX_CHOICES: i64 = 4096;
 
 fn raised(id: &str, python: &Path, r: Raised, kwargs: &serde_json::Map<String, serde_json::Value>) -> GymError {
@@ -206,6 +207,9 @@ impl GymEnv {
             }
             SpaceInfo::Discrete { n, start } => {
                 let table = cfg.discrete_actions.clone();
+                if *n > MAX_CHOICES && table.is_empty() {
+                    return Err(space_err(format!("Discrete({n}) has more than {MAX_CHOICES} actions, more than the discrete planners search")));
+                }
                 let choices = if table.is_empty() {
                     Choices::new((*start..start + n).map(|k| vec![k as f32]).collect())
                 } else {

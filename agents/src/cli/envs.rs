@@ -56,7 +56,8 @@ pub fn bench(args: &super::bench::BenchArgs) -> anyhow::Result<()> {
     cfg.python = ami_gym::python(args.python.as_deref());
     let n = args.envs as usize;
     let mut vec = ami_gym::GymVecEnv::make(&cfg, n).map_err(ami_core::CoreError::from).with_context(|| format!("starting {n} gym:{id}"))?;
-    let bounds = vec.envs()[0].action_bounds();
+    let space = vec.envs()[0].action_space();
+    let bounds = space.bounds().clone();
     let mut rng = ami_core::rng::rng(0);
     for (i, env) in vec.envs().iter_mut().enumerate() {
         env.try_reset(Some(i as u64)).map_err(ami_core::CoreError::from)?;
@@ -64,8 +65,14 @@ pub fn bench(args: &super::bench::BenchArgs) -> anyhow::Result<()> {
     let mut actions = Array2::<f32>::zeros((n, bounds.dim()));
     let mut step = |rng: &mut ami_core::rng::AmiRng, vec: &mut ami_gym::GymVecEnv| -> anyhow::Result<()> {
         for mut row in actions.rows_mut() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = rng.gen_range(bounds.low[j]..=bounds.high[j]);
+            match space.choices() {
+                // A discrete space: one of its actions, uniformly.
+                Some(c) => row.assign(&ndarray::ArrayView1::from(c.row(rng.gen_range(0..c.len())))),
+                None => {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = rng.gen_range(bounds.low[j]..=bounds.high[j]);
+                    }
+                }
             }
         }
         let steps = vec.step(actions.view()).map_err(ami_core::CoreError::from)?;

@@ -452,7 +452,7 @@ pub fn register(r: &mut Registry) {
                         format!("acts with width {}, the environment takes {}", policy.get().action_dim(), task.action_dim),
                     ));
                 }
-                Ok(Built::node(ActorNode::new(Box::new(PolicyActor::new(policy)), Shared::of(task.cost_or_empty()))))
+                Ok(Built::node(ActorNode::new(Box::new(PolicyActor::new(crate::distill::on_space(policy, &task.space))), Shared::of(task.cost_or_empty()))))
             },
         ),
         Implementation::new(ModuleKind::WorldModel, "task", "the environment's true dynamics", ModelNode::ports_for("model"), vec![], |ctx, _| {

@@ -14,11 +14,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ami_core::{ActMode, CoreError, ParamSpec, ParamType, ParamValue, Params, PolicyHandle, Result, RunPhase};
+use ami_core::{ActMode, ActionSpace, CoreError, ParamSpec, ParamType, ParamValue, Params, Policy, PolicyHandle, Result, RunPhase};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ami_learn::{fit_policy, io, Activation, AdamConfig, FitConfig, MlpPolicy, PolicyData, Trainer};
 use ami_planners::kernels::pool::Pool;
 use ami_planners::PolicyUse;
+use ndarray::{Array2, ArrayView2};
 
 use crate::learn::{save_path_param, threads_param, TrainRecord, TrainerHandle};
 use crate::nodes::HandleNode;
@@ -29,7 +30,7 @@ pub fn learned_policy() -> Implementation {
     Implementation::new(
         ModuleKind::Policy,
         "learned",
-        "an MLP Mode-1 policy a = pi(s), clamped into the action bounds, distilled from the planner by a `policy` trainer node",
+        "an MLP Mode-1 policy a = pi(s), clamped into the action bounds (the nearest action of a discrete space), distilled from the planner by a `policy` trainer node",
         HandleNode::<dyn ami_core::Policy>::ports_for("policy"),
         vec![
             ParamSpec::new("width", ParamType::int(1, 4096), "width of each hidden layer").default(ParamValue::Int(64)),
@@ -306,5 +307,45 @@ pub fn policy_use(ctx: &BuildContext<'_>, p: &Params, state_dim: usize) -> Resul
         return Err(CoreError::config("teacher_episodes", format!("applies to mode `label` only (the mode is `{}`)", mode.name())));
     }
     let switch_rule = act_mode("switch", p, "switch_margin")?;
+    let policy = on_space(policy, &ctx.task()?.space);
     Ok(Some((policy, PolicyUse { mode, eval_mode, teacher_episodes, propose: p.bool("propose")?, switch_rule })))
+}
+
+/// A policy whose every action is moved to the nearest action of a
+/// discrete space: what the environment would execute is what the actor
+/// emits, the memory records and proposals roll out.
+struct OnChoices {
+    inner: PolicyHandle,
+    space: ActionSpace,
+}
+
+impl Policy for OnChoices {
+    fn action_dim(&self) -> usize {
+        self.inner.get().action_dim()
+    }
+    fn act_batch(&self, states: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let mut a = self.inner.get().act_batch(states)?;
+        for mut row in a.rows_mut() {
+            match row.as_slice_mut() {
+                Some(r) => self.space.project(r),
+                None => {
+                    let mut r = row.to_vec();
+                    self.space.project(&mut r);
+                    row.assign(&ndarray::ArrayView1::from(&r));
+                }
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// `policy` as the actor uses it in `space`: itself for a box (it clamps
+/// its own actions), its actions moved to the nearest choice for a
+/// discrete space. The wrapper reads `policy`'s handle on every call, so
+/// weights a trainer publishes reach it.
+pub(crate) fn on_space(policy: PolicyHandle, space: &ActionSpace) -> PolicyHandle {
+    if !space.is_discrete() {
+        return policy;
+    }
+    PolicyHandle::new(Arc::new(OnChoices { inner: policy, space: space.clone() }))
 }

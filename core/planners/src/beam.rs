@@ -22,6 +22,11 @@ pub struct BeamConfig {
     /// terminal (critic) energy of their last state, when the cost has
     /// one: the critic's value-to-go guides the beam, not only the end.
     pub value_to_go: bool,
+    /// Also score the previous plan shifted by one step (or a proposal
+    /// given through `Planner::propose`), and return it when it beats the
+    /// beam's best: a receding-horizon plan never gets worse for lack of
+    /// width.
+    pub warm_start: bool,
     /// Optional wall-clock deadline per call, in milliseconds: once it has
     /// passed, the remaining depths keep one sequence (greedy). Trades
     /// bit-exact determinism for a time bound.
@@ -31,7 +36,7 @@ pub struct BeamConfig {
 impl Default for BeamConfig {
     /// Horizon 16, width 64, value-to-go on.
     fn default() -> Self {
-        Self { horizon: 16, width: 64, value_to_go: true, deadline_ms: None }
+        Self { horizon: 16, width: 64, value_to_go: true, warm_start: true, deadline_ms: None }
     }
 }
 
@@ -39,6 +44,7 @@ ami_core::settings!(BeamConfig {
     horizon [1, 1000]: "planning horizon in steps (the depth of the tree)",
     width [1, 65_536]: "partial sequences kept at each depth",
     value_to_go: "rank partial sequences by energy so far plus the critic's energy of their last state",
+    warm_start: "also score the previous plan shifted by one step (or a proposal) and keep it if it is better",
     deadline_ms [1e-3, 1e9]: "wall-clock deadline per planning call (ms); after it the beam narrows to one sequence",
 });
 
@@ -50,8 +56,10 @@ const NAME: &str = "beam";
 /// step energies so far, plus the critic's value of the last state with
 /// `value_to_go`) are kept; at the horizon the lowest total energy,
 /// terminal energy included, is the plan. With `width >= choices^horizon`
-/// the search is exhaustive. It draws no random numbers: plans depend on
-/// the state only. Models with several particles
+/// the search is exhaustive. With `warm_start`, the previous plan shifted
+/// by one step (or a proposal) is scored too and kept when it is better.
+/// It draws no random numbers: plans depend on the state and the previous
+/// plan only. Models with several particles
 /// ([`WorldModel::particles`](ami_core::WorldModel::particles)) score a
 /// sequence as [`Rollout`](crate::Rollout) does: the particles' mean
 /// energy plus the risk weight times their standard deviation.
@@ -60,7 +68,14 @@ pub struct Beam {
     initial: BeamConfig,
     choices: Choices,
     scratch: Scratch,
+    /// The previous plan as choice indices, and a proposal.
+    warm: Option<Vec<usize>>,
+    proposal: Option<Vec<usize>>,
 }
+
+/// The most rows (children times particles, times the state width) one
+/// depth may hold: about 256 MB of f32 states.
+pub const MAX_BEAM_VALUES: usize = 1 << 26;
 
 /// Buffers reused across calls.
 #[derive(Default)]
@@ -87,7 +102,7 @@ impl Beam {
     /// A beam search over `choices`.
     pub fn new(cfg: BeamConfig, choices: Choices) -> Result<Self> {
         cfg.check(NAME)?;
-        Ok(Self { cfg: cfg.clone(), initial: cfg, choices, scratch: Scratch::default() })
+        Ok(Self { cfg: cfg.clone(), initial: cfg, choices, scratch: Scratch::default(), warm: None, proposal: None })
     }
     /// The settings.
     pub fn config(&self) -> &BeamConfig {
@@ -144,18 +159,28 @@ impl Planner for Beam {
     }
     fn reset(&mut self, _seed: u64) {
         self.cfg = self.initial.clone();
+        self.warm = None;
+        self.proposal = None;
     }
+    fn propose(&mut self, plan: Array2<f32>) {
+        self.proposal =
+            (plan.dim() == (self.cfg.horizon, self.choices.dim())).then(|| plan.rows().into_iter().map(|r| self.choices.nearest(&r.to_vec())).collect());
+    }
+    fn supports_proposals(&self) -> bool {
+        true
+    }
+    fn warm_starts(&self) -> bool {
+        self.cfg.warm_start
+    }
+    /// Applies the budget's deadline. Its iteration count does not apply:
+    /// beam search expands every depth once (its work is set by `width`).
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
-        if budget.iterations != 1 {
-            return Err(CoreError::config(
-                NAME,
-                format!("a budget of {} iterations does not apply: beam search expands every depth once (change `width` instead)", budget.iterations),
-            ));
-        }
         update_settings(&mut self.cfg, |c| c.check(NAME), |c| c.deadline_ms = budget.deadline_ms())
     }
     fn set_horizon(&mut self, horizon: usize) -> Result<()> {
-        update_settings(&mut self.cfg, |c| c.check(NAME), |c| c.horizon = horizon)
+        update_settings(&mut self.cfg, |c| c.check(NAME), |c| c.horizon = horizon)?;
+        self.warm = None;
+        Ok(())
     }
 
     fn plan(&mut self, req: &PlanRequest<'_>) -> Result<Plan> {
@@ -165,6 +190,27 @@ impl Planner for Beam {
         let (k, a_dim, s_dim) = (self.choices.len(), self.choices.dim(), req.state.len());
         let particles = req.model.particles();
         let p = particles.count.max(1);
+        let widest = self.cfg.width.saturating_mul(k).saturating_mul(p).saturating_mul(s_dim.max(a_dim));
+        if widest > MAX_BEAM_VALUES {
+            return Err(CoreError::config(
+                format!("{NAME}.width"),
+                format!(
+                    "width {} x {k} choices x {p} particles x width {} is more than {MAX_BEAM_VALUES} values a depth: lower `width`",
+                    self.cfg.width,
+                    s_dim.max(a_dim)
+                ),
+            ));
+        }
+        // The sequence to beat: a proposal, else the previous plan shifted.
+        let start = match (self.proposal.take(), self.warm.take()) {
+            (Some(p), _) if p.len() == t_len => Some(p),
+            (_, Some(mut w)) if self.cfg.warm_start && w.len() == t_len => {
+                w.rotate_left(1);
+                w[t_len - 1] = w[t_len.saturating_sub(2)];
+                Some(w)
+            }
+            _ => None,
+        };
         let terminal = req.cost.has_terminal();
         let sc = &mut self.scratch;
         // The root: one node, its particles all at the current state.
@@ -255,12 +301,28 @@ impl Planner for Beam {
             sc.cur_e = cur_e;
             std::mem::swap(&mut sc.hist, &mut sc.child_hist);
         }
-        // One node is left: the best full sequence.
-        let energy = sc.score[sc.order[0]];
-        let mut actions = Array2::zeros((t_len, a_dim));
-        for (t, &choice) in sc.hist[..t_len].iter().enumerate() {
-            actions.row_mut(t).assign(&ndarray::ArrayView1::from(self.choices.row(choice)));
+        // One node is left: the best full sequence, unless the warm start
+        // is better.
+        let mut energy = sc.score[sc.order[0]];
+        let mut picks = sc.hist[..t_len].to_vec();
+        let rows = |picks: &[usize]| {
+            let mut actions = Array2::zeros((t_len, a_dim));
+            for (t, &choice) in picks.iter().enumerate() {
+                actions.row_mut(t).assign(&ndarray::ArrayView1::from(self.choices.row(choice)));
+            }
+            actions
+        };
+        if let Some(w) = start {
+            let e = crate::Rollout::energy_of(req.model, req.cost, req.state, &rows(&w))?;
+            expanded += t_len;
+            if e < energy {
+                energy = e;
+                picks = w;
+            }
         }
+        let actions = rows(&picks);
+        self.warm = Some(picks);
+        // `evaluated` counts whole sequences: model steps over the horizon.
         Ok(Plan { actions, energy, iterations: 1, evaluated: expanded.div_ceil(t_len) })
     }
 }

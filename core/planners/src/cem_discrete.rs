@@ -39,7 +39,7 @@ pub struct DiscreteCemConfig {
     /// and the shifted plan itself is one of the first samples.
     pub warm_start: bool,
     /// Probability of the warm plan's choice at each step of the first
-    /// distribution.
+    /// distribution (at least `1 / choices`: never below uniform).
     pub warm_prob: f32,
     /// Optional wall-clock deadline per call, in milliseconds (trades
     /// bit-exact determinism for a time bound, as for `cem`).
@@ -47,9 +47,10 @@ pub struct DiscreteCemConfig {
 }
 
 impl Default for DiscreteCemConfig {
-    /// 256 samples, 4 iterations, 32 elites, horizon 16, momentum 0.2.
+    /// 256 samples, 4 iterations, 32 elites, horizon 16, momentum 0.2,
+    /// the warm plan's choices at probability 0.8.
     fn default() -> Self {
-        Self { horizon: 16, samples: 256, iterations: 4, elites: None, momentum: 0.2, min_prob: 0.0, warm_start: true, warm_prob: 0.5, deadline_ms: None }
+        Self { horizon: 16, samples: 256, iterations: 4, elites: None, momentum: 0.2, min_prob: 0.0, warm_start: true, warm_prob: 0.8, deadline_ms: None }
     }
 }
 
@@ -61,7 +62,7 @@ ami_core::settings!(DiscreteCemConfig {
     momentum [0.0, 0.999]: "smoothing of the refit: p = momentum * p + (1 - momentum) * elite frequency",
     min_prob [0.0, 0.5]: "floor on each choice's probability after a refit (0: none)",
     warm_start: "start from the previous plan shifted by one step",
-    warm_prob [0.0, 1.0]: "probability of the warm plan's choice at each step of the first distribution",
+    warm_prob [0.0, 1.0]: "probability of the warm plan's choice at each step of the first distribution (at least 1 / choices)",
     deadline_ms [1e-3, 1e9]: "wall-clock deadline per planning call (ms); trades bit-exact determinism for a time bound",
 });
 
@@ -148,7 +149,7 @@ impl DiscreteCem {
         self.probs.clear();
         self.probs.resize(t_len * n, 1.0 / n as f32);
         if let (Some(start), true) = (start, n > 1) {
-            let w = self.cfg.warm_prob;
+            let w = self.cfg.warm_prob.max(1.0 / n as f32);
             let rest = (1.0 - w) / (n - 1) as f32;
             for (t, &k) in start.iter().enumerate().take(t_len) {
                 for (j, p) in self.probs[t * n..(t + 1) * n].iter_mut().enumerate() {
@@ -171,7 +172,9 @@ impl DiscreteCem {
                     _ => {
                         let u: f32 = self.rng.gen();
                         let mut acc = 0.0;
-                        let mut pick = k - 1;
+                        // Rounding can leave `acc` below `u`: the last
+                        // choice with any probability then.
+                        let mut pick = p.iter().rposition(|&pj| pj > 0.0).unwrap_or(k - 1);
                         for (j, &pj) in p.iter().enumerate() {
                             acc += pj;
                             if u < acc {
