@@ -5,7 +5,7 @@
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{check_request, update_settings, Deadline};
+use crate::common::{check_request, choice_indices, discrete_start, update_settings, Deadline};
 use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use ami_core::error::{CoreError, Result};
 use ami_core::{ActionSpace, Budget, Choices, Params, Plan, PlanRequest, Planner, Settings};
@@ -163,8 +163,7 @@ impl Planner for Beam {
         self.proposal = None;
     }
     fn propose(&mut self, plan: Array2<f32>) {
-        self.proposal =
-            (plan.dim() == (self.cfg.horizon, self.choices.dim())).then(|| plan.rows().into_iter().map(|r| self.choices.nearest(&r.to_vec())).collect());
+        self.proposal = choice_indices(&self.choices, &plan, self.cfg.horizon);
     }
     fn supports_proposals(&self) -> bool {
         true
@@ -202,15 +201,7 @@ impl Planner for Beam {
             ));
         }
         // The sequence to beat: a proposal, else the previous plan shifted.
-        let start = match (self.proposal.take(), self.warm.take()) {
-            (Some(p), _) if p.len() == t_len => Some(p),
-            (_, Some(mut w)) if self.cfg.warm_start && w.len() == t_len => {
-                w.rotate_left(1);
-                w[t_len - 1] = w[t_len.saturating_sub(2)];
-                Some(w)
-            }
-            _ => None,
-        };
+        let start = discrete_start(self.proposal.take(), self.warm.take(), self.cfg.warm_start, t_len);
         let terminal = req.cost.has_terminal();
         let sc = &mut self.scratch;
         // The root: one node, its particles all at the current state.

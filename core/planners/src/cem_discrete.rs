@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::cem::lowest_k;
-use crate::common::{check_request, update_settings, Deadline};
+use crate::common::{check_request, choice_indices, discrete_start, update_settings, Deadline};
 use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::rollout::Rollout;
 use ami_core::error::{CoreError, Result};
@@ -215,11 +215,6 @@ impl DiscreteCem {
             }
         }
     }
-
-    /// A plan `[T, A]` as choice indices (the nearest choice of each row).
-    fn indices_of(&self, plan: &Array2<f32>) -> Option<Vec<usize>> {
-        (plan.dim() == (self.cfg.horizon, self.choices.dim())).then(|| plan.rows().into_iter().map(|r| self.choices.nearest(&r.to_vec())).collect())
-    }
 }
 
 impl FromSettings for DiscreteCem {
@@ -246,7 +241,7 @@ impl Planner for DiscreteCem {
         self.proposal = None;
     }
     fn propose(&mut self, plan: Array2<f32>) {
-        self.proposal = self.indices_of(&plan);
+        self.proposal = choice_indices(&self.choices, &plan, self.cfg.horizon);
     }
     fn supports_proposals(&self) -> bool {
         true
@@ -270,15 +265,7 @@ impl Planner for DiscreteCem {
         let deadline = Deadline::start(self.cfg.deadline_ms);
         let (t_len, n, a_dim) = (self.cfg.horizon, self.cfg.samples, self.choices.dim());
         check_request(NAME, t_len, self.choices.envelope(), req)?;
-        let start = match (self.proposal.take(), self.warm.take()) {
-            (Some(p), _) if p.len() == t_len => Some(p),
-            (_, Some(mut w)) if self.cfg.warm_start && w.len() == t_len => {
-                w.rotate_left(1);
-                w[t_len - 1] = w[t_len.saturating_sub(2)];
-                Some(w)
-            }
-            _ => None,
-        };
+        let start = discrete_start(self.proposal.take(), self.warm.take(), self.cfg.warm_start, t_len);
         self.initial_probs(start.as_deref());
         if self.samples.dim() != (t_len, n, a_dim) {
             self.samples = Array3::zeros((t_len, n, a_dim));

@@ -74,6 +74,27 @@ pub(crate) fn start_plan(proposal: Option<Array2<f32>>, warm: Option<Array2<f32>
     }
 }
 
+/// The choice sequence a discrete planner starts from: a proposal of the
+/// horizon's length, else (when warm starting) the previous plan shifted
+/// one step earlier, repeating its last choice.
+pub(crate) fn discrete_start(proposal: Option<Vec<usize>>, warm: Option<Vec<usize>>, warm_start: bool, horizon: usize) -> Option<Vec<usize>> {
+    match (proposal, warm) {
+        (Some(p), _) if p.len() == horizon => Some(p),
+        (_, Some(mut w)) if warm_start && w.len() == horizon && horizon > 0 => {
+            w.rotate_left(1);
+            w[horizon - 1] = w[horizon.saturating_sub(2)];
+            Some(w)
+        }
+        _ => None,
+    }
+}
+
+/// A proposal `[T, A]` as the nearest choice of each row, or `None` when
+/// its shape is not `[horizon, choices.dim()]`.
+pub(crate) fn choice_indices(choices: &ami_core::Choices, plan: &Array2<f32>, horizon: usize) -> Option<Vec<usize>> {
+    (plan.dim() == (horizon, choices.dim())).then(|| plan.rows().into_iter().map(|r| choices.nearest(&r.to_vec())).collect())
+}
+
 /// Shifts a `[T, A]` plan one step earlier, repeating the last action.
 pub(crate) fn shift_plan(plan: &mut Array2<f32>) {
     let (t, a) = plan.dim();
