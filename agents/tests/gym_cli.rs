@@ -142,3 +142,36 @@ fn no_python_process_outlives_a_killed_ami() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `ami run FILE ARGS --json`'s last line.
+fn run_json(file: &str, args: &[&str]) -> serde_json::Value {
+    let out = ami().args(["run", file, "--json"]).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn the_gymnasium_examples_check_and_learn_from_scratch() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gym");
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".toml")).collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for f in &files {
+        let out = ami().args(["check", &format!("examples/gym/{f}")]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Seconds-sized versions of the learning rows (the figures quoted in
+    // the README use 10 evaluation seeds): learned from scratch, through
+    // the bridge, evaluated on seeds the agent never trained on.
+    let v = run_json("examples/gym/cartpole-learn.toml", &["--eval-episodes", "2"]);
+    assert_eq!(v["eval"]["returns"], serde_json::json!([500.0, 500.0]), "CartPole-v1 (Discrete), 5 episodes: {v}");
+    let v = run_json("examples/gym/inverted-pendulum-learn.toml", &["--eval-episodes", "2"]);
+    let steps: f64 = v["returns"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap() + 1.0).sum();
+    assert!(steps < 2_000.0, "InvertedPendulum-v5 learned from {steps} steps");
+    assert_eq!(v["eval"]["returns"], serde_json::json!([1000.0, 1000.0]), "InvertedPendulum-v5: {v}");
+    let v = run_json("examples/gym/reacher-learn.toml", &[]);
+    let mean = v["eval"]["mean_return"].as_f64().unwrap();
+    assert!(mean > -6.0, "Reacher-v5 after 1,000 steps: mean {mean} over 10 seeds");
+}

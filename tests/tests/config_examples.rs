@@ -113,3 +113,27 @@ fn sequential_and_parallel_executors_give_bit_identical_actions() {
         assert_eq!(seq, par, "{file}: the executors disagree");
     }
 }
+
+#[test]
+fn a_quadratic_cost_node_is_planned_under_and_checks_its_widths() {
+    // pendulum.toml with its task cost replaced by a quadratic one towards
+    // upright (cos 1, sin 0, at rest) that the actor plans under.
+    let text = std::fs::read_to_string(example("pendulum.toml")).unwrap();
+    let with = |params: &str| {
+        text.replace("implementation = \"task\"\n", &format!("implementation = \"quadratic\"\nparams = {{ {params} }}\n"))
+            .replace("[nodes.params]\n", "[nodes.params]\ncost = \"cost\"\n")
+    };
+    let good = with("state_weights = [1.0, 1.0, 0.1], action_weights = [0.001], goal = [1.0, 0.0, 0.0]");
+    let graph = load_str(&good, "quadratic.toml").unwrap_or_else(|e| panic!("{e}\n{good}"));
+    let mut agent = Agent::from_agent_graph(graph, ExecutorKind::Sequential).unwrap();
+    let r = agent.run_episode(0, |_| {}).unwrap().episode_return;
+    assert!(r > -400.0, "the pendulum swings up under the quadratic cost: return {r}");
+    for (params, needle) in [
+        ("state_weights = [1.0, 1.0]", "parameter `state_weights`: needs 3 entries (the state width), got 2"),
+        ("state_weights = [1.0, 1.0, 0.1], action_weights = [0.1, 0.1]", "needs 1 entries (the action width), got 2"),
+        ("state_weights = [1.0, 1.0, 0.1], goal = [1.0]", "parameter `goal`: needs 3 entries (the state width), got 1"),
+    ] {
+        let err = load_str(&with(params), "quadratic.toml").unwrap_err().to_string();
+        assert!(err.contains("node `cost`") && err.contains(needle), "{params}: {err}");
+    }
+}

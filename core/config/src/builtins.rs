@@ -340,6 +340,44 @@ pub fn register(r: &mut Registry) {
             },
         ),
         Implementation::new(
+            ModuleKind::Cost,
+            "quadratic",
+            "a fixed quadratic cost sum_i q_i (s'_i - g_i)^2 + sum_j r_j a_j^2 (for environments without a cost of their own; plans on the fused kernels)",
+            CostNode::ports(),
+            vec![
+                ParamSpec::new("state_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "q_i, one per state coordinate").required(),
+                ParamSpec::new("action_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "r_j, one per action coordinate (default: none)"),
+                ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "g, one per state coordinate (default: zero; a configurator's goal replaces it)"),
+            ],
+            |ctx, p| {
+                let task = ctx.task()?;
+                let q = p.f32_list_opt("state_weights")?.unwrap_or_default();
+                let r = p.f32_list_opt("action_weights")?.unwrap_or_default();
+                let goal = p.f32_list_opt("goal")?;
+                let width = |field: &str, v: &[f32], want: usize, what: &str| -> Result<()> {
+                    if v.len() != want {
+                        return Err(CoreError::config(field, format!("needs {want} entries ({what}), got {}", v.len())));
+                    }
+                    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(CoreError::config(format!("{field}[{i}]"), format!("must be finite, got {}", v[i])));
+                    }
+                    Ok(())
+                };
+                width("state_weights", &q, task.state_dim(), "the state width")?;
+                if !r.is_empty() {
+                    width("action_weights", &r, task.action_dim, "the action width")?;
+                }
+                if let Some(g) = &goal {
+                    width("goal", g, task.state_dim(), "the state width")?;
+                }
+                let mut c = Cost::new();
+                c.add_intrinsic(Arc::new(ami_core::QuadraticCost::new("quadratic", q, r)), 1.0)?;
+                c.set_goal(goal.or_else(|| task.goal.clone()).map(ndarray::Array1::from));
+                let cost = Shared::of(c);
+                Ok(Built { cost: Some(cost.clone()), ..Built::node(CostNode::new(cost)) })
+            },
+        ),
+        Implementation::new(
             ModuleKind::Memory,
             "ring",
             "a bounded ring of observed transitions, saved at the end of each episode if `save_path` is set",
