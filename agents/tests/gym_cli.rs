@@ -175,3 +175,12 @@ fn the_gymnasium_examples_check_and_learn_from_scratch() {
     let mean = v["eval"]["mean_return"].as_f64().unwrap();
     assert!(mean > -6.0, "Reacher-v5 after 1,000 steps: mean {mean} over 10 seeds");
 }
+
+#[test]
+fn bench_spreads_copies_over_processes_and_pins_them() {
+    let out = ami().args(["bench", "--env", "gym:CartPole-v1", "--envs", "3", "--processes", "2", "--pin", "--min-time", "0.2", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!((v["envs"].as_u64(), v["processes"].as_u64()), (Some(3), Some(2)));
+    assert!(v["steps_per_s"].as_f64().unwrap() > 100.0, "{v}");
+}

@@ -225,8 +225,8 @@ fn bad_setups_are_user_input_errors_naming_the_cause() {
 fn several_environments_step_at_once_and_an_error_leaves_none_behind() {
     let mut vec = GymVecEnv::make(&config("Pendulum-v1"), 2).unwrap_or_else(|e| panic!("{e}"));
     let mut single = GymEnv::make(config("Pendulum-v1")).unwrap();
-    for (i, env) in vec.envs().iter_mut().enumerate() {
-        env.reset(i as u64).unwrap();
+    for i in 0..2 {
+        vec.reset(i, Some(i as u64)).unwrap();
     }
     single.reset(0).unwrap();
     // Env 1's action is refused; env 0's step was sent and its reply must
@@ -240,6 +240,40 @@ fn several_environments_step_at_once_and_an_error_leaves_none_behind() {
     assert_eq!(steps.len(), 2);
     let err = vec.step(array![[0.0f32]].view()).unwrap_err().to_string();
     assert!(err.contains("1 actions for 2 environments"), "{err}");
+    let err = vec.reset(2, None).unwrap_err().to_string();
+    assert!(err.contains("no copy 2 (there are 2)"), "{err}");
+}
+
+#[test]
+fn copies_in_one_process_step_as_separate_environments_do() {
+    // Five copies over two processes (three and two), the second layout
+    // pinned to CPUs: every copy's transitions equal a lone environment's
+    // given the same seed and actions.
+    for (procs, cpus) in [(1usize, vec![]), (2, vec![0usize, 1])] {
+        let mut vec = GymVecEnv::make_in(&config("Pendulum-v1"), 5, procs, &cpus).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((vec.len(), vec.processes()), (5, procs));
+        let mut singles: Vec<GymEnv> = (0..5).map(|_| GymEnv::make(config("Pendulum-v1")).unwrap()).collect();
+        for (i, s) in singles.iter_mut().enumerate() {
+            assert_eq!(vec.reset(i, Some(10 + i as u64)).unwrap(), s.reset(10 + i as u64).unwrap());
+        }
+        for t in 0..20 {
+            let actions = Array2::from_shape_fn((5, 1), |(i, _)| ((t * 5 + i) as f32 * 0.37).sin() * 2.0);
+            let steps = vec.step(actions.view()).unwrap();
+            for (i, s) in singles.iter_mut().enumerate() {
+                assert_eq!(steps[i], s.step(actions.row(i)).unwrap(), "copy {i}, step {t}, {procs} process(es)");
+            }
+        }
+        let pids: Vec<u32> = vec.pids().into_iter().map(Option::unwrap).collect();
+        assert!(pids.iter().all(|&p| alive(p)));
+        drop(vec);
+        assert!(pids.iter().all(|&p| !alive(p)), "dropping the copies ends their processes");
+    }
+    // An exception in one copy is that copy's error.
+    let mut vec = GymVecEnv::make_in(&scripted("raise"), 2, 1, &[]).unwrap_or_else(|e| panic!("{e}"));
+    vec.reset(0, Some(0)).unwrap();
+    vec.reset(1, Some(1)).unwrap();
+    let err = (0..3).find_map(|_| vec.step(array![[0.1f32], [0.2]].view()).err()).unwrap();
+    assert!(matches!(&err, GymError::Raised { message, .. } if message.contains("copy 0: RuntimeError: boom at step 3")), "{err}");
 }
 
 #[test]

@@ -35,6 +35,12 @@ pub struct GymConfig {
     /// Extra environment variables of the child (`MUJOCO_GL`,
     /// `PYTHONPATH` for a module that registers environments).
     pub env: Vec<(String, String)>,
+    /// Pin the child to this CPU (Linux). Lock-step stepping is bound by
+    /// the latency of a request and its reply, and on small or virtual
+    /// machines a wake-up on another CPU costs more than the step: a child
+    /// on the CPU of the thread that waits for it (pinned too, by the
+    /// caller) answers several times faster. `None` (default): no pinning.
+    pub cpu: Option<usize>,
 }
 
 impl GymConfig {
@@ -49,6 +55,7 @@ impl GymConfig {
             make_timeout: Duration::from_secs(120),
             discrete_actions: Vec::new(),
             env: Vec::new(),
+            cpu: None,
         }
     }
 }
@@ -155,6 +162,9 @@ pub struct GymEnv {
     action: ActionMap,
     space: ActionSpace,
     action_dim: usize,
+    /// Copies of the environment the process steps together (1 for an
+    /// `Environment`; more inside a [`GymVecEnv`]).
+    copies: usize,
     payload: Vec<u8>,
 }
 
@@ -181,8 +191,18 @@ fn raised(id: &str, python: &Path, r: Raised, kwargs: &serde_json::Map<String, s
 impl GymEnv {
     /// Starts Python and makes the environment.
     pub fn make(cfg: GymConfig) -> std::result::Result<Self, GymError> {
-        let mut server = Server::start(&cfg.python, &cfg.id, &cfg.env)?;
-        let req = serde_json::json!({ "id": cfg.id, "kwargs": cfg.kwargs }).to_string();
+        Self::make_copies(cfg, 1)
+    }
+
+    /// Starts Python and makes `copies` copies of the environment in it,
+    /// stepped together ([`GymVecEnv`]).
+    fn make_copies(cfg: GymConfig, copies: usize) -> std::result::Result<Self, GymError> {
+        let mut vars = cfg.env.clone();
+        if let Some(cpu) = cfg.cpu {
+            vars.push(("AMI_GYM_CPU".into(), cpu.to_string()));
+        }
+        let mut server = Server::start(&cfg.python, &cfg.id, &vars)?;
+        let req = serde_json::json!({ "id": cfg.id, "kwargs": cfg.kwargs, "copies": copies }).to_string();
         let reply = server.call(b'M', req.as_bytes(), "make", cfg.make_timeout)?.map_err(|r| raised(&cfg.id, &cfg.python, r, &cfg.kwargs))?;
         let info: EnvInfo = serde_json::from_slice(&reply).map_err(|e| GymError::Protocol {
             id: cfg.id.clone(),
@@ -251,7 +271,7 @@ impl GymEnv {
             SpaceInfo::Other { repr } => return Err(space_err(format!("action space {repr} is not Box, Discrete or MultiDiscrete"))),
         };
         let action_dim = space.dim();
-        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, action_dim, payload: Vec::new() })
+        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, action_dim, copies, payload: Vec::new() })
     }
 
     /// What the server reported about the environment.
@@ -273,8 +293,8 @@ impl GymEnv {
         raised(&self.cfg.id, &self.cfg.python, r, &self.cfg.kwargs)
     }
 
-    /// The wire action (f64 per Gymnasium entry) for `action`, or why it is
-    /// outside the space.
+    /// Appends the wire action (f64 per Gymnasium entry) for `action` to the
+    /// payload, or says why it is outside the space.
     fn encode(&mut self, action: ArrayView1<'_, f32>) -> std::result::Result<(), GymError> {
         let out = |reason: String, me: &Self| GymError::ActionOutOfSpace {
             id: me.cfg.id.clone(),
@@ -288,7 +308,6 @@ impl GymEnv {
         if let Some(i) = action.iter().position(|v| !v.is_finite()) {
             return Err(out(format!("entry {i} is not finite"), self));
         }
-        self.payload.clear();
         match &self.action {
             ActionMap::Box { low, high } => {
                 for (i, &v) in action.iter().enumerate() {
@@ -345,9 +364,15 @@ impl GymEnv {
 
     /// `reset(seed)`, with the Gymnasium error.
     pub fn try_reset(&mut self, seed: Option<u64>) -> std::result::Result<Array1<f32>, GymError> {
-        let mut p = [0u8; 9];
+        self.reset_copy(0, seed)
+    }
+
+    /// `reset(seed)` of copy `copy`.
+    fn reset_copy(&mut self, copy: usize, seed: Option<u64>) -> std::result::Result<Array1<f32>, GymError> {
+        let mut p = [0u8; 13];
         p[0] = u8::from(seed.is_some());
-        p[1..].copy_from_slice(&seed.unwrap_or(0).to_le_bytes());
+        p[1..9].copy_from_slice(&seed.unwrap_or(0).to_le_bytes());
+        p[9..].copy_from_slice(&(copy as u32).to_le_bytes());
         let reply = self.server.call(b'R', &p, "reset", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
         self.observation(&reply, "reset")
     }
@@ -361,87 +386,162 @@ impl GymEnv {
     /// Sends `step(action)` without waiting: the child steps while the
     /// caller does other work (another environment's step).
     pub fn send_step(&mut self, action: ArrayView1<'_, f32>) -> std::result::Result<(), GymError> {
-        self.encode(action)?;
+        self.send_steps(action.insert_axis(ndarray::Axis(0)))
+    }
+
+    /// The outcome of the step [`GymEnv::send_step`] sent.
+    pub fn receive_step(&mut self) -> std::result::Result<Step, GymError> {
+        Ok(self.receive_steps()?.swap_remove(0))
+    }
+
+    /// Sends one step of every copy: row `i` of `actions` to copy `i`.
+    fn send_steps(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<(), GymError> {
+        if actions.nrows() != self.copies {
+            return Err(GymError::ActionOutOfSpace {
+                id: self.cfg.id.clone(),
+                action: Vec::new(),
+                space: space_words(&self.info.action_space),
+                reason: format!("{} actions for {} copies in one process", actions.nrows(), self.copies),
+            });
+        }
+        self.payload.clear();
+        for a in actions.rows() {
+            self.encode(a)?;
+        }
         let payload = std::mem::take(&mut self.payload);
         let sent = self.server.send(b'S', &payload, "step", self.cfg.step_timeout);
         self.payload = payload;
         sent
     }
 
-    /// The outcome of the step [`GymEnv::send_step`] sent.
-    pub fn receive_step(&mut self) -> std::result::Result<Step, GymError> {
+    /// The outcomes of the steps [`GymEnv::send_steps`] sent, one per copy.
+    fn receive_steps(&mut self) -> std::result::Result<Vec<Step>, GymError> {
         let reply = self.server.receive("step", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
-        if reply.len() < 10 {
-            return Err(self.server.protocol("step", format!("a step reply of {} bytes", reply.len())));
+        let record = 10 + 8 * self.info.obs_dim;
+        if reply.len() != record * self.copies {
+            return Err(self.server.protocol("step", format!("a step reply of {} bytes for {} copies of {record}", reply.len(), self.copies)));
         }
-        let reward = f64::from_le_bytes(reply[..8].try_into().expect("8 bytes"));
-        if !reward.is_finite() {
-            return Err(GymError::NonFinite { id: self.cfg.id.clone(), op: "step", what: "reward", values: vec![reward] });
+        let mut steps = Vec::with_capacity(self.copies);
+        for r in reply.chunks_exact(record) {
+            let reward = f64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+            if !reward.is_finite() {
+                return Err(GymError::NonFinite { id: self.cfg.id.clone(), op: "step", what: "reward", values: vec![reward] });
+            }
+            let observation = self.observation(&r[10..], "step")?;
+            steps.push(Step { observation, reward, terminated: r[8] != 0, truncated: r[9] != 0 });
         }
-        let observation = self.observation(&reply[10..], "step")?;
-        Ok(Step { observation, reward, terminated: reply[8] != 0, truncated: reply[9] != 0 })
+        Ok(steps)
     }
 }
 
-/// Several copies of one Gymnasium environment, each in its own Python
-/// process, stepped in parallel: [`GymVecEnv::step`] sends every action
-/// before it waits for any reply, so N processes step at once on N cores.
+/// Several copies of one Gymnasium environment stepped in lock step, in
+/// one or more Python processes: [`GymVecEnv::step`] sends every process
+/// its copies' actions before it waits for any reply, so the processes
+/// step at once on as many cores, and a process holding several copies
+/// steps them in one request (one round trip and two context switches for
+/// all of them, where the per-step cost of a pipe is that of the round
+/// trip).
 pub struct GymVecEnv {
-    envs: Vec<GymEnv>,
+    /// The processes, each with its copies (`GymEnv::copies`).
+    procs: Vec<GymEnv>,
 }
 
 impl GymVecEnv {
-    /// Starts `n` processes (in parallel) of the environment `cfg` makes.
+    /// `n` copies over `min(n, the cores)` processes (started in
+    /// parallel).
     pub fn make(cfg: &GymConfig, n: usize) -> std::result::Result<Self, GymError> {
-        let envs = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n).map(|_| s.spawn(|| GymEnv::make(cfg.clone()))).collect();
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        Self::make_in(cfg, n, n.min(cores), &[])
+    }
+    /// `n` copies spread evenly over `processes` processes (the first ones
+    /// take one more when `n` does not divide). With `cpus`, process `p`
+    /// is pinned to `cpus[p % cpus.len()]` ([`GymConfig::cpu`]).
+    pub fn make_in(cfg: &GymConfig, n: usize, processes: usize, cpus: &[usize]) -> std::result::Result<Self, GymError> {
+        let processes = processes.clamp(1, n.max(1));
+        let sizes: Vec<usize> = (0..processes).map(|p| n / processes + usize::from(p < n % processes)).collect();
+        let procs = std::thread::scope(|s| {
+            let handles: Vec<_> = sizes
+                .iter()
+                .enumerate()
+                .map(|(p, &k)| {
+                    let mut cfg = cfg.clone();
+                    if !cpus.is_empty() {
+                        cfg.cpu = Some(cpus[p % cpus.len()]);
+                    }
+                    s.spawn(move || GymEnv::make_copies(cfg, k))
+                })
+                .collect();
             handles.into_iter().map(|h| h.join().expect("GymEnv::make does not panic")).collect::<std::result::Result<Vec<_>, _>>()
         })?;
-        Ok(Self { envs })
+        Ok(Self { procs })
     }
-    /// The environments.
-    pub fn envs(&mut self) -> &mut [GymEnv] {
-        &mut self.envs
-    }
-    /// Number of environments.
+    /// Number of copies.
     pub fn len(&self) -> usize {
-        self.envs.len()
+        self.procs.iter().map(|p| p.copies).sum()
     }
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.envs.is_empty()
+        self.len() == 0
     }
-    /// Steps environment `i` with row `i` of `actions` (`[n, action_dim]`),
-    /// all at once.
-    /// On an error every environment that was sent a step has its reply
-    /// read, so none is left a step behind; the first error is returned.
+    /// Number of Python processes.
+    pub fn processes(&self) -> usize {
+        self.procs.len()
+    }
+    /// The processes' ids, while they run.
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.procs.iter().map(GymEnv::pid).collect()
+    }
+    /// The action space (every copy's).
+    pub fn action_space(&self) -> ActionSpace {
+        self.procs[0].space.clone()
+    }
+    /// `reset(seed)` of copy `i`.
+    pub fn reset(&mut self, i: usize, seed: Option<u64>) -> std::result::Result<Array1<f32>, GymError> {
+        let n = self.len();
+        let mut i = i;
+        for p in &mut self.procs {
+            if i < p.copies {
+                return p.reset_copy(i, seed);
+            }
+            i -= p.copies;
+        }
+        Err(GymError::Protocol { id: self.procs[0].cfg.id.clone(), op: "reset", message: format!("no copy {} (there are {n})", n + i) })
+    }
+    /// Steps copy `i` with row `i` of `actions` (`[n, action_dim]`), all
+    /// at once. On an error every process that was sent a step has its
+    /// reply read, so none is left a step behind; the first error is
+    /// returned.
     pub fn step(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<Vec<Step>, GymError> {
-        if actions.nrows() != self.envs.len() {
-            let env = &self.envs[0];
+        let n = self.len();
+        if actions.nrows() != n {
+            let env = &self.procs[0];
             return Err(GymError::ActionOutOfSpace {
                 id: env.cfg.id.clone(),
                 action: Vec::new(),
                 space: space_words(&env.info.action_space),
-                reason: format!("{} actions for {} environments", actions.nrows(), self.envs.len()),
+                reason: format!("{} actions for {n} environments", actions.nrows()),
             });
         }
         let mut first = None;
-        let mut sent = vec![false; self.envs.len()];
-        for (i, (env, a)) in self.envs.iter_mut().zip(actions.rows()).enumerate() {
-            match env.send_step(a) {
+        let mut sent = vec![false; self.procs.len()];
+        let mut row = 0;
+        for (i, p) in self.procs.iter_mut().enumerate() {
+            let rows = actions.slice_axis(ndarray::Axis(0), ndarray::Slice::from(row..row + p.copies));
+            row += p.copies;
+            match p.send_steps(rows) {
                 Ok(()) => sent[i] = true,
                 Err(e) => {
                     first.get_or_insert(e);
                 }
             }
         }
-        let mut steps = Vec::with_capacity(self.envs.len());
-        for (env, was_sent) in self.envs.iter_mut().zip(sent) {
+        let mut steps = Vec::with_capacity(n);
+        for (p, was_sent) in self.procs.iter_mut().zip(sent) {
             if !was_sent {
                 continue;
             }
-            match env.receive_step() {
-                Ok(s) => steps.push(s),
+            match p.receive_steps() {
+                Ok(s) => steps.extend(s),
                 Err(e) => {
                     first.get_or_insert(e);
                 }

@@ -38,6 +38,13 @@ os.dup2(_devnull, 0)
 sys.stdout = sys.stderr
 # Ctrl-C reaches the whole process group: ami handles it and closes us.
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+# Pinned to one CPU when ami asks (GymConfig::cpu): a request and its reply
+# on the CPU of the thread that waits for it skip a cross-CPU wake-up.
+if os.environ.get("AMI_GYM_CPU", "").isdigit() and hasattr(os, "sched_setaffinity"):
+    try:
+        os.sched_setaffinity(0, {int(os.environ["AMI_GYM_CPU"])})
+    except OSError:
+        pass
 
 
 def _watch_parent(parent=os.getppid()):
@@ -112,36 +119,57 @@ def main():
         read_exact(struct.unpack("<I", op[1:])[0])
         error("import", f"{type(e).__name__}: {e}")
         return
-    env = None
+    envs = []
     obs_flat = None
     act = None
+    adim = 0
     while True:
         head = read_exact(5)
         op, n = head[:1], struct.unpack("<I", head[1:])[0]
         payload = read_exact(n) if n else b""
         if op == b"Q":
             try:
-                if env is not None:
+                for env in envs:
                     env.close()
             finally:
                 return
-        if op in (b"S", b"R") and env is None:
+        if op in (b"S", b"R") and not envs:
             error("protocol", "reset or step before make")
             continue
+        copy = 0
         try:
             if op == b"S":
+                # One action per copy, each copy stepped in turn: one
+                # record (reward, terminated, truncated, observation) each.
                 a = np.frombuffer(payload, dtype=np.float64)
-                obs, reward, terminated, truncated, _ = env.step(act(a))
-                o = obs_flat(obs)
-                reply(b"O", struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)) + o.tobytes())
+                if len(a) != adim * len(envs):
+                    raise ValueError(f"{len(a)} action values for {len(envs)} copies of {adim}")
+                out = []
+                for copy, env in enumerate(envs):
+                    obs, reward, terminated, truncated, _ = env.step(act(a[copy * adim:(copy + 1) * adim]))
+                    out.append(struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)))
+                    out.append(obs_flat(obs).tobytes())
+                reply(b"O", b"".join(out))
             elif op == b"R":
-                has_seed, seed = struct.unpack("<BQ", payload)
-                obs, _ = env.reset(seed=int(seed) if has_seed else None)
+                has_seed, seed = struct.unpack("<BQ", payload[:9])
+                copy = struct.unpack("<I", payload[9:13])[0] if len(payload) >= 13 else 0
+                obs, _ = envs[copy].reset(seed=int(seed) if has_seed else None)
                 reply(b"O", obs_flat(obs).tobytes())
             elif op == b"M":
-                made = make(json.loads(payload), gym, spaces, np)
-                if made is not None:
-                    env, obs_flat, act, info = made
+                req = json.loads(payload)
+                made = None
+                for _ in range(max(1, int(req.get("copies", 1)))):
+                    made = make(req, gym, spaces, np)
+                    if made is None:
+                        break
+                    envs.append(made[0])
+                if made is None:
+                    for env in envs:
+                        env.close()
+                    envs = []
+                else:
+                    _, obs_flat, act, info = made
+                    adim = info["action_dim"]
                     reply(b"O", json.dumps(info).encode())
             elif op == b"L":
                 reply(b"O", json.dumps(list_envs(payload.decode(), gym)).encode())
@@ -149,7 +177,8 @@ def main():
                 error("protocol", f"unknown opcode {op!r}")
         except BaseException as e:  # SystemExit from an env too: report it, keep serving
             kind = {b"S": "step", b"R": "reset"}.get(op, "make" if op == b"M" else "protocol")
-            error(kind, f"{type(e).__name__}: {e}")
+            where = f"copy {copy}: " if len(envs) > 1 else ""
+            error(kind, f"{where}{type(e).__name__}: {e}")
 
 
 def make(req, gym, spaces, np):
@@ -205,6 +234,7 @@ def make(req, gym, spaces, np):
         "obs_dim": obs_dim,
         "action_space": describe(aspace, spaces),
         "max_episode_steps": limit,
+        "action_dim": int(np.prod(aspace.shape)) if isinstance(aspace, (spaces.Box, spaces.MultiDiscrete)) else 1,
         "gymnasium": gym.__version__,
         "python": sys.version.split()[0],
     }

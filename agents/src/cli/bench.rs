@@ -39,10 +39,20 @@ pub struct BenchArgs {
     /// per second with random actions (`gym:ID`).
     #[arg(long, value_name = "gym:ID", conflicts_with_all = ["workload", "planner", "train"])]
     pub env: Option<String>,
-    /// With --env: this many environments (one Python process each),
-    /// stepped in parallel.
+    /// With --env: this many copies of the environment, stepped in lock
+    /// step.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256), requires = "env")]
     pub envs: u64,
+    /// With --env: the Python processes the copies are spread over
+    /// (default: one per core, at most one per copy); the processes step
+    /// in parallel, a process steps its copies in one request.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256), requires = "env")]
+    pub processes: Option<u64>,
+    /// With --env: pin this thread to CPU 0 and process `p` to CPU `p`
+    /// (modulo the cores), so a request and its reply meet on one CPU
+    /// (Linux).
+    #[arg(long, requires = "env")]
+    pub pin: bool,
     /// With --env: the interpreter with gymnasium (default: $AMI_PYTHON,
     /// else python3).
     #[arg(long, requires = "env")]

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ami_core::Environment;
 use anyhow::Context;
 use ndarray::Array2;
 use rand::Rng;
@@ -46,21 +45,46 @@ pub fn run(args: EnvsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ami bench --env gym:ID [--envs N]`: random actions for at least
-/// `min_time` seconds, lock step (N processes stepping at once), episodes
-/// reset as they end; prints env steps per second.
+/// Pins the calling thread to `cpu` (Linux; elsewhere an error).
+fn pin_this_thread(cpu: usize) -> anyhow::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu).context("--pin: the CPU set")?;
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).context("--pin: sched_setaffinity")?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpu;
+        anyhow::bail!("--pin works on Linux only")
+    }
+}
+
+/// `ami bench --env gym:ID [--envs N] [--processes P]`: random actions for
+/// at least `min_time` seconds, lock step (N copies over P processes
+/// stepping at once), episodes reset as they end; prints env steps per
+/// second.
 pub fn bench(args: &super::bench::BenchArgs) -> anyhow::Result<()> {
     let spec = args.env.as_deref().unwrap_or_default();
     let id = spec.strip_prefix("gym:").filter(|i| !i.is_empty()).ok_or_else(|| BadInput(format!("`{spec}` is not gym:ID")))?;
     let mut cfg = ami_gym::GymConfig::new(id);
     cfg.python = ami_gym::python(args.python.as_deref());
     let n = args.envs as usize;
-    let mut vec = ami_gym::GymVecEnv::make(&cfg, n).map_err(ami_core::CoreError::from).with_context(|| format!("starting {n} gym:{id}"))?;
-    let space = vec.envs()[0].action_space();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let processes = args.processes.map_or(n.min(cores), |p| p as usize);
+    let cpus: Vec<usize> = if args.pin { (0..cores).collect() } else { Vec::new() };
+    if args.pin {
+        pin_this_thread(0)?;
+    }
+    let made = ami_gym::GymVecEnv::make_in(&cfg, n, processes, &cpus);
+    let mut vec = made.map_err(ami_core::CoreError::from).with_context(|| format!("starting {n} gym:{id}"))?;
+    let procs = vec.processes();
+    let space = vec.action_space();
     let bounds = space.bounds().clone();
     let mut rng = ami_core::rng::rng(0);
-    for (i, env) in vec.envs().iter_mut().enumerate() {
-        env.try_reset(Some(i as u64)).map_err(ami_core::CoreError::from)?;
+    for i in 0..n {
+        vec.reset(i, Some(i as u64)).map_err(ami_core::CoreError::from)?;
     }
     let mut actions = Array2::<f32>::zeros((n, bounds.dim()));
     let mut step = |rng: &mut ami_core::rng::AmiRng, vec: &mut ami_gym::GymVecEnv| -> anyhow::Result<()> {
@@ -78,7 +102,7 @@ pub fn bench(args: &super::bench::BenchArgs) -> anyhow::Result<()> {
         let steps = vec.step(actions.view()).map_err(ami_core::CoreError::from)?;
         for (i, s) in steps.iter().enumerate() {
             if s.terminated || s.truncated {
-                vec.envs()[i].try_reset(None).map_err(ami_core::CoreError::from)?;
+                vec.reset(i, None).map_err(ami_core::CoreError::from)?;
             }
         }
         Ok(())
@@ -96,10 +120,13 @@ pub fn bench(args: &super::bench::BenchArgs) -> anyhow::Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let rate = (rounds * n as u64) as f64 / secs;
     if args.json {
-        println!("{}", serde_json::json!({ "env": format!("gym:{id}"), "envs": n, "steps": rounds * n as u64, "seconds": secs, "steps_per_s": rate }));
+        println!(
+            "{}",
+            serde_json::json!({ "env": format!("gym:{id}"), "envs": n, "processes": procs, "steps": rounds * n as u64, "seconds": secs, "steps_per_s": rate })
+        );
     } else {
         println!(
-            "gym:{id}, {n} env(s) in lock step: {rate:.0} env steps/s ({} steps in {secs:.2} s, {:.1} us per round)",
+            "gym:{id}, {n} env(s) in {procs} process(es), lock step: {rate:.0} env steps/s ({} steps in {secs:.2} s, {:.1} us per round)",
             rounds * n as u64,
             secs * 1e6 / rounds as f64
         );
