@@ -184,3 +184,32 @@ fn bench_spreads_copies_over_processes_and_pins_them() {
     assert_eq!((v["envs"].as_u64(), v["processes"].as_u64()), (Some(3), Some(2)));
     assert!(v["steps_per_s"].as_f64().unwrap() > 100.0, "{v}");
 }
+
+#[test]
+fn copies_of_an_agent_share_out_the_episodes_and_return_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = dir.path().join("m.bin");
+    let text = agent("implementation = \"gym\"\nparams = { id = \"Pendulum-v1\" }", &memory);
+    let (saving, file) = (dir.path().join("saving.toml"), dir.path().join("gym.toml"));
+    std::fs::write(&saving, &text).unwrap();
+    std::fs::write(&file, text.replace(&format!(", save_path = {:?}", memory.display().to_string()), "")).unwrap();
+    let run = |envs: &str| {
+        let out = ami().args(["run"]).arg(&file).args(["--episodes", "5", "--envs", envs, "--json"]).output().unwrap();
+        assert!(out.status.success(), "--envs {envs}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+        v["returns"].clone()
+    };
+    let one = run("1");
+    assert_eq!(one.as_array().unwrap().len(), 5);
+    assert_eq!(run("3"), one, "each episode depends on its seed only");
+    // Copies would overwrite one memory file, and a learning agent's
+    // episodes depend on each other: both are refused.
+    let out = ami().args(["run"]).arg(&saving).args(["--envs", "2"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("memory node `memory` saves to a file"), "{err}");
+    let out = ami().args(["run", "examples/gym/cartpole-learn.toml", "--envs", "2"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("learns (trainer nodes [\"trainer\"])"), "{err}");
+}

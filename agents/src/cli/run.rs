@@ -67,6 +67,13 @@ pub struct RunArgs {
     /// (default: the file's `eval_every`, else only at the end).
     #[arg(long)]
     pub eval_every: Option<u64>,
+    /// Run this many copies of the agent (each with its own environment:
+    /// a Python process for `gym:`) on separate threads, the episodes
+    /// shared out among them. Each episode's result depends only on its
+    /// seed, so the returns are those of one copy; agents that learn (or
+    /// save their memory) run with one copy.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub envs: u64,
     /// Plugin libraries and plugin tasks.
     #[command(flatten)]
     pub plugins: super::plugin::PluginArgs,
@@ -161,6 +168,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     agent.set_interrupt(stop.clone());
     let learning = !agent.handles().trainers.is_empty();
+    let copies = args.envs as usize;
+    if copies > 1 {
+        if learning {
+            let trainers: Vec<&String> = agent.handles().trainers.keys().collect();
+            return Err(super::BadInput(format!(
+                "--envs {copies} runs {copies} copies of the agent on separate episodes, but `{name}` learns (trainer nodes {trainers:?}): each of its episodes depends on the ones before, so it runs with one copy"
+            ))
+            .into());
+        }
+        if let Some(m) = saving_memory(&args)? {
+            return Err(super::BadInput(format!(
+                "--envs {copies}: memory node `{m}` saves to a file, which {copies} copies would overwrite; drop its save_path or run one copy"
+            ))
+            .into());
+        }
+    }
     let episodes = seeds.len() as u64;
     let evals = if eval_seeds.is_empty() {
         0
@@ -176,6 +199,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         _ => "none".into(),
     };
     println!("ami run: agent {name}, task {task}, planner {planner}, executor {kind}, {episodes} episode(s), seeds {seed_range}");
+    if copies > 1 {
+        drop(agent);
+        let mut modes = ModeCounts::default();
+        let results = run_copies(&args, copies, kind, &seeds, false, &stop, &bar)?;
+        for (seed, r) in seeds.iter().zip(&results) {
+            bar.suspend(|| {
+                println!("episode seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r))
+            });
+            modes.add(r);
+        }
+        let evals = run_copies(&args, copies, kind, &eval_seeds, true, &stop, &bar)?;
+        bar.finish_and_clear();
+        let returns: Vec<f64> = results.iter().map(|r| r.episode_return).collect();
+        let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
+        let mean_ms = results.iter().map(|r| r.mean_plan_ms).sum::<f64>() / results.len().max(1) as f64;
+        let eval_returns: Vec<f64> = evals.iter().map(|r| r.episode_return).collect();
+        let eval_mean = eval_returns.iter().sum::<f64>() / eval_returns.len().max(1) as f64;
+        if !evals.is_empty() {
+            println!("evaluation: mean return {eval_mean:.3} over {} seed(s)", evals.len());
+        }
+        println!("mean return over {} episode(s) on {copies} copies: {mean:.3}  (mean plan time {mean_ms:.2} ms)", returns.len());
+        if args.json {
+            let mut out = serde_json::json!({
+                "agent": name, "task": task, "planner": planner, "executor": kind.to_string(), "copies": copies,
+                "episodes": episodes, "seeds": seeds, "returns": returns, "mean_return": mean, "mean_plan_ms": mean_ms, "modes": modes.json(),
+            });
+            if !evals.is_empty() {
+                out["eval"] = serde_json::json!({ "after_episode": episodes, "seeds": eval_seeds, "returns": eval_returns, "mean_return": eval_mean });
+            }
+            println!("{out}");
+        }
+        return Ok(());
+    }
     let mut returns = Vec::new();
     let mut plan_ms = Vec::new();
     let mut curve = Vec::new();
@@ -289,6 +345,72 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("{out}");
     }
     Ok(())
+}
+
+/// The name of a memory node with a `save_path`, if the agent has one.
+fn saving_memory(args: &RunArgs) -> anyhow::Result<Option<String>> {
+    let Loaded { graph, .. } = load(args)?;
+    Ok(graph.config.nodes.iter().find(|n| n.kind == "memory" && n.params.iter().any(|p| p.name == "save_path")).map(|n| n.name.clone()))
+}
+
+/// Runs `seeds` on `copies` copies of the agent, one thread each (each
+/// copy loaded there, with its own environment), the next seed going to
+/// the first copy that is free; the results in seed order.
+fn run_copies(
+    args: &RunArgs,
+    copies: usize,
+    kind: ExecutorKind,
+    seeds: &[u64],
+    evaluating: bool,
+    stop: &Arc<AtomicBool>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<ami_agents::EpisodeResult>> {
+    if seeds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // A copy that fails stops the others before their next episode.
+    let failed = AtomicBool::new(false);
+    let results = std::sync::Mutex::new(vec![None; seeds.len()]);
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..copies.min(seeds.len()))
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<()> {
+                    let Loaded { graph, host, .. } = load(args).inspect_err(|_| failed.store(true, Ordering::SeqCst))?;
+                    let mut agent = Agent::from_agent_graph(graph, kind).context("building a copy of the agent")?;
+                    agent.set_interrupt(stop.clone());
+                    agent.set_evaluating(evaluating);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= seeds.len() || stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                        let r = agent.run_episode(seeds[i], |_| {});
+                        if stop.load(Ordering::SeqCst) {
+                            return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {}", seeds[i])));
+                        }
+                        let r = explain(r, host.as_ref())
+                            .with_context(|| format!("episode with seed {}", seeds[i]))
+                            .inspect_err(|_| failed.store(true, Ordering::SeqCst))?;
+                        bar.inc(1);
+                        results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                    }
+                })
+            })
+            .collect();
+        let mut first = None;
+        for w in workers {
+            if let Err(e) = w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a copy of the agent panicked"))) {
+                failed.store(true, Ordering::SeqCst);
+                first.get_or_insert(e);
+            }
+        }
+        if stop.load(Ordering::SeqCst) && first.is_none() {
+            return Err(anyhow::Error::new(Interrupted));
+        }
+        first.map_or(Ok(()), Err)
+    })?;
+    Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().map(|r| r.expect("every seed ran")).collect())
 }
 
 /// How many decisions each mode made, and their total wall time.
