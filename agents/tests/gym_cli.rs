@@ -194,13 +194,13 @@ fn copies_of_an_agent_share_out_the_episodes_and_return_the_same() {
     std::fs::write(&saving, &text).unwrap();
     std::fs::write(&file, text.replace(&format!(", save_path = {:?}", memory.display().to_string()), "")).unwrap();
     let run = |envs: &str| {
-        let out = ami().args(["run"]).arg(&file).args(["--episodes", "5", "--envs", envs, "--json"]).output().unwrap();
+        let out = ami().args(["run"]).arg(&file).args(["--episodes", "5", "--eval-episodes", "2", "--envs", envs, "--json"]).output().unwrap();
         assert!(out.status.success(), "--envs {envs}: {}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
-        v["returns"].clone()
+        (v["returns"].clone(), v["eval"]["returns"].clone())
     };
     let one = run("1");
-    assert_eq!(one.as_array().unwrap().len(), 5);
+    assert_eq!((one.0.as_array().unwrap().len(), one.1.as_array().unwrap().len()), (5, 2));
     assert_eq!(run("3"), one, "each episode depends on its seed only");
     // Copies would overwrite one memory file, and a learning agent's
     // episodes depend on each other: both are refused.

@@ -223,25 +223,26 @@ fn bad_setups_are_user_input_errors_naming_the_cause() {
 
 #[test]
 fn several_environments_step_at_once_and_an_error_leaves_none_behind() {
-    let mut vec = GymVecEnv::make(&config("Pendulum-v1"), 2).unwrap_or_else(|e| panic!("{e}"));
-    let mut single = GymEnv::make(config("Pendulum-v1")).unwrap();
-    for i in 0..2 {
-        vec.reset(i, Some(i as u64)).unwrap();
+    // Two processes of one copy each, and one process of two copies: a
+    // refused action steps no copy in either layout.
+    for procs in [2, 1] {
+        let mut vec = GymVecEnv::make_in(&config("Pendulum-v1"), 2, procs, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let mut single = GymEnv::make(config("Pendulum-v1")).unwrap();
+        for i in 0..2 {
+            vec.reset(i, Some(i as u64)).unwrap();
+        }
+        single.reset(0).unwrap();
+        let err = vec.step(array![[0.5f32], [f32::NAN]].view()).unwrap_err();
+        assert!(matches!(err, GymError::ActionOutOfSpace { .. }), "{err}");
+        let steps = vec.step(array![[-1.0f32], [1.0]].view()).unwrap();
+        assert_eq!(steps[0], single.step(array![-1.0f32].view()).unwrap(), "{procs} process(es): copy 0 did not step on the refused actions");
+        assert_eq!(steps.len(), 2);
+        let err = vec.step(array![[0.0f32]].view()).unwrap_err().to_string();
+        assert!(err.contains("1 actions for 2 environments"), "{err}");
+        let err = vec.reset(2, None).unwrap_err().to_string();
+        assert!(err.contains("no copy 2 (there are 2)"), "{err}");
     }
-    single.reset(0).unwrap();
-    // Env 1's action is refused; env 0's step was sent and its reply must
-    // be read, or every later step would return the one before.
-    let err = vec.step(array![[0.5f32], [f32::NAN]].view()).unwrap_err();
-    assert!(matches!(err, GymError::ActionOutOfSpace { .. }), "{err}");
-    single.step(array![0.5f32].view()).unwrap();
-    let steps = vec.step(array![[-1.0f32], [1.0]].view()).unwrap();
-    let want = single.step(array![-1.0f32].view()).unwrap();
-    assert_eq!(steps[0], want, "env 0 is in step with a single env given the same actions");
-    assert_eq!(steps.len(), 2);
-    let err = vec.step(array![[0.0f32]].view()).unwrap_err().to_string();
-    assert!(err.contains("1 actions for 2 environments"), "{err}");
-    let err = vec.reset(2, None).unwrap_err().to_string();
-    assert!(err.contains("no copy 2 (there are 2)"), "{err}");
+    assert!(GymVecEnv::make_in(&config("Pendulum-v1"), 0, 1, &[]).is_err(), "no empty vector");
 }
 
 #[test]
@@ -249,7 +250,8 @@ fn copies_in_one_process_step_as_separate_environments_do() {
     // Five copies over two processes (three and two), the second layout
     // pinned to CPUs: every copy's transitions equal a lone environment's
     // given the same seed and actions.
-    for (procs, cpus) in [(1usize, vec![]), (2, vec![0usize, 1])] {
+    let last = std::thread::available_parallelism().map_or(1, |c| c.get()) - 1;
+    for (procs, cpus) in [(1usize, vec![]), (2, vec![0usize, last])] {
         let mut vec = GymVecEnv::make_in(&config("Pendulum-v1"), 5, procs, &cpus).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((vec.len(), vec.processes()), (5, procs));
         let mut singles: Vec<GymEnv> = (0..5).map(|_| GymEnv::make(config("Pendulum-v1")).unwrap()).collect();
@@ -265,15 +267,29 @@ fn copies_in_one_process_step_as_separate_environments_do() {
         }
         let pids: Vec<u32> = vec.pids().into_iter().map(Option::unwrap).collect();
         assert!(pids.iter().all(|&p| alive(p)));
+        for (p, &cpu) in pids.iter().zip(&cpus) {
+            // The child pinned itself where it was asked to.
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+            let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
+            assert_eq!(allowed, cpu.to_string(), "process {p}");
+        }
         drop(vec);
         assert!(pids.iter().all(|&p| !alive(p)), "dropping the copies ends their processes");
     }
-    // An exception in one copy is that copy's error.
-    let mut vec = GymVecEnv::make_in(&scripted("raise"), 2, 1, &[]).unwrap_or_else(|e| panic!("{e}"));
-    vec.reset(0, Some(0)).unwrap();
-    vec.reset(1, Some(1)).unwrap();
-    let err = (0..3).find_map(|_| vec.step(array![[0.1f32], [0.2]].view()).err()).unwrap();
-    assert!(matches!(&err, GymError::Raised { message, .. } if message.contains("copy 0: RuntimeError: boom at step 3")), "{err}");
+    // An exception in one copy is that copy's error, numbered in the
+    // whole vector: copies 0-1 in process 0, 2-3 in process 1; copy 3 is
+    // one step ahead of copy 2 and raises first.
+    let mut vec = GymVecEnv::make_in(&scripted("raise"), 4, 2, &[]).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..4 {
+        vec.reset(i, Some(i as u64)).unwrap();
+    }
+    let acts = Array2::from_elem((4, 1), 0.1f32);
+    vec.step(acts.view()).unwrap();
+    for i in [0, 1, 2] {
+        vec.reset(i, Some(i as u64)).unwrap();
+    }
+    let err = (0..3).find_map(|_| vec.step(acts.view()).err()).unwrap();
+    assert!(matches!(&err, GymError::Raised { message, .. } if message.contains("copy 3: RuntimeError: boom at step 3")), "{err}");
 }
 
 #[test]

@@ -20,9 +20,12 @@ pub struct GymConfig {
     pub kwargs: serde_json::Map<String, serde_json::Value>,
     /// The interpreter ([`python`] resolves the default).
     pub python: PathBuf,
-    /// Longest wait for one reset or step before the process is killed.
+    /// Longest wait for one reset or step before the process is killed (a
+    /// process holding several copies of a [`GymVecEnv`] gets this times
+    /// its copies for a step of all of them).
     pub step_timeout: Duration,
-    /// Longest wait for Python to start and make the environment.
+    /// Longest wait for Python to start and make the environment (times
+    /// the copies, for a process holding several).
     pub make_timeout: Duration,
     /// For a `Discrete(n)` action space: the action each discrete action
     /// stands for in the agent's world model (`n` rows of one width, e.g.
@@ -191,19 +194,22 @@ fn raised(id: &str, python: &Path, r: Raised, kwargs: &serde_json::Map<String, s
 impl GymEnv {
     /// Starts Python and makes the environment.
     pub fn make(cfg: GymConfig) -> std::result::Result<Self, GymError> {
-        Self::make_copies(cfg, 1)
+        Self::make_copies(cfg, 1, 0)
     }
 
     /// Starts Python and makes `copies` copies of the environment in it,
     /// stepped together ([`GymVecEnv`]).
-    fn make_copies(cfg: GymConfig, copies: usize) -> std::result::Result<Self, GymError> {
+    /// Errors name copies from `first_copy` on (the copy's index in its
+    /// [`GymVecEnv`]).
+    fn make_copies(cfg: GymConfig, copies: usize, first_copy: usize) -> std::result::Result<Self, GymError> {
         let mut vars = cfg.env.clone();
         if let Some(cpu) = cfg.cpu {
             vars.push(("AMI_GYM_CPU".into(), cpu.to_string()));
         }
         let mut server = Server::start(&cfg.python, &cfg.id, &vars)?;
-        let req = serde_json::json!({ "id": cfg.id, "kwargs": cfg.kwargs, "copies": copies }).to_string();
-        let reply = server.call(b'M', req.as_bytes(), "make", cfg.make_timeout)?.map_err(|r| raised(&cfg.id, &cfg.python, r, &cfg.kwargs))?;
+        let req = serde_json::json!({ "id": cfg.id, "kwargs": cfg.kwargs, "copies": copies, "first_copy": first_copy }).to_string();
+        let reply =
+            server.call(b'M', req.as_bytes(), "make", cfg.make_timeout * copies.max(1) as u32)?.map_err(|r| raised(&cfg.id, &cfg.python, r, &cfg.kwargs))?;
         let info: EnvInfo = serde_json::from_slice(&reply).map_err(|e| GymError::Protocol {
             id: cfg.id.clone(),
             op: "make",
@@ -394,8 +400,19 @@ impl GymEnv {
         Ok(self.receive_steps()?.swap_remove(0))
     }
 
+    /// The limit of one step of every copy.
+    fn step_timeout(&self) -> Duration {
+        self.cfg.step_timeout * self.copies.max(1) as u32
+    }
+
     /// Sends one step of every copy: row `i` of `actions` to copy `i`.
     fn send_steps(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<(), GymError> {
+        self.encode_steps(actions)?;
+        self.send_encoded()
+    }
+
+    /// Checks and encodes one step of every copy, sending nothing.
+    fn encode_steps(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<(), GymError> {
         if actions.nrows() != self.copies {
             return Err(GymError::ActionOutOfSpace {
                 id: self.cfg.id.clone(),
@@ -408,15 +425,20 @@ impl GymEnv {
         for a in actions.rows() {
             self.encode(a)?;
         }
+        Ok(())
+    }
+
+    /// Sends what [`GymEnv::encode_steps`] encoded.
+    fn send_encoded(&mut self) -> std::result::Result<(), GymError> {
         let payload = std::mem::take(&mut self.payload);
-        let sent = self.server.send(b'S', &payload, "step", self.cfg.step_timeout);
+        let sent = self.server.send(b'S', &payload, "step", self.step_timeout());
         self.payload = payload;
         sent
     }
 
     /// The outcomes of the steps [`GymEnv::send_steps`] sent, one per copy.
     fn receive_steps(&mut self) -> std::result::Result<Vec<Step>, GymError> {
-        let reply = self.server.receive("step", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
+        let reply = self.server.receive("step", self.step_timeout())?.map_err(|r| self.err(r))?;
         let record = 10 + 8 * self.info.obs_dim;
         if reply.len() != record * self.copies {
             return Err(self.server.protocol("step", format!("a step reply of {} bytes for {} copies of {record}", reply.len(), self.copies)));
@@ -457,8 +479,12 @@ impl GymVecEnv {
     /// take one more when `n` does not divide). With `cpus`, process `p`
     /// is pinned to `cpus[p % cpus.len()]` ([`GymConfig::cpu`]).
     pub fn make_in(cfg: &GymConfig, n: usize, processes: usize, cpus: &[usize]) -> std::result::Result<Self, GymError> {
-        let processes = processes.clamp(1, n.max(1));
+        if n == 0 {
+            return Err(GymError::Make { id: cfg.id.clone(), message: "a vector of 0 environments".into() });
+        }
+        let processes = processes.clamp(1, n);
         let sizes: Vec<usize> = (0..processes).map(|p| n / processes + usize::from(p < n % processes)).collect();
+        let firsts: Vec<usize> = sizes.iter().scan(0, |acc, &k| Some(std::mem::replace(acc, *acc + k))).collect();
         let procs = std::thread::scope(|s| {
             let handles: Vec<_> = sizes
                 .iter()
@@ -468,7 +494,8 @@ impl GymVecEnv {
                     if !cpus.is_empty() {
                         cfg.cpu = Some(cpus[p % cpus.len()]);
                     }
-                    s.spawn(move || GymEnv::make_copies(cfg, k))
+                    let first = firsts[p];
+                    s.spawn(move || GymEnv::make_copies(cfg, k, first))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().expect("GymEnv::make does not panic")).collect::<std::result::Result<Vec<_>, _>>()
@@ -508,9 +535,11 @@ impl GymVecEnv {
         Err(GymError::Protocol { id: self.procs[0].cfg.id.clone(), op: "reset", message: format!("no copy {} (there are {n})", n + i) })
     }
     /// Steps copy `i` with row `i` of `actions` (`[n, action_dim]`), all
-    /// at once. On an error every process that was sent a step has its
-    /// reply read, so none is left a step behind; the first error is
-    /// returned.
+    /// at once. An action outside the space steps no copy. Once sent,
+    /// every copy steps once even when one raises (the error names the
+    /// first copy that did), and every process's reply is read, so none is
+    /// left a step behind; the first error is returned, and the copies'
+    /// episodes should be reset after it.
     pub fn step(&mut self, actions: ndarray::ArrayView2<'_, f32>) -> std::result::Result<Vec<Step>, GymError> {
         let n = self.len();
         if actions.nrows() != n {
@@ -522,13 +551,18 @@ impl GymVecEnv {
                 reason: format!("{} actions for {n} environments", actions.nrows()),
             });
         }
-        let mut first = None;
-        let mut sent = vec![false; self.procs.len()];
+        // Every action is checked before any is sent: a refused action
+        // steps no copy, whatever the layout.
         let mut row = 0;
-        for (i, p) in self.procs.iter_mut().enumerate() {
+        for p in self.procs.iter_mut() {
             let rows = actions.slice_axis(ndarray::Axis(0), ndarray::Slice::from(row..row + p.copies));
             row += p.copies;
-            match p.send_steps(rows) {
+            p.encode_steps(rows)?;
+        }
+        let mut first = None;
+        let mut sent = vec![false; self.procs.len()];
+        for (i, p) in self.procs.iter_mut().enumerate() {
+            match p.send_encoded() {
                 Ok(()) => sent[i] = true,
                 Err(e) => {
                     first.get_or_insert(e);

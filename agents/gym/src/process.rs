@@ -96,6 +96,9 @@ impl Server {
     pub fn start(python: &Path, id: &str, env: &[(String, String)]) -> Result<Self, GymError> {
         let mut child = Command::new(python)
             .process_group(0)
+            // Pinned only when this call asks (GymConfig::cpu), never by
+            // a variable ami itself inherited.
+            .env_remove("AMI_GYM_CPU")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("-u")
             .arg("-c")

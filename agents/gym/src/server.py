@@ -1,5 +1,6 @@
-"""ami's Gymnasium server: runs one Gymnasium environment for an ami
-process that talks to it over this process's stdin and stdout.
+"""ami's Gymnasium server: runs one or more copies of a Gymnasium
+environment for an ami process that talks to it over this process's stdin
+and stdout.
 
 Embedded in the ami binary and started as `python -c <this file>`; it
 needs nothing but gymnasium (and numpy, which gymnasium brings).
@@ -8,10 +9,15 @@ Framing, little-endian: a request is one opcode byte, a u32 payload
 length and the payload; a reply is one status byte (b"O" ok, b"E" error),
 a u32 length and the payload. Errors are JSON {kind, message, traceback}.
 
-    M make   JSON {id, kwargs}          -> JSON spaces and spec
+    M make   JSON {id, kwargs, copies,  -> JSON spaces and spec
+                   first_copy}
     R reset  u8 has_seed, u64 seed      -> f64[obs_dim] observation
-    S step   f64[action_len] action     -> f64 reward, u8 terminated,
-                                           u8 truncated, f64[obs_dim] obs
+             [, u32 copy]
+    S step   f64[copies * action_len]   -> per copy: f64 reward,
+             (one action per copy)         u8 terminated, u8 truncated,
+                                           f64[obs_dim] obs
+    A step fails as a whole, naming the first copy that raised (numbered
+    from first_copy), after every other copy has stepped.
     L list   pattern (UTF-8)            -> JSON [{id, observation, action,
                                            max_episode_steps} | {id, unavailable}]
     Q quit                              -> (nothing; the process exits)
@@ -123,6 +129,7 @@ def main():
     obs_flat = None
     act = None
     adim = 0
+    first_copy = 0
     while True:
         head = read_exact(5)
         op, n = head[:1], struct.unpack("<I", head[1:])[0]
@@ -141,33 +148,57 @@ def main():
             if op == b"S":
                 # One action per copy, each copy stepped in turn: one
                 # record (reward, terminated, truncated, observation) each.
+                # A copy that raises does not stop the others: every copy
+                # steps once, then the first failure is the reply.
                 a = np.frombuffer(payload, dtype=np.float64)
                 if len(a) != adim * len(envs):
-                    raise ValueError(f"{len(a)} action values for {len(envs)} copies of {adim}")
-                out = []
-                for copy, env in enumerate(envs):
-                    obs, reward, terminated, truncated, _ = env.step(act(a[copy * adim:(copy + 1) * adim]))
-                    out.append(struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)))
-                    out.append(obs_flat(obs).tobytes())
-                reply(b"O", b"".join(out))
+                    error("protocol", f"{len(a)} action values for {len(envs)} copies of {adim}")
+                    continue
+                out, failed = [], None
+                for i, env in enumerate(envs):
+                    try:
+                        obs, reward, terminated, truncated, _ = env.step(act(a[i * adim:(i + 1) * adim]))
+                        out.append(struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)))
+                        out.append(obs_flat(obs).tobytes())
+                    except BaseException as e:
+                        if failed is None:
+                            failed = (i, e, traceback.format_exc())
+                if failed is None:
+                    reply(b"O", b"".join(out))
+                else:
+                    i, e, tb = failed
+                    where = f"copy {first_copy + i}: " if len(envs) > 1 or first_copy else ""
+                    reply(b"E", json.dumps({"kind": "step", "message": f"{where}{type(e).__name__}: {e}", "traceback": tb}).encode())
             elif op == b"R":
+                if len(payload) not in (9, 13):
+                    error("protocol", f"a reset request of {len(payload)} bytes")
+                    continue
                 has_seed, seed = struct.unpack("<BQ", payload[:9])
-                copy = struct.unpack("<I", payload[9:13])[0] if len(payload) >= 13 else 0
+                copy = struct.unpack("<I", payload[9:13])[0] if len(payload) == 13 else 0
+                if copy >= len(envs):
+                    error("protocol", f"no copy {copy} (this process holds {len(envs)})")
+                    continue
                 obs, _ = envs[copy].reset(seed=int(seed) if has_seed else None)
                 reply(b"O", obs_flat(obs).tobytes())
             elif op == b"M":
                 req = json.loads(payload)
+                first_copy = int(req.get("first_copy", 0))
                 made = None
-                for _ in range(max(1, int(req.get("copies", 1)))):
-                    made = make(req, gym, spaces, np)
+                try:
+                    for _ in range(max(1, int(req.get("copies", 1)))):
+                        made = make(req, gym, spaces, np)
+                        if made is None:
+                            break
+                        envs.append(made[0])
+                finally:
                     if made is None:
-                        break
-                    envs.append(made[0])
-                if made is None:
-                    for env in envs:
-                        env.close()
-                    envs = []
-                else:
+                        for env in envs:
+                            try:
+                                env.close()
+                            except BaseException:
+                                pass
+                        envs = []
+                if made is not None:
                     _, obs_flat, act, info = made
                     adim = info["action_dim"]
                     reply(b"O", json.dumps(info).encode())
@@ -177,7 +208,7 @@ def main():
                 error("protocol", f"unknown opcode {op!r}")
         except BaseException as e:  # SystemExit from an env too: report it, keep serving
             kind = {b"S": "step", b"R": "reset"}.get(op, "make" if op == b"M" else "protocol")
-            where = f"copy {copy}: " if len(envs) > 1 else ""
+            where = f"copy {first_copy + copy}: " if op == b"R" and (len(envs) > 1 or first_copy) else ""
             error(kind, f"{where}{type(e).__name__}: {e}")
 
 

@@ -45,7 +45,20 @@ pub fn run(args: EnvsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pins the calling thread to `cpu` (Linux; elsewhere an error).
+/// The CPUs this process may run on (Linux; elsewhere a user error).
+fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
+    #[cfg(target_os = "linux")]
+    {
+        let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).context("--pin: sched_getaffinity")?;
+        Ok((0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(BadInput("--pin works on Linux only".into()).into())
+    }
+}
+
+/// Pins the calling thread to `cpu` (Linux).
 fn pin_this_thread(cpu: usize) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -73,9 +86,11 @@ pub fn bench(args: &super::bench::BenchArgs) -> anyhow::Result<()> {
     let n = args.envs as usize;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let processes = args.processes.map_or(n.min(cores), |p| p as usize);
-    let cpus: Vec<usize> = if args.pin { (0..cores).collect() } else { Vec::new() };
-    if args.pin {
-        pin_this_thread(0)?;
+    // The CPUs this process may run on (a cpuset need not start at 0):
+    // this thread on the first, process p on the (p mod count)-th.
+    let cpus: Vec<usize> = if args.pin { allowed_cpus()? } else { Vec::new() };
+    if let Some(&cpu) = cpus.first() {
+        pin_this_thread(cpu)?;
     }
     let made = ami_gym::GymVecEnv::make_in(&cfg, n, processes, &cpus);
     let mut vec = made.map_err(ami_core::CoreError::from).with_context(|| format!("starting {n} gym:{id}"))?;

@@ -158,6 +158,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .and_then(|n| n.params.iter().find(|p| p.name == "explore_episodes"))
         .and_then(|p| p.value.as_f64())
         .unwrap_or(0.0) as usize;
+    let saving = graph.config.nodes.iter().find(|n| n.kind == "memory" && n.params.iter().any(|p| p.name == "save_path")).map(|n| n.name.clone());
+    let teaching = graph.config.nodes.iter().flat_map(|n| &n.params).any(|p| p.name == "teacher_episodes" && p.value.as_f64().is_some_and(|v| v > 0.0));
     let mut agent = Agent::from_agent_graph(graph, kind).context("building the agent")?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -177,9 +179,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ))
             .into());
         }
-        if let Some(m) = saving_memory(&args)? {
+        if let Some(m) = saving {
             return Err(super::BadInput(format!(
                 "--envs {copies}: memory node `{m}` saves to a file, which {copies} copies would overwrite; drop its save_path or run one copy"
+            ))
+            .into());
+        }
+        // Per-agent episode counts (exploration, teaching) and periodic
+        // evaluation would differ between copies and one agent.
+        if explore_episodes > 0 || teaching || eval_every > 0 {
+            return Err(super::BadInput(format!(
+                "--envs {copies}: `{name}` counts its episodes (explore_episodes, teacher_episodes or eval_every), so copies would not act as one agent does; run one copy"
             ))
             .into());
         }
@@ -202,15 +212,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if copies > 1 {
         drop(agent);
         let mut modes = ModeCounts::default();
-        let results = run_copies(&args, copies, kind, &seeds, false, &stop, &bar)?;
+        let ran = run_copies(&args, copies, kind, [&seeds, &eval_seeds], &stop, &bar);
+        bar.finish_and_clear();
+        let [results, evals] = ran?;
         for (seed, r) in seeds.iter().zip(&results) {
-            bar.suspend(|| {
-                println!("episode seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r))
-            });
+            println!("episode seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r));
             modes.add(r);
         }
-        let evals = run_copies(&args, copies, kind, &eval_seeds, true, &stop, &bar)?;
-        bar.finish_and_clear();
+        let mut eval_modes = ModeCounts::default();
+        for (seed, r) in eval_seeds.iter().zip(&evals) {
+            println!("  eval seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r));
+            eval_modes.add(r);
+        }
         let returns: Vec<f64> = results.iter().map(|r| r.episode_return).collect();
         let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
         let mean_ms = results.iter().map(|r| r.mean_plan_ms).sum::<f64>() / results.len().max(1) as f64;
@@ -226,7 +239,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 "episodes": episodes, "seeds": seeds, "returns": returns, "mean_return": mean, "mean_plan_ms": mean_ms, "modes": modes.json(),
             });
             if !evals.is_empty() {
-                out["eval"] = serde_json::json!({ "after_episode": episodes, "seeds": eval_seeds, "returns": eval_returns, "mean_return": eval_mean });
+                out["eval"] = serde_json::json!({ "after_episode": episodes, "seeds": eval_seeds, "returns": eval_returns, "mean_return": eval_mean, "modes": eval_modes.json() });
             }
             println!("{out}");
         }
@@ -347,62 +360,80 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The name of a memory node with a `save_path`, if the agent has one.
-fn saving_memory(args: &RunArgs) -> anyhow::Result<Option<String>> {
-    let Loaded { graph, .. } = load(args)?;
-    Ok(graph.config.nodes.iter().find(|n| n.kind == "memory" && n.params.iter().any(|p| p.name == "save_path")).map(|n| n.name.clone()))
-}
-
-/// Runs `seeds` on `copies` copies of the agent, one thread each (each
-/// copy loaded there, with its own environment), the next seed going to
-/// the first copy that is free; the results in seed order.
+/// Runs the seeds of `phases` (learning episodes, then evaluation
+/// episodes) on `copies` copies of the agent, one thread each (each copy
+/// loaded there, with its own environment, once for both phases), the
+/// next seed going to the first copy that is free; the results in seed
+/// order.
 fn run_copies(
     args: &RunArgs,
     copies: usize,
     kind: ExecutorKind,
-    seeds: &[u64],
-    evaluating: bool,
+    phases: [&[u64]; 2],
     stop: &Arc<AtomicBool>,
     bar: &ProgressBar,
-) -> anyhow::Result<Vec<ami_agents::EpisodeResult>> {
-    if seeds.is_empty() {
-        return Ok(Vec::new());
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
+) -> anyhow::Result<[Vec<ami_agents::EpisodeResult>; 2]> {
+    let workers = copies.min(phases.iter().map(|p| p.len()).max().unwrap_or(0)).max(1);
+    let next = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
     // A copy that fails stops the others before their next episode.
     let failed = AtomicBool::new(false);
-    let results = std::sync::Mutex::new(vec![None; seeds.len()]);
+    let between = std::sync::Barrier::new(workers);
+    let results = std::sync::Mutex::new([vec![None; phases[0].len()], vec![None; phases[1].len()]]);
+    let fail = |e: anyhow::Error| {
+        failed.store(true, Ordering::SeqCst);
+        e
+    };
     std::thread::scope(|s| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..copies.min(seeds.len()))
+        let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| -> anyhow::Result<()> {
-                    let Loaded { graph, host, .. } = load(args).inspect_err(|_| failed.store(true, Ordering::SeqCst))?;
-                    let mut agent = Agent::from_agent_graph(graph, kind).context("building a copy of the agent")?;
-                    agent.set_interrupt(stop.clone());
-                    agent.set_evaluating(evaluating);
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= seeds.len() || stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-                            return Ok(());
+                    let built = load(args)
+                        .and_then(|Loaded { graph, host, .. }| Ok((Agent::from_agent_graph(graph, kind).context("building a copy of the agent")?, host)));
+                    let mut built = built.map_err(fail);
+                    let mut outcome = Ok(());
+                    for (phase, seeds) in phases.iter().enumerate() {
+                        // Every copy reaches the barrier, whatever happened
+                        // to it, so none waits for ever.
+                        if phase == 1 {
+                            between.wait();
                         }
-                        let r = agent.run_episode(seeds[i], |_| {});
-                        if stop.load(Ordering::SeqCst) {
-                            return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {}", seeds[i])));
+                        let (Ok((agent, host)), Ok(())) = (built.as_mut(), &outcome) else { continue };
+                        agent.set_interrupt(stop.clone());
+                        agent.set_evaluating(phase == 1);
+                        loop {
+                            let i = next[phase].fetch_add(1, Ordering::SeqCst);
+                            if i >= seeds.len() || stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            let r = agent.run_episode(seeds[i], |_| {});
+                            if stop.load(Ordering::SeqCst) {
+                                outcome = Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {}", seeds[i])));
+                                break;
+                            }
+                            match explain(r, host.as_ref()).with_context(|| format!("episode with seed {}", seeds[i])) {
+                                Ok(r) => {
+                                    bar.inc(1);
+                                    results.lock().unwrap_or_else(|p| p.into_inner())[phase][i] = Some(r);
+                                }
+                                Err(e) => {
+                                    outcome = Err(fail(e));
+                                    break;
+                                }
+                            }
                         }
-                        let r = explain(r, host.as_ref())
-                            .with_context(|| format!("episode with seed {}", seeds[i]))
-                            .inspect_err(|_| failed.store(true, Ordering::SeqCst))?;
-                        bar.inc(1);
-                        results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                     }
+                    built.map(|_| ()).and(outcome)
                 })
             })
             .collect();
-        let mut first = None;
-        for w in workers {
-            if let Err(e) = w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a copy of the agent panicked"))) {
+        let mut first: Option<anyhow::Error> = None;
+        for h in handles {
+            if let Err(e) = h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a copy of the agent panicked"))) {
                 failed.store(true, Ordering::SeqCst);
-                first.get_or_insert(e);
+                // An error beats the interruption it caused elsewhere.
+                if first.as_ref().is_none_or(|f| f.downcast_ref::<Interrupted>().is_some()) {
+                    first = Some(e);
+                }
             }
         }
         if stop.load(Ordering::SeqCst) && first.is_none() {
@@ -410,7 +441,9 @@ fn run_copies(
         }
         first.map_or(Ok(()), Err)
     })?;
-    Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().map(|r| r.expect("every seed ran")).collect())
+    let [a, b] = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let done = |v: Vec<Option<ami_agents::EpisodeResult>>| v.into_iter().collect::<Option<Vec<_>>>().context("a copy stopped before every seed ran");
+    Ok([done(a)?, done(b)?])
 }
 
 /// How many decisions each mode made, and their total wall time.

@@ -347,7 +347,7 @@ pub fn register(r: &mut Registry) {
             vec![
                 ParamSpec::new("state_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "q_i, one per state coordinate").required(),
                 ParamSpec::new("action_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "r_j, one per action coordinate (default: none)"),
-                ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "g, one per state coordinate (default: zero; a configurator's goal replaces it)"),
+                ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "g, one per state coordinate (default: the task's goal, else zero; a configurator's goal replaces it)"),
             ],
             |ctx, p| {
                 let task = ctx.task()?;
@@ -360,6 +360,11 @@ pub fn register(r: &mut Registry) {
                     }
                     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                         return Err(CoreError::config(format!("{field}[{i}]"), format!("must be finite, got {}", v[i])));
+                    }
+                    // A negative weight makes the cost unbounded below:
+                    // planners would chase it.
+                    if let Some(i) = v.iter().position(|&x| x < 0.0).filter(|_| field != "goal") {
+                        return Err(CoreError::config(format!("{field}[{i}]"), format!("must be at least 0, got {}", v[i])));
                     }
                     Ok(())
                 };
