@@ -8,7 +8,7 @@ use ami_config::nodes::EnvNode;
 use ami_config::{Built, Implementation, ModuleKind, Registry, TaskResources};
 use ami_core::{CoreError, Environment, ModelHandle, ParamSpec, ParamType, ParamValue, WorldModel};
 
-use crate::tasks::{pointmass, PointMass, TaskKind};
+use crate::tasks::{maze, pointmass, PointMass, TaskKind};
 use crate::workload::WorkloadEnv;
 
 fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResources) {
@@ -70,6 +70,20 @@ pub fn register_tasks(registry: &mut Registry) {
     }
     let _ = registry.register(Implementation::new(
         ModuleKind::Environment,
+        "maze",
+        "a 2-D point mass in a maze with wall collisions, from `start` to `goal` (success within 0.5 of the goal)",
+        EnvNode::ports(),
+        vec![
+            ParamSpec::new("maze", ParamType::string(), "a built-in maze (u-maze, four-rooms, rooms-4x4) or a maze text file (relative to the agent file)")
+                .default(ParamValue::Str("u-maze".into())),
+            ParamSpec::new("start", ParamType::FloatList { min_len: 2, max_len: 2 }, "start position [x, y] (default: the built-in maze's)"),
+            ParamSpec::new("goal", ParamType::FloatList { min_len: 2, max_len: 2 }, "goal position [x, y] (default: the built-in maze's)"),
+            ParamSpec::new("max_steps", ParamType::int(1, 1_000_000), "steps per episode").default(ParamValue::Int(maze::MAX_STEPS as i64)),
+        ],
+        maze_env,
+    ));
+    let _ = registry.register(Implementation::new(
+        ModuleKind::Environment,
         "workload",
         "a workload file's residual MLP as the world, from its s0 towards its goal (reward: minus the step energy)",
         EnvNode::ports(),
@@ -99,6 +113,61 @@ pub fn register_tasks(registry: &mut Registry) {
             Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
         },
     ));
+}
+
+/// Start and goal of the built-in mazes: opposite ends, where the
+/// straight line to the goal runs into walls.
+fn maze_defaults(name: &str) -> Option<([f64; 2], [f64; 2])> {
+    match name {
+        "u-maze" => Some(([1.5, 1.5], [1.5, 3.5])),
+        "four-rooms" => Some(([1.5, 1.5], [11.5, 11.5])),
+        "rooms-4x4" => Some(([1.5, 1.5], [19.5, 19.5])),
+        _ => None,
+    }
+}
+
+/// Builds a `maze` environment node with its true dynamics and cost.
+fn maze_env(ctx: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_core::Result<Built> {
+    let which = p.str_opt("maze")?.unwrap_or("u-maze").to_string();
+    let m = match maze::Maze::builtin(&which) {
+        Some(m) => m,
+        None => {
+            let path = ctx.path(&which);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                CoreError::config(
+                    "maze",
+                    format!("`{which}` is neither a built-in maze (u-maze, four-rooms, rooms-4x4) nor a readable file ({}: {e})", path.display()),
+                )
+            })?;
+            maze::Maze::parse(&text, &path.display().to_string()).map_err(|e| CoreError::config("maze", e.to_string()))?
+        }
+    };
+    let defaults = maze_defaults(&which);
+    let point = |field: &str, default: Option<[f64; 2]>| -> ami_core::Result<[f64; 2]> {
+        match p.f32_list_opt(field)? {
+            Some(v) => Ok([f64::from(v[0]), f64::from(v[1])]),
+            None => default.ok_or_else(|| CoreError::config(field, format!("maze `{which}` has no default {field}: give [x, y]"))),
+        }
+    };
+    let (start, goal) = (point("start", defaults.map(|d| d.0))?, point("goal", defaults.map(|d| d.1))?);
+    let m = Arc::new(m);
+    let env = maze::MazeEnv::new(m.clone(), start, goal, p.usize("max_steps")?).map_err(|e| CoreError::config("start", e))?;
+    let goal_state = env.goal_state().to_vec();
+    let cost_goal = goal_state.clone();
+    let task = TaskResources {
+        name: env.name().to_string(),
+        obs_dim: 4,
+        action_dim: 2,
+        space: env.action_space(),
+        model: Some(ModelHandle::of(maze::MazeModel::new(m))),
+        cost: Some(Arc::new(move || {
+            let mut c = maze::cost();
+            c.set_goal(Some(ndarray::Array1::from(cost_goal.clone())));
+            c
+        })),
+        goal: Some(goal_state),
+    };
+    Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
 }
 
 /// The built-in task whose model and cost plan on Gymnasium environment

@@ -65,3 +65,38 @@ fn every_registered_planner_runs_from_the_command_line() {
         assert!(err.contains(&format!("`{planner}` searches a finite set of actions, but the actions are a continuous box")), "{err}");
     }
 }
+
+#[test]
+fn the_maze_task_runs_and_refuses_bad_mazes() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maze.toml")).unwrap();
+    let run = |text: &str| {
+        let file = dir.path().join("maze.toml");
+        std::fs::write(&file, text).unwrap();
+        ami(&["run", file.to_str().unwrap(), "--json"])
+    };
+    // A goal down the same corridor is reached (terminated: fewer steps
+    // than the limit); flat CEM on the far arm of the U stalls under the
+    // wall for all 400 steps.
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()
+    };
+    let near = json(run(&example.replace("goal = [1.5, 3.5]", "goal = [3.5, 1.5]")));
+    let near_return = near["returns"][0].as_f64().unwrap();
+    assert!(near_return > -60.0, "reached the goal 2 cells away: {near}");
+    let far = json(run(&example));
+    assert!(far["returns"][0].as_f64().unwrap() < -400.0, "flat planning does not find the way round: {far}");
+    // Bad mazes and points are input errors naming the cause.
+    std::fs::write(dir.path().join("bad.txt"), "###\n#.x\n###\n").unwrap();
+    for (from, to, needle) in [
+        ("maze = \"u-maze\"", "maze = \"no-such-maze\"", "`no-such-maze` is neither a built-in maze"),
+        ("maze = \"u-maze\"", "maze = \"bad.txt\"", "bad.txt:2:3: `x` is not a maze cell"),
+        ("start = [1.5, 1.5]", "start = [0.5, 0.5]", "start (0.5, 0.5) is not in a free cell of maze `u-maze`"),
+    ] {
+        let out = run(&example.replace(from, to));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(needle), "{to}: {err}");
+    }
+}

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use ami_core::{Cost, Environment, ParamValue, WorldModel};
 
 pub mod cartpole;
+pub mod maze;
 pub mod pendulum;
 pub mod pointmass;
 

@@ -1,0 +1,390 @@
+//! A 2-D point mass in a maze with wall collisions: the task flat planning
+//! fails on (the greedy distance to the goal leads into walls), which
+//! hierarchical planning is for.
+//!
+//! Mazes are text: one row per line, top row first, `#` a wall and `.` a
+//! free cell, each character a 1x1 cell. Cell (row `r`, column `c`) of a
+//! maze of `R` rows covers `x` in `[c, c + 1]`, `y` in `[R - 1 - r, R - r]`;
+//! everything outside the grid is wall.
+//!
+//! The state and observation are `[x, y, vx, vy]`, the action a force
+//! `[fx, fy]` in `[-1, 1]^2`. With `dt = 0.1` and damping 1:
+//! `v' = v + dt (f - v)`; then the position moves one axis at a time,
+//! `x` first: a move that would end inside a wall does not happen and
+//! zeroes that axis's velocity. The top speed is 1 cell/s (0.1 a step),
+//! so a move never crosses a wall. The reward is `-||p' - goal||`; an
+//! episode terminates (a success) when the position is within
+//! [`SUCCESS_RADIUS`] of the goal, and is truncated after `max_steps`
+//! (default [`MAX_STEPS`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
+
+use ami_core::{Bounds, Cost, Environment, QuadraticCost, Result, Step, WorldModel};
+
+/// Time step (s).
+pub const DT: f64 = 0.1;
+/// Linear damping coefficient (1/s): the top speed is `MAX_FORCE / DAMPING`.
+pub const DAMPING: f64 = 1.0;
+/// Largest force on each axis.
+pub const MAX_FORCE: f64 = 1.0;
+/// Default steps after which an episode is truncated.
+pub const MAX_STEPS: usize = 400;
+/// An episode succeeds when the position is this close to the goal.
+pub const SUCCESS_RADIUS: f64 = 0.5;
+
+/// Why a maze text was refused, with its place.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MazeError {
+    /// A character other than `#` or `.`.
+    #[error("{name}:{line}:{column}: `{found}` is not a maze cell (`#` wall, `.` free)")]
+    BadCell {
+        /// The maze's name (file or built-in).
+        name: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The character.
+        found: char,
+    },
+    /// A row of another length than the first.
+    #[error("{name}:{line}: a row of {got} cells, the first row has {want}")]
+    Ragged {
+        /// The maze's name.
+        name: String,
+        /// 1-based line.
+        line: usize,
+        /// Its cells.
+        got: usize,
+        /// The first row's.
+        want: usize,
+    },
+    /// No rows, or no free cell.
+    #[error("{name}: {what}")]
+    Empty {
+        /// The maze's name.
+        name: String,
+        /// What is missing.
+        what: &'static str,
+    },
+}
+
+/// A maze: a grid of wall and free cells.
+#[derive(Clone, PartialEq)]
+pub struct Maze {
+    name: String,
+    rows: usize,
+    cols: usize,
+    wall: Vec<bool>,
+}
+
+impl fmt::Debug for Maze {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Maze({}, {}x{})", self.name, self.rows, self.cols)
+    }
+}
+
+/// The mazes ami ships: `u-maze`, `four-rooms`, `rooms-4x4`.
+pub const BUILTIN: [(&str, &str); 3] = [
+    ("u-maze", include_str!("../../assets/mazes/u-maze.txt")),
+    ("four-rooms", include_str!("../../assets/mazes/four-rooms.txt")),
+    ("rooms-4x4", include_str!("../../assets/mazes/rooms-4x4.txt")),
+];
+
+impl Maze {
+    /// Parses maze text (see the module docs); `name` is used in errors.
+    /// Trailing whitespace on a line and blank lines at the end are
+    /// ignored.
+    pub fn parse(text: &str, name: &str) -> std::result::Result<Self, MazeError> {
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        let n = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+        if n == 0 {
+            return Err(MazeError::Empty { name: name.into(), what: "no rows" });
+        }
+        let cols = lines[0].chars().count();
+        let mut wall = Vec::with_capacity(n * cols);
+        for (i, line) in lines[..n].iter().enumerate() {
+            let got = line.chars().count();
+            if got != cols {
+                return Err(MazeError::Ragged { name: name.into(), line: i + 1, got, want: cols });
+            }
+            for (j, ch) in line.chars().enumerate() {
+                match ch {
+                    '#' => wall.push(true),
+                    '.' => wall.push(false),
+                    found => return Err(MazeError::BadCell { name: name.into(), line: i + 1, column: j + 1, found }),
+                }
+            }
+        }
+        if wall.iter().all(|&w| w) {
+            return Err(MazeError::Empty { name: name.into(), what: "no free cell" });
+        }
+        Ok(Self { name: name.into(), rows: n, cols, wall })
+    }
+
+    /// The built-in maze called `name`.
+    pub fn builtin(name: &str) -> Option<Self> {
+        BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, text)| Self::parse(text, n).expect("the built-in mazes parse"))
+    }
+
+    /// The maze's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Rows (the grid's height).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Columns (the grid's width).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Whether cell (row `r`, column `c`) is a wall (outside the grid: yes).
+    pub fn is_wall_cell(&self, r: i64, c: i64) -> bool {
+        r < 0 || c < 0 || r >= self.rows as i64 || c >= self.cols as i64 || self.wall[r as usize * self.cols + c as usize]
+    }
+    /// Whether the point `(x, y)` is in a free cell.
+    pub fn is_free(&self, x: f64, y: f64) -> bool {
+        if !(x.is_finite() && y.is_finite()) {
+            return false;
+        }
+        let c = x.floor() as i64;
+        let r = self.rows as i64 - 1 - y.floor() as i64;
+        !self.is_wall_cell(r, c)
+    }
+    /// The centre of cell (row `r`, column `c`).
+    pub fn cell_center(&self, r: usize, c: usize) -> [f64; 2] {
+        [c as f64 + 0.5, (self.rows - 1 - r) as f64 + 0.5]
+    }
+
+    /// One step of the dynamics from `[x, y, vx, vy]` under force `f`
+    /// (clipped to the bounds), in `f64`.
+    pub fn step(&self, s: [f64; 4], f: [f64; 2]) -> [f64; 4] {
+        let f = [f[0].clamp(-MAX_FORCE, MAX_FORCE), f[1].clamp(-MAX_FORCE, MAX_FORCE)];
+        let mut vx = s[2] + DT * (f[0] - DAMPING * s[2]);
+        let mut vy = s[3] + DT * (f[1] - DAMPING * s[3]);
+        let mut x = s[0] + DT * vx;
+        if !self.is_free(x, s[1]) {
+            x = s[0];
+            vx = 0.0;
+        }
+        let mut y = s[1] + DT * vy;
+        if !self.is_free(x, y) {
+            y = s[1];
+            vy = 0.0;
+        }
+        [x, y, vx, vy]
+    }
+}
+
+/// The maze environment: a point mass from `start` to `goal`.
+#[derive(Debug, Clone)]
+pub struct MazeEnv {
+    maze: Arc<Maze>,
+    start: [f64; 2],
+    goal: [f64; 2],
+    max_steps: usize,
+    state: [f64; 4],
+    steps: usize,
+    name: String,
+}
+
+impl MazeEnv {
+    /// The task in `maze` from `start` to `goal` (both in free cells), at
+    /// most `max_steps` steps an episode.
+    pub fn new(maze: Arc<Maze>, start: [f64; 2], goal: [f64; 2], max_steps: usize) -> std::result::Result<Self, String> {
+        for (what, p) in [("start", start), ("goal", goal)] {
+            if !maze.is_free(p[0], p[1]) {
+                return Err(format!("{what} ({}, {}) is not in a free cell of maze `{}`", p[0], p[1], maze.name()));
+            }
+        }
+        let name = format!("maze:{}", maze.name());
+        Ok(Self { maze, start, goal, max_steps, state: [start[0], start[1], 0.0, 0.0], steps: 0, name })
+    }
+    /// The maze.
+    pub fn maze(&self) -> &Arc<Maze> {
+        &self.maze
+    }
+    /// The goal state `[gx, gy, 0, 0]`.
+    pub fn goal_state(&self) -> [f32; 4] {
+        [self.goal[0] as f32, self.goal[1] as f32, 0.0, 0.0]
+    }
+    /// Whether the current position is within [`SUCCESS_RADIUS`] of the goal.
+    pub fn at_goal(&self) -> bool {
+        (self.state[0] - self.goal[0]).hypot(self.state[1] - self.goal[1]) < SUCCESS_RADIUS
+    }
+    fn observation(&self) -> Array1<f32> {
+        self.state.iter().map(|&v| v as f32).collect()
+    }
+}
+
+impl Environment for MazeEnv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn obs_dim(&self) -> usize {
+        4
+    }
+    fn action_dim(&self) -> usize {
+        2
+    }
+    fn action_bounds(&self) -> Bounds {
+        Bounds::symmetric(2, MAX_FORCE as f32)
+    }
+    fn max_steps(&self) -> usize {
+        self.max_steps
+    }
+    /// Every episode starts at rest at `start` (the seed does not matter:
+    /// start and goal are the task).
+    fn reset(&mut self, _seed: u64) -> Result<Array1<f32>> {
+        self.state = [self.start[0], self.start[1], 0.0, 0.0];
+        self.steps = 0;
+        Ok(self.observation())
+    }
+    fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
+        self.state = self.maze.step(self.state, [f64::from(action[0]), f64::from(action[1])]);
+        self.steps += 1;
+        let d = (self.state[0] - self.goal[0]).hypot(self.state[1] - self.goal[1]);
+        let terminated = d < SUCCESS_RADIUS;
+        Ok(Step { observation: self.observation(), reward: -d, terminated, truncated: !terminated && self.steps >= self.max_steps })
+    }
+    fn goal(&self) -> Option<Array1<f32>> {
+        Some(Array1::from(self.goal_state().to_vec()))
+    }
+    fn goal_dim(&self) -> Option<usize> {
+        Some(4)
+    }
+}
+
+/// The maze's true dynamics as a world model (walls included), in `f64`
+/// per row.
+#[derive(Debug, Clone)]
+pub struct MazeModel {
+    maze: Arc<Maze>,
+}
+
+impl MazeModel {
+    /// The dynamics of `maze`.
+    pub fn new(maze: Arc<Maze>) -> Self {
+        Self { maze }
+    }
+}
+
+impl WorldModel for MazeModel {
+    fn state_dim(&self) -> usize {
+        4
+    }
+    fn action_dim(&self) -> usize {
+        2
+    }
+    fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
+        for ((s, a), mut n) in states.rows().into_iter().zip(actions.rows()).zip(next.rows_mut()) {
+            let s = [f64::from(s[0]), f64::from(s[1]), f64::from(s[2]), f64::from(s[3])];
+            let out = self.maze.step(s, [f64::from(a[0]), f64::from(a[1])]);
+            for (d, v) in n.iter_mut().zip(out) {
+                *d = v as f32;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The maze's cost: squared distance of the position to the goal (the
+/// goal set on the cost) plus a small force penalty.
+pub fn cost() -> Cost {
+    let mut c = Cost::new();
+    // A fresh cost has no terms, so the names are free.
+    let _ = c.add_intrinsic(Arc::new(QuadraticCost::new("goal", vec![1.0, 1.0, 0.0, 0.0], vec![0.01, 0.01])), 1.0);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u_maze() -> Arc<Maze> {
+        Arc::new(Maze::builtin("u-maze").unwrap())
+    }
+
+    #[test]
+    fn the_builtin_mazes_parse_with_their_coordinates() {
+        for (name, _) in BUILTIN {
+            let m = Maze::builtin(name).unwrap();
+            assert!(m.rows() >= 5 && m.cols() >= 5, "{name}");
+            // The border is wall all round.
+            for c in 0..m.cols() as i64 {
+                assert!(m.is_wall_cell(0, c) && m.is_wall_cell(m.rows() as i64 - 1, c), "{name}");
+            }
+        }
+        let m = Maze::parse("###\n#..\n###\n", "t").unwrap();
+        // Row 1 (the middle one) covers y in [1, 2]; column 1 x in [1, 2].
+        assert!(m.is_free(1.5, 1.5) && m.is_free(2.9, 1.1));
+        assert!(!m.is_free(0.5, 1.5) && !m.is_free(1.5, 2.5) && !m.is_free(3.1, 1.5), "outside the grid is wall");
+        assert_eq!(m.cell_center(1, 2), [2.5, 1.5]);
+    }
+
+    #[test]
+    fn bad_maze_text_is_refused_with_its_place() {
+        let e = Maze::parse("###\n#x#\n###", "m.txt").unwrap_err().to_string();
+        assert_eq!(e, "m.txt:2:2: `x` is not a maze cell (`#` wall, `.` free)");
+        let e = Maze::parse("###\n#.\n###", "m.txt").unwrap_err().to_string();
+        assert_eq!(e, "m.txt:2: a row of 2 cells, the first row has 3");
+        assert_eq!(Maze::parse("\n\n", "m.txt").unwrap_err().to_string(), "m.txt: no rows");
+        assert_eq!(Maze::parse("##\n##", "m.txt").unwrap_err().to_string(), "m.txt: no free cell");
+    }
+
+    #[test]
+    fn walls_stop_the_point_and_zero_its_velocity() {
+        let m = u_maze();
+        // Pushing left from the first free cell of the bottom corridor.
+        let [x, y] = m.cell_center(3, 1);
+        let mut s = [x, y, 0.0, 0.0];
+        for _ in 0..200 {
+            s = m.step(s, [-1.0, 0.0]);
+            assert!(m.is_free(s[0], s[1]));
+        }
+        assert!((1.0..1.1).contains(&s[0]) && s[2].abs() <= 0.1 + 1e-12, "against the wall at x = 1: {s:?}");
+        // Up into the wall above the corridor.
+        for _ in 0..200 {
+            s = m.step(s, [0.0, 1.0]);
+        }
+        assert!(s[1] < 2.0 && m.is_free(s[0], s[1]), "{s:?}");
+        // The top speed is 1 cell/s.
+        let mut free = [m.cell_center(1, 1)[0], m.cell_center(1, 1)[1], 0.0, 0.0];
+        for _ in 0..30 {
+            free = m.step(free, [1.0, 0.0]);
+        }
+        assert!(free[2] <= 1.0 && free[2] > 0.9, "{free:?}");
+    }
+
+    #[test]
+    fn an_episode_terminates_at_the_goal_and_the_model_predicts_the_env() {
+        let m = u_maze();
+        let (start, goal) = (m.cell_center(3, 1), m.cell_center(3, 3));
+        let mut env = MazeEnv::new(m.clone(), start, goal, 400).unwrap();
+        let model = MazeModel::new(m.clone());
+        let mut obs = env.reset(0).unwrap();
+        let mut steps = 0;
+        loop {
+            let a = ndarray::array![1.0f32, 0.0];
+            let mut pred = ndarray::Array2::zeros((1, 4));
+            model.predict(obs.view().insert_axis(ndarray::Axis(0)), a.view().insert_axis(ndarray::Axis(0)), pred.view_mut()).unwrap();
+            let step = env.step(a.view()).unwrap();
+            for (p, o) in pred.row(0).iter().zip(&step.observation) {
+                assert!((p - o).abs() < 1e-5, "{p} vs {o}");
+            }
+            steps += 1;
+            obs = step.observation;
+            if step.terminated {
+                assert!(env.at_goal() && step.reward > -SUCCESS_RADIUS);
+                break;
+            }
+            assert!(!step.truncated && steps < 400, "never reached the goal in the same corridor");
+        }
+        let err = MazeEnv::new(m.clone(), [0.5, 0.5], goal, 400).unwrap_err();
+        assert!(err.contains("start (0.5, 0.5) is not in a free cell of maze `u-maze`"), "{err}");
+    }
+}
