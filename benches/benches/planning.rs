@@ -26,7 +26,7 @@ fn planning(c: &mut Criterion) {
             .flat_map(|space| {
                 ami_planners::decl::builtin()
                     .into_iter()
-                    .filter(|d| ["cem-discrete", "beam"].contains(&d.name) == space.is_discrete())
+                    .filter(|d| d.searches(space))
                     .map(|d| d.build_with(&task.planner_defaults(d.name), space, None).expect("valid"))
                     .collect::<Vec<_>>()
             })

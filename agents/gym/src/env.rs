@@ -164,7 +164,6 @@ pub struct GymEnv {
     server: Server,
     action: ActionMap,
     space: ActionSpace,
-    action_dim: usize,
     /// Copies of the environment the process steps together (1 for an
     /// `Environment`; more inside a [`GymVecEnv`]).
     copies: usize,
@@ -276,8 +275,7 @@ impl GymEnv {
             }
             SpaceInfo::Other { repr } => return Err(space_err(format!("action space {repr} is not Box, Discrete or MultiDiscrete"))),
         };
-        let action_dim = space.dim();
-        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, action_dim, copies, payload: Vec::new() })
+        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, copies, payload: Vec::new() })
     }
 
     /// What the server reported about the environment.
@@ -308,8 +306,8 @@ impl GymEnv {
             space: space_words(&me.info.action_space),
             reason,
         };
-        if action.len() != self.action_dim {
-            return Err(out(format!("{} entries, the space has {}", action.len(), self.action_dim), self));
+        if action.len() != self.space.dim() {
+            return Err(out(format!("{} entries, the space has {}", action.len(), self.space.dim()), self));
         }
         if let Some(i) = action.iter().position(|v| !v.is_finite()) {
             return Err(out(format!("entry {i} is not finite"), self));
@@ -604,7 +602,7 @@ impl Environment for GymEnv {
         self.info.obs_dim
     }
     fn action_dim(&self) -> usize {
-        self.action_dim
+        self.space.dim()
     }
     fn action_bounds(&self) -> Bounds {
         self.space.bounds().clone()

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 fn planner_decl(s: &str) -> Result<PlannerDecl, String> {
     let decl = ami_planners::decl::find(s).ok_or_else(|| format!("unknown planner `{s}` (built in: {})", ami_planners::decl::names()))?;
     // A workload's actions are a continuous box.
-    if decl.build_with(&[], &Bounds::symmetric(1, 1.0).into(), None).is_err() {
+    if !decl.searches(&Bounds::symmetric(1, 1.0).into()) {
         return Err(format!("`{s}` plans over discrete actions; a workload's actions are continuous (cem, mppi, gd)"));
     }
     Ok(decl)

@@ -209,67 +209,76 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         _ => "none".into(),
     };
     println!("ami run: agent {name}, task {task}, planner {planner}, executor {kind}, {episodes} episode(s), seeds {seed_range}");
-    if copies > 1 {
-        drop(agent);
-        let mut modes = ModeCounts::default();
-        let ran = run_copies(&args, copies, kind, [&seeds, &eval_seeds], &stop, &bar);
-        bar.finish_and_clear();
-        let [results, evals] = ran?;
-        for (seed, r) in seeds.iter().zip(&results) {
-            println!("episode seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r));
-            modes.add(r);
-        }
-        let mut eval_modes = ModeCounts::default();
-        for (seed, r) in eval_seeds.iter().zip(&evals) {
-            println!("  eval seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r));
-            eval_modes.add(r);
-        }
-        let returns: Vec<f64> = results.iter().map(|r| r.episode_return).collect();
-        let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
-        let mean_ms = results.iter().map(|r| r.mean_plan_ms).sum::<f64>() / results.len().max(1) as f64;
-        let eval_returns: Vec<f64> = evals.iter().map(|r| r.episode_return).collect();
-        let eval_mean = eval_returns.iter().sum::<f64>() / eval_returns.len().max(1) as f64;
-        if !evals.is_empty() {
-            println!("evaluation: mean return {eval_mean:.3} over {} seed(s)", evals.len());
-        }
-        println!("mean return over {} episode(s) on {copies} copies: {mean:.3}  (mean plan time {mean_ms:.2} ms)", returns.len());
-        if args.json {
-            let mut out = serde_json::json!({
-                "agent": name, "task": task, "planner": planner, "executor": kind.to_string(), "copies": copies,
-                "episodes": episodes, "seeds": seeds, "returns": returns, "mean_return": mean, "mean_plan_ms": mean_ms, "modes": modes.json(),
-            });
-            if !evals.is_empty() {
-                out["eval"] = serde_json::json!({ "after_episode": episodes, "seeds": eval_seeds, "returns": eval_returns, "mean_return": eval_mean, "modes": eval_modes.json() });
-            }
-            println!("{out}");
-        }
-        return Ok(());
-    }
     let mut returns = Vec::new();
     let mut plan_ms = Vec::new();
     let mut curve = Vec::new();
     let mut eval_runs = Vec::new();
     let mut experience = 0usize;
     let mut modes = ModeCounts::default();
-    let run_one = |agent: &mut Agent, seed: u64, what: &str| -> anyhow::Result<ami_agents::EpisodeResult> {
-        let r = agent.run_episode(seed, |t| bar.set_message(format!("{what} seed {seed}, step {t}")));
-        if stop.load(Ordering::SeqCst) {
-            bar.finish_and_clear();
-            return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {seed}")));
+    if copies > 1 {
+        drop(agent);
+        let ran = run_copies(&args, copies, kind, [&seeds, &eval_seeds], &stop, &bar);
+        bar.finish_and_clear();
+        let [results, evals] = ran?;
+        for (seed, r) in seeds.iter().zip(&results) {
+            println!("episode seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r));
+            modes.add(r);
+            returns.push(r.episode_return);
+            plan_ms.push(r.mean_plan_ms);
         }
-        let r = explain(r, host.as_ref()).with_context(|| format!("episode with seed {seed}"))?;
-        bar.inc(1);
-        Ok(r)
-    };
-    let evaluate = |agent: &mut Agent, after: usize| -> anyhow::Result<serde_json::Value> {
-        agent.set_evaluating(true);
-        let mut rets = Vec::new();
-        let mut modes = ModeCounts::default();
-        for &seed in &eval_seeds {
-            let r = run_one(agent, seed, "eval")?;
+        if !evals.is_empty() {
+            evals.iter().zip(&eval_seeds).for_each(|(r, &seed)| println!("{}", eval_line(seed, r)));
+            let (line, json) = eval_summary(seeds.len(), &eval_seeds, &evals);
+            println!("{line}");
+            eval_runs.push(json);
+        }
+    } else {
+        let run_one = |agent: &mut Agent, seed: u64, what: &str| -> anyhow::Result<ami_agents::EpisodeResult> {
+            let r = agent.run_episode(seed, |t| bar.set_message(format!("{what} seed {seed}, step {t}")));
+            if stop.load(Ordering::SeqCst) {
+                bar.finish_and_clear();
+                return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {seed}")));
+            }
+            let r = explain(r, host.as_ref()).with_context(|| format!("episode with seed {seed}"))?;
+            bar.inc(1);
+            Ok(r)
+        };
+        let evaluate = |agent: &mut Agent, after: usize| -> anyhow::Result<serde_json::Value> {
+            agent.set_evaluating(true);
+            let mut results = Vec::new();
+            for &seed in &eval_seeds {
+                let r = run_one(agent, seed, "eval")?;
+                bar.suspend(|| println!("{}", eval_line(seed, &r)));
+                results.push(r);
+            }
+            agent.set_evaluating(false);
+            let (line, json) = eval_summary(after, &eval_seeds, &results);
+            bar.suspend(|| println!("{line}"));
+            Ok(json)
+        };
+        for (i, &seed) in seeds.iter().enumerate() {
+            let r = run_one(&mut agent, seed, "episode")?;
+            let phase = if i < explore_episodes { "explore" } else { "plan" };
+            let records = agent.handles().trainers.values().next().map(|t| t.records()).unwrap_or_default();
+            let fit = records.iter().find(|rec| rec.episode == i && rec.tick == 0).cloned();
+            let during = records.iter().filter(|rec| rec.episode == i && rec.tick > 0).count();
+            let during_note = if during > 0 { format!(" +{during} fit(s) during the episode") } else { String::new() };
+            let model = match &fit {
+                Some(f) => format!(
+                    "  model loss {:.4} val {} ({} epochs, {:.0} ms{}){during_note}",
+                    f.report.train_loss,
+                    f.report.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                    f.report.epochs,
+                    f.report.ms,
+                    f.report.rejected.as_ref().map_or(String::new(), |m| format!("; {m}"))
+                ),
+                None => during_note,
+            };
+            experience += r.steps;
+            let tag = if learning { format!(" [{phase}]") } else { String::new() };
             bar.suspend(|| {
                 println!(
-                    "  eval seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}",
+                    "episode seed {:>3}{tag}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}{model}",
                     seed,
                     r.episode_return,
                     r.steps,
@@ -277,57 +286,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     mode_note(&r)
                 )
             });
-            rets.push(r.episode_return);
             modes.add(&r);
-        }
-        agent.set_evaluating(false);
-        let mean = rets.iter().sum::<f64>() / rets.len().max(1) as f64;
-        bar.suspend(|| println!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s){}", rets.len(), modes.note()));
-        Ok(serde_json::json!({ "after_episode": after, "seeds": eval_seeds, "returns": rets, "mean_return": mean, "modes": modes.json() }))
-    };
-    for (i, &seed) in seeds.iter().enumerate() {
-        let r = run_one(&mut agent, seed, "episode")?;
-        let phase = if i < explore_episodes { "explore" } else { "plan" };
-        let records = agent.handles().trainers.values().next().map(|t| t.records()).unwrap_or_default();
-        let fit = records.iter().find(|rec| rec.episode == i && rec.tick == 0).cloned();
-        let during = records.iter().filter(|rec| rec.episode == i && rec.tick > 0).count();
-        let during_note = if during > 0 { format!(" +{during} fit(s) during the episode") } else { String::new() };
-        let model = match &fit {
-            Some(f) => format!(
-                "  model loss {:.4} val {} ({} epochs, {:.0} ms{}){during_note}",
-                f.report.train_loss,
-                f.report.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                f.report.epochs,
-                f.report.ms,
-                f.report.rejected.as_ref().map_or(String::new(), |m| format!("; {m}"))
-            ),
-            None => during_note,
-        };
-        experience += r.steps;
-        let tag = if learning { format!(" [{phase}]") } else { String::new() };
-        bar.suspend(|| {
-            println!(
-                "episode seed {:>3}{tag}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}{model}",
-                seed,
-                r.episode_return,
-                r.steps,
-                r.mean_plan_ms,
-                mode_note(&r)
-            )
-        });
-        modes.add(&r);
-        returns.push(r.episode_return);
-        plan_ms.push(r.mean_plan_ms);
-        curve.push(serde_json::json!({
-            "episode": i, "seed": seed, "phase": phase, "return": r.episode_return, "steps": r.steps, "experience": experience,
-            "model_loss": fit.as_ref().map(|f| f.report.train_loss), "val_loss": fit.as_ref().and_then(|f| f.report.val_loss),
-            "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
-            "fits_during": during, "reactive": r.reactive.0, "planned": r.planned.0, "explored": r.explored.0,
-        }));
-        let last = i + 1 == seeds.len();
-        let periodic = eval_every > 0 && (i as u64 + 1).is_multiple_of(eval_every);
-        if !eval_seeds.is_empty() && (periodic || last) {
-            eval_runs.push(evaluate(&mut agent, i + 1)?);
+            returns.push(r.episode_return);
+            plan_ms.push(r.mean_plan_ms);
+            curve.push(serde_json::json!({
+                "episode": i, "seed": seed, "phase": phase, "return": r.episode_return, "steps": r.steps, "experience": experience,
+                "model_loss": fit.as_ref().map(|f| f.report.train_loss), "val_loss": fit.as_ref().and_then(|f| f.report.val_loss),
+                "val_mse": fit.as_ref().and_then(|f| f.report.val_mse), "train_ms": fit.as_ref().map(|f| f.report.ms),
+                "fits_during": during, "reactive": r.reactive.0, "planned": r.planned.0, "explored": r.explored.0,
+            }));
+            let last = i + 1 == seeds.len();
+            let periodic = eval_every > 0 && (i as u64 + 1).is_multiple_of(eval_every);
+            if !eval_seeds.is_empty() && (periodic || last) {
+                eval_runs.push(evaluate(&mut agent, i + 1)?);
+            }
         }
     }
     bar.finish_and_clear();
@@ -347,6 +319,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "mean_plan_ms": mean_ms,
             "modes": modes.json(),
         });
+        if copies > 1 {
+            out["copies"] = serde_json::json!(copies);
+        }
         if learning {
             out["learning"] = serde_json::json!({ "episodes": curve });
         }
@@ -444,6 +419,21 @@ fn run_copies(
     let [a, b] = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let done = |v: Vec<Option<ami_agents::EpisodeResult>>| v.into_iter().collect::<Option<Vec<_>>>().context("a copy stopped before every seed ran");
     Ok([done(a)?, done(b)?])
+}
+
+/// One evaluation episode's line.
+fn eval_line(seed: u64, r: &ami_agents::EpisodeResult) -> String {
+    format!("  eval seed {:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", seed, r.episode_return, r.steps, r.mean_plan_ms, mode_note(r))
+}
+
+/// An evaluation's summary line and its `--json` object.
+fn eval_summary(after: usize, seeds: &[u64], results: &[ami_agents::EpisodeResult]) -> (String, serde_json::Value) {
+    let mut modes = ModeCounts::default();
+    results.iter().for_each(|r| modes.add(r));
+    let rets: Vec<f64> = results.iter().map(|r| r.episode_return).collect();
+    let mean = rets.iter().sum::<f64>() / rets.len().max(1) as f64;
+    let line = format!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s){}", rets.len(), modes.note());
+    (line, serde_json::json!({ "after_episode": after, "seeds": seeds, "returns": rets, "mean_return": mean, "modes": modes.json() }))
 }
 
 /// How many decisions each mode made, and their total wall time.

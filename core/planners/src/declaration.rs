@@ -36,6 +36,12 @@ impl std::fmt::Debug for PlannerDecl {
 }
 
 impl PlannerDecl {
+    /// Whether the planner searches `space` (a continuous planner a box, a
+    /// discrete one a set of choices): whether it builds on it with its
+    /// defaults.
+    pub fn searches(&self, space: &ActionSpace) -> bool {
+        self.build_with(&[], space, None).is_ok()
+    }
     /// Builds the planner with its defaults over `values`.
     pub fn build_with(&self, values: &[(String, ami_core::ParamValue)], space: &ActionSpace, backend: Option<Arc<Cpu>>) -> Result<Box<dyn Planner>> {
         let p = Params::validate(&(self.schema)(), values)
