@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ami_config::nodes::EnvNode;
+use ami_config::nodes::{EnvNode, ModelNode};
 use ami_config::{Built, Implementation, ModuleKind, Registry, TaskResources};
 use ami_core::{CoreError, Environment, ModelHandle, ParamSpec, ParamType, ParamValue, WorldModel};
 
@@ -79,8 +79,41 @@ pub fn register_tasks(registry: &mut Registry) {
             ParamSpec::new("start", ParamType::FloatList { min_len: 2, max_len: 2 }, "start position [x, y] (default: the built-in maze's)"),
             ParamSpec::new("goal", ParamType::FloatList { min_len: 2, max_len: 2 }, "goal position [x, y] (default: the built-in maze's)"),
             ParamSpec::new("max_steps", ParamType::int(1, 1_000_000), "steps per episode").default(ParamValue::Int(maze::MAX_STEPS as i64)),
+            ParamSpec::new(
+                "pairs",
+                ParamType::Str { choices: vec!["fixed".into(), "rooms".into()] },
+                "`fixed`: every episode from `start` to `goal`; `rooms`: each episode's start and goal drawn from its seed, in different rooms",
+            )
+            .default(ParamValue::Str("fixed".into())),
         ],
         maze_env,
+    ));
+    let _ = registry.register(Implementation::new(
+        ModuleKind::WorldModel,
+        "maze-coarse",
+        "a high planning level's model of a maze: the position [x, y], actions displacements of up to `reach` cells sliding along the walls (the map is given)",
+        ModelNode::ports_for("model"),
+        vec![
+            ParamSpec::new("maze", ParamType::string(), "a built-in maze or a maze file (default: the environment's maze)"),
+            ParamSpec::new("reach", ParamType::float(0.01, 1000.0), "cells moved a step at action 1").default(ParamValue::Float(2.0)),
+        ],
+        |ctx, p| {
+            let which = match p.str_opt("maze")? {
+                Some(m) => m.to_string(),
+                None => ctx.task()?.name.strip_prefix("maze:").map(str::to_string).ok_or_else(|| {
+                    CoreError::config(
+                        "maze",
+                        format!(
+                            "the environment `{}` is not a maze: name the maze (`maze = \"four-rooms\"` or a file)",
+                            ctx.task().map_or("", |t| t.name.as_str())
+                        ),
+                    )
+                })?,
+            };
+            let m = Arc::new(load_maze(ctx, &which)?);
+            let handle = ModelHandle::of(maze::MazeCoarseModel::new(m, p.f64("reach")?));
+            Ok(Built { model: Some(handle.clone()), ..Built::node(ModelNode::new(handle, "model")) })
+        },
     ));
     let _ = registry.register(Implementation::new(
         ModuleKind::Environment,
@@ -126,22 +159,22 @@ fn maze_defaults(name: &str) -> Option<([f64; 2], [f64; 2])> {
     }
 }
 
+/// A built-in maze by name, or a maze file (relative to the agent file).
+fn load_maze(ctx: &ami_config::BuildContext<'_>, which: &str) -> ami_core::Result<maze::Maze> {
+    if let Some(m) = maze::Maze::builtin(which) {
+        return Ok(m);
+    }
+    let path = ctx.path(which);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CoreError::config("maze", format!("`{which}` is neither a built-in maze (u-maze, four-rooms, rooms-4x4) nor a readable file ({}: {e})", path.display()))
+    })?;
+    maze::Maze::parse(&text, &path.display().to_string()).map_err(|e| CoreError::config("maze", e.to_string()))
+}
+
 /// Builds a `maze` environment node with its true dynamics and cost.
 fn maze_env(ctx: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_core::Result<Built> {
     let which = p.str_opt("maze")?.unwrap_or("u-maze").to_string();
-    let m = match maze::Maze::builtin(&which) {
-        Some(m) => m,
-        None => {
-            let path = ctx.path(&which);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                CoreError::config(
-                    "maze",
-                    format!("`{which}` is neither a built-in maze (u-maze, four-rooms, rooms-4x4) nor a readable file ({}: {e})", path.display()),
-                )
-            })?;
-            maze::Maze::parse(&text, &path.display().to_string()).map_err(|e| CoreError::config("maze", e.to_string()))?
-        }
-    };
+    let m = load_maze(ctx, &which)?;
     let defaults = maze_defaults(&which);
     let point = |field: &str, default: Option<[f64; 2]>| -> ami_core::Result<[f64; 2]> {
         match p.f32_list_opt(field)? {
@@ -151,8 +184,14 @@ fn maze_env(ctx: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_cor
     };
     let (start, goal) = (point("start", defaults.map(|d| d.0))?, point("goal", defaults.map(|d| d.1))?);
     let m = Arc::new(m);
-    let env = maze::MazeEnv::new(m.clone(), start, goal, p.usize("max_steps")?).map_err(|e| CoreError::config("start", e))?;
-    let goal_state = env.goal_state().to_vec();
+    let mut env = maze::MazeEnv::new(m.clone(), start, goal, p.usize("max_steps")?).map_err(|e| CoreError::config("start", e))?;
+    // Goals drawn per episode reach the agent from the environment's
+    // `goal` port; the task has no fixed goal then.
+    let per_episode = p.str_opt("pairs")? == Some("rooms");
+    if per_episode {
+        env = env.with_room_pairs();
+    }
+    let goal_state = (!per_episode).then(|| env.goal_state().to_vec());
     let cost_goal = goal_state.clone();
     let task = TaskResources {
         name: env.name().to_string(),
@@ -162,10 +201,10 @@ fn maze_env(ctx: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_cor
         model: Some(ModelHandle::of(maze::MazeModel::new(m))),
         cost: Some(Arc::new(move || {
             let mut c = maze::cost();
-            c.set_goal(Some(ndarray::Array1::from(cost_goal.clone())));
+            c.set_goal(cost_goal.clone().map(ndarray::Array1::from));
             c
         })),
-        goal: Some(goal_state),
+        goal: goal_state,
     };
     Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
 }

@@ -96,7 +96,7 @@ fn pendulum_env_matches_gymnasium() {
 #[test]
 fn pendulum_model_and_cost_match_gymnasium() {
     let fx = load("gym_pendulum.json", "Pendulum-v1");
-    let ctx = CostContext { goal: None, step: 0 };
+    let ctx = CostContext { goal: None, subgoal: None, step: 0 };
     for ep in &fx.episodes {
         for (t, r) in ep.steps.iter().enumerate() {
             let at = format!("seed {} step {t}", ep.seed);
@@ -148,7 +148,7 @@ fn cartpole_env_matches_gymnasium() {
 #[test]
 fn cartpole_model_matches_gymnasium_and_cost_flags_failures() {
     let fx = load("gym_cartpole.json", "CartPole-v1");
-    let ctx = CostContext { goal: None, step: 0 };
+    let ctx = CostContext { goal: None, subgoal: None, step: 0 };
     for ep in &fx.episodes {
         for (t, r) in ep.steps.iter().enumerate() {
             let at = format!("seed {} step {t}", ep.seed);

@@ -66,4 +66,11 @@ pub trait Environment: Send {
     fn goal_dim(&self) -> Option<usize> {
         None
     }
+    /// Whether the episode begun by the last `reset` has succeeded so far,
+    /// for tasks with a success criterion (a maze: the goal was reached);
+    /// `None` (the default) when the task has none. Runners report it per
+    /// episode and as a success rate.
+    fn success(&self) -> Option<bool> {
+        None
+    }
 }

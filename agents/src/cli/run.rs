@@ -210,6 +210,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     println!("ami run: agent {name}, task {task}, planner {planner}, executor {kind}, {episodes} episode(s), seeds {seed_range}");
     let mut returns = Vec::new();
+    let mut outcomes = Outcomes::default();
     let mut plan_ms = Vec::new();
     let mut curve = Vec::new();
     let mut eval_runs = Vec::new();
@@ -223,6 +224,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         for (seed, r) in seeds.iter().zip(&results) {
             println!("episode seed {seed:>3}: return {:>10.3}  steps {:>4}  plan {:.2} ms/step{}", r.episode_return, r.steps, r.mean_plan_ms, mode_note(r));
             modes.add(r);
+            outcomes.add(r);
             returns.push(r.episode_return);
             plan_ms.push(r.mean_plan_ms);
         }
@@ -287,6 +289,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 )
             });
             modes.add(&r);
+            outcomes.add(&r);
             returns.push(r.episode_return);
             plan_ms.push(r.mean_plan_ms);
             curve.push(serde_json::json!({
@@ -305,7 +308,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
     let mean_ms = plan_ms.iter().sum::<f64>() / plan_ms.len().max(1) as f64;
-    println!("mean return over {} episode(s): {mean:.3}  (mean plan time {mean_ms:.2} ms)", returns.len());
+    println!("mean return over {} episode(s): {mean:.3}  (mean plan time {mean_ms:.2} ms){}", returns.len(), outcomes.note());
     if args.json {
         let mut out = serde_json::json!({
             "agent": name,
@@ -319,6 +322,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "mean_plan_ms": mean_ms,
             "modes": modes.json(),
         });
+        outcomes.write(&mut out);
         if copies > 1 {
             out["copies"] = serde_json::json!(copies);
         }
@@ -432,8 +436,53 @@ fn eval_summary(after: usize, seeds: &[u64], results: &[ami_agents::EpisodeResul
     results.iter().for_each(|r| modes.add(r));
     let rets: Vec<f64> = results.iter().map(|r| r.episode_return).collect();
     let mean = rets.iter().sum::<f64>() / rets.len().max(1) as f64;
-    let line = format!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s){}", rets.len(), modes.note());
-    (line, serde_json::json!({ "after_episode": after, "seeds": seeds, "returns": rets, "mean_return": mean, "modes": modes.json() }))
+    let mut outcomes = Outcomes::default();
+    results.iter().for_each(|r| outcomes.add(r));
+    let line = format!("evaluation after {after} episode(s): mean return {mean:.3} over {} seed(s){}{}", rets.len(), modes.note(), outcomes.note());
+    let mut json = serde_json::json!({ "after_episode": after, "seeds": seeds, "returns": rets, "mean_return": mean, "modes": modes.json() });
+    outcomes.write(&mut json);
+    (line, json)
+}
+
+/// Per episode: whether it succeeded (tasks with a success criterion) and
+/// its world-model evaluations per decision.
+#[derive(Debug, Default, Clone)]
+struct Outcomes {
+    success: Vec<Option<bool>>,
+    evaluations: Vec<f64>,
+}
+
+impl Outcomes {
+    fn add(&mut self, r: &ami_agents::EpisodeResult) {
+        self.success.push(r.success);
+        self.evaluations.push(r.evaluations_per_decision());
+    }
+    /// The success rate, when every episode has a success criterion.
+    fn rate(&self) -> Option<f64> {
+        let known: Option<Vec<bool>> = self.success.iter().copied().collect();
+        known.filter(|k| !k.is_empty()).map(|k| k.iter().filter(|&&b| b).count() as f64 / k.len() as f64)
+    }
+    fn mean_evaluations(&self) -> f64 {
+        self.evaluations.iter().sum::<f64>() / self.evaluations.len().max(1) as f64
+    }
+    /// `; success N/M (P%)` and the evaluations per decision.
+    fn note(&self) -> String {
+        let mut note = String::new();
+        if let Some(rate) = self.rate() {
+            let n = self.success.iter().filter(|s| **s == Some(true)).count();
+            note += &format!("; success {n}/{} ({:.0}%)", self.success.len(), 100.0 * rate);
+        }
+        if self.mean_evaluations() > 0.0 {
+            note += &format!("; {:.0} world-model evaluations per decision", self.mean_evaluations());
+        }
+        note
+    }
+    fn write(&self, out: &mut serde_json::Value) {
+        out["success"] = serde_json::json!(self.success);
+        out["success_rate"] = serde_json::json!(self.rate());
+        out["evaluations_per_decision"] = serde_json::json!(self.evaluations);
+        out["mean_evaluations_per_decision"] = serde_json::json!(self.mean_evaluations());
+    }
 }
 
 /// How many decisions each mode made, and their total wall time.
@@ -485,6 +534,9 @@ impl ModeCounts {
 /// `  explored K` for one with exploration actions.
 fn mode_note(r: &ami_agents::EpisodeResult) -> String {
     let mut note = String::new();
+    if let Some(ok) = r.success {
+        note += if ok { "  success" } else { "  failure" };
+    }
     if r.reactive.0 > 0 {
         note += &format!("  Mode-1 {} / Mode-2 {}", r.reactive.0, r.planned.0);
     }

@@ -371,7 +371,7 @@ mod tests {
                 assert!((n[[0, j]] - step.observation[j]).abs() <= 1e-4 * step.observation[j].abs().max(1.0));
             }
         }
-        let ctx = CostContext { goal: None, step: 0 };
+        let ctx = CostContext { goal: None, subgoal: None, step: 0 };
         let states = array![[0.0f32, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]];
         let next = array![[0.0f32, 0.0, 0.0, 0.0], [0.0, 0.0, 0.1, 0.0], [0.0, 0.0, 0.25, 0.0]];
         let actions = array![[0.0f32], [0.0], [0.0]];

@@ -160,6 +160,99 @@ impl Maze {
         [c as f64 + 0.5, (self.rows - 1 - r) as f64 + 0.5]
     }
 
+    /// Whether free cell (`r`, `c`) is a doorway: walls on both sides
+    /// along one axis (left and right, or above and below).
+    fn is_door(&self, r: usize, c: usize) -> bool {
+        let (r, c) = (r as i64, c as i64);
+        !self.is_wall_cell(r, c)
+            && ((self.is_wall_cell(r, c - 1) && self.is_wall_cell(r, c + 1)) || (self.is_wall_cell(r - 1, c) && self.is_wall_cell(r + 1, c)))
+    }
+
+    /// The rooms: the free cells that are not doorways (see
+    /// [`Maze::is_door`]), grouped by 4-connectivity, each as its cells
+    /// `(row, column)` in reading order, the rooms ordered by their first
+    /// cell. A maze of corridors only (the U-maze) has none.
+    pub fn rooms(&self) -> Vec<Vec<(usize, usize)>> {
+        let mut room = vec![usize::MAX; self.rows * self.cols];
+        let mut rooms = Vec::new();
+        for r0 in 0..self.rows {
+            for c0 in 0..self.cols {
+                if self.wall[r0 * self.cols + c0] || self.is_door(r0, c0) || room[r0 * self.cols + c0] != usize::MAX {
+                    continue;
+                }
+                let id = rooms.len();
+                let mut cells = Vec::new();
+                let mut stack = vec![(r0, c0)];
+                room[r0 * self.cols + c0] = id;
+                while let Some((r, c)) = stack.pop() {
+                    cells.push((r, c));
+                    let near = [(r.wrapping_sub(1), c), (r + 1, c), (r, c.wrapping_sub(1)), (r, c + 1)];
+                    for (nr, nc) in near {
+                        if nr < self.rows
+                            && nc < self.cols
+                            && !self.wall[nr * self.cols + nc]
+                            && !self.is_door(nr, nc)
+                            && room[nr * self.cols + nc] == usize::MAX
+                        {
+                            room[nr * self.cols + nc] = id;
+                            stack.push((nr, nc));
+                        }
+                    }
+                }
+                cells.sort_unstable();
+                rooms.push(cells);
+            }
+        }
+        rooms
+    }
+
+    /// A start and a goal drawn from `seed`: the centres of two cells of
+    /// different rooms (rooms chosen uniformly, then a cell in each), or of
+    /// two different free cells when the maze has fewer than two rooms.
+    /// The same seed gives the same pair on every machine.
+    pub fn room_pair(&self, seed: u64) -> ([f64; 2], [f64; 2]) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let rooms = self.rooms();
+        let (a, b) = if rooms.len() >= 2 {
+            let i = rng.gen_range(0..rooms.len());
+            let mut j = rng.gen_range(0..rooms.len() - 1);
+            if j >= i {
+                j += 1;
+            }
+            (rooms[i][rng.gen_range(0..rooms[i].len())], rooms[j][rng.gen_range(0..rooms[j].len())])
+        } else {
+            let free: Vec<(usize, usize)> =
+                (0..self.rows).flat_map(|r| (0..self.cols).map(move |c| (r, c))).filter(|&(r, c)| !self.wall[r * self.cols + c]).collect();
+            let i = rng.gen_range(0..free.len());
+            let mut j = rng.gen_range(0..free.len().max(2) - 1);
+            if j >= i && free.len() > 1 {
+                j += 1;
+            }
+            (free[i], free[j.min(free.len() - 1)])
+        };
+        (self.cell_center(a.0, a.1), self.cell_center(b.0, b.1))
+    }
+
+    /// Moves the point `p` by `d` in straight increments of at most 0.1
+    /// (so no wall is crossed), one axis at a time as [`Maze::step`] does:
+    /// a move into a wall stops on that axis. The configured model of a
+    /// high planning level.
+    pub fn slide(&self, p: [f64; 2], d: [f64; 2]) -> [f64; 2] {
+        let n = (d[0].abs().max(d[1].abs()) / 0.1).ceil().max(1.0) as usize;
+        let (dx, dy) = (d[0] / n as f64, d[1] / n as f64);
+        let [mut x, mut y] = p;
+        for _ in 0..n {
+            if self.is_free(x + dx, y) {
+                x += dx;
+            }
+            if self.is_free(x, y + dy) {
+                y += dy;
+            }
+        }
+        [x, y]
+    }
+
     /// One step of the dynamics from `[x, y, vx, vy]` under force `f`
     /// (clipped to the bounds), in `f64`.
     pub fn step(&self, s: [f64; 4], f: [f64; 2]) -> [f64; 4] {
@@ -190,6 +283,8 @@ pub struct MazeEnv {
     state: [f64; 4],
     steps: usize,
     name: String,
+    room_pairs: bool,
+    reached: bool,
 }
 
 impl MazeEnv {
@@ -202,7 +297,17 @@ impl MazeEnv {
             }
         }
         let name = format!("maze:{}", maze.name());
-        Ok(Self { maze, start, goal, max_steps, state: [start[0], start[1], 0.0, 0.0], steps: 0, name })
+        Ok(Self { maze, start, goal, max_steps, state: [start[0], start[1], 0.0, 0.0], steps: 0, name, room_pairs: false, reached: false })
+    }
+    /// Draws each episode's start and goal from its seed
+    /// ([`Maze::room_pair`]: in different rooms) instead of the fixed ones.
+    pub fn with_room_pairs(mut self) -> Self {
+        self.room_pairs = true;
+        self
+    }
+    /// The episode's start and goal positions.
+    pub fn endpoints(&self) -> ([f64; 2], [f64; 2]) {
+        (self.start, self.goal)
     }
     /// The maze.
     pub fn maze(&self) -> &Arc<Maze> {
@@ -237,11 +342,15 @@ impl Environment for MazeEnv {
     fn max_steps(&self) -> usize {
         self.max_steps
     }
-    /// Every episode starts at rest at `start` (the seed does not matter:
-    /// start and goal are the task).
-    fn reset(&mut self, _seed: u64) -> Result<Array1<f32>> {
+    /// Every episode starts at rest at `start` (the seed does not matter
+    /// unless start and goal are drawn per episode, from the seed).
+    fn reset(&mut self, seed: u64) -> Result<Array1<f32>> {
+        if self.room_pairs {
+            (self.start, self.goal) = self.maze.room_pair(seed);
+        }
         self.state = [self.start[0], self.start[1], 0.0, 0.0];
         self.steps = 0;
+        self.reached = false;
         Ok(self.observation())
     }
     fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
@@ -249,6 +358,7 @@ impl Environment for MazeEnv {
         self.steps += 1;
         let d = (self.state[0] - self.goal[0]).hypot(self.state[1] - self.goal[1]);
         let terminated = d < SUCCESS_RADIUS;
+        self.reached |= terminated;
         Ok(Step { observation: self.observation(), reward: -d, terminated, truncated: !terminated && self.steps >= self.max_steps })
     }
     fn goal(&self) -> Option<Array1<f32>> {
@@ -256,6 +366,10 @@ impl Environment for MazeEnv {
     }
     fn goal_dim(&self) -> Option<usize> {
         Some(4)
+    }
+    /// The goal was reached (within [`SUCCESS_RADIUS`]) this episode.
+    fn success(&self) -> Option<bool> {
+        Some(self.reached)
     }
 }
 
@@ -287,6 +401,42 @@ impl WorldModel for MazeModel {
             for (d, v) in n.iter_mut().zip(out) {
                 *d = v as f32;
             }
+        }
+        Ok(())
+    }
+}
+
+/// The configured model of a high planning level in a maze: the state is
+/// the position `[x, y]`, an action `a` in `[-1, 1]^2` a displacement of
+/// `reach * a` made by sliding along the walls ([`Maze::slide`]). One step
+/// stands for about `reach / 0.1` ticks at top speed. The walls are given;
+/// a learned model finds them from data instead.
+#[derive(Debug, Clone)]
+pub struct MazeCoarseModel {
+    maze: Arc<Maze>,
+    reach: f64,
+}
+
+impl MazeCoarseModel {
+    /// Displacements of up to `reach` cells a step in `maze`.
+    pub fn new(maze: Arc<Maze>, reach: f64) -> Self {
+        Self { maze, reach }
+    }
+}
+
+impl WorldModel for MazeCoarseModel {
+    fn state_dim(&self) -> usize {
+        2
+    }
+    fn action_dim(&self) -> usize {
+        2
+    }
+    fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
+        for ((s, a), mut n) in states.rows().into_iter().zip(actions.rows()).zip(next.rows_mut()) {
+            let d = [self.reach * f64::from(a[0]).clamp(-1.0, 1.0), self.reach * f64::from(a[1]).clamp(-1.0, 1.0)];
+            let p = self.maze.slide([f64::from(s[0]), f64::from(s[1])], d);
+            n[0] = p[0] as f32;
+            n[1] = p[1] as f32;
         }
         Ok(())
     }

@@ -311,7 +311,7 @@ mod tests {
             let a = array![[u]];
             model.predict(s.view(), a.view(), n.view_mut()).unwrap();
             out.fill(0.5);
-            PendulumCost.add_cost(&CostContext { goal: None, step: 0 }, 2.0, s.view(), a.view(), n.view(), out.view_mut());
+            PendulumCost.add_cost(&CostContext { goal: None, subgoal: None, step: 0 }, 2.0, s.view(), a.view(), n.view(), out.view_mut());
             let step = env.step(a.row(0)).unwrap();
             for j in 0..3 {
                 assert!((n[[0, j]] - step.observation[j]).abs() < 1e-4, "{n} vs {}", step.observation);

@@ -138,6 +138,25 @@ pub struct EpisodeResult {
     pub planned: (u64, f64),
     /// Exploration actions (neither mode) and their mean wall time.
     pub explored: (u64, f64),
+    /// Whether the episode succeeded, for tasks with a success criterion
+    /// ([`ami_core::Environment::success`]).
+    pub success: Option<bool>,
+    /// World-model evaluations (one state stepped once) of the episode's
+    /// planning, by the actor and every `level` node together.
+    pub evaluations: u64,
+}
+
+impl EpisodeResult {
+    /// World-model evaluations per decision of the actor (0 without
+    /// decisions).
+    pub fn evaluations_per_decision(&self) -> f64 {
+        let decisions = self.reactive.0 + self.planned.0 + self.explored.0;
+        if decisions == 0 {
+            0.0
+        } else {
+            self.evaluations as f64 / decisions as f64
+        }
+    }
 }
 
 /// Typed handles on an agent's modules, readable while and after it runs
@@ -151,6 +170,8 @@ pub struct Handles {
     pub env: Option<EnvHandle>,
     /// The first actor node's statistics and last plan.
     pub actor: Option<ActorHandle>,
+    /// The `level` nodes' statistics and subgoals, by node name.
+    pub levels: std::collections::BTreeMap<String, crate::level::LevelHandle>,
     /// The first memory node's memory.
     pub memory: Option<MemoryHandle>,
     /// The world model the planner rolls out (agents built in code).
@@ -201,6 +222,7 @@ impl Agent {
         let mut env_handle = None;
         let (mut actor_handle, mut memory) = (None, None);
         let mut trainers = std::collections::BTreeMap::new();
+        let mut levels = std::collections::BTreeMap::new();
         for name in exec.node_names().to_vec() {
             exec.inspect(&name, &mut |n| {
                 let Some(any) = n.as_any() else { return };
@@ -214,6 +236,8 @@ impl Agent {
                     }
                 } else if let Some(m) = any.downcast_ref::<MemoryNode>() {
                     memory.get_or_insert_with(|| m.memory().clone());
+                } else if let Some(l) = any.downcast_ref::<crate::level::LevelNode>() {
+                    levels.insert(name.clone(), l.handle());
                 } else if let Some(t) = any.downcast_ref::<crate::learn::TrainerNode>() {
                     trainers.insert(name.clone(), t.handle());
                 } else if let Some(t) = any.downcast_ref::<crate::learn::CriticTrainerNode>() {
@@ -226,6 +250,7 @@ impl Agent {
         let handles = Handles {
             env: env_handle,
             actor: actor_handle,
+            levels,
             memory,
             model: None,
             models: Default::default(),
@@ -255,6 +280,12 @@ impl Agent {
     /// The name of the environment node.
     pub fn environment(&self) -> &str {
         &self.env
+    }
+
+    /// World-model evaluations of the actor and the levels since the agent
+    /// was built.
+    fn evaluations(&self) -> u64 {
+        self.handles.actor.as_ref().map_or(0, |a| a.stats().evaluations) + self.handles.levels.values().map(|l| l.stats().evaluations).sum::<u64>()
     }
 
     /// Typed handles on the agent's modules.
@@ -290,6 +321,7 @@ impl Agent {
     /// (to read outputs, e.g. the actions, after every tick).
     pub fn run_episode_with(&mut self, seed: u64, mut on_tick: impl FnMut(u64, &dyn Executor)) -> Result<EpisodeResult> {
         self.exec.reset(seed)?;
+        let evaluations_before = self.evaluations();
         let mut plan_ms = 0.0;
         let mut decisions = 0u64;
         // (count, total ms) of Mode-1 and Mode-2 decisions.
@@ -322,7 +354,10 @@ impl Agent {
             }
         }
         self.exec.finish()?;
+        let success = self.handles.env.as_ref().and_then(|e| e.status().success);
         Ok(EpisodeResult {
+            success,
+            evaluations: self.evaluations() - evaluations_before,
             seed,
             episode_return,
             steps: self.exec.ticks().saturating_sub(1) as usize,

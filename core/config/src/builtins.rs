@@ -219,6 +219,29 @@ pub fn check_planner_fits(planner: &dyn Planner, model: &dyn WorldModel, cost: &
     Ok(())
 }
 
+/// Sets the weights of the `weights` table (`{TERM = weight}`) on `cost`;
+/// an unknown term or a weight that is not a finite number is refused,
+/// naming it.
+fn apply_weights(cost: &mut ami_core::Cost, p: &Params) -> Result<()> {
+    let Some(table) = p.get("weights") else { return Ok(()) };
+    let ParamValue::Table(t) = table else {
+        return Err(CoreError::config("weights", format!("must be a table {{TERM = weight}}, got {}", table.type_name())));
+    };
+    for (term, v) in t {
+        let field = format!("weights.{term}");
+        let w = match v {
+            ParamValue::Float(x) => *x,
+            ParamValue::Int(x) => *x as f64,
+            other => return Err(CoreError::config(field, format!("must be a number, got {}", other.type_name()))),
+        };
+        if !(w.is_finite() && w.abs() <= f64::from(f32::MAX)) {
+            return Err(CoreError::config(field, format!("must be a finite number, got {w}")));
+        }
+        cost.set_weight(term, w as f32).map_err(|e| CoreError::config(field, e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// The parameters every planning actor takes besides its planner's own.
 pub fn planning_actor_params() -> Vec<ParamSpec> {
     vec![
@@ -333,9 +356,23 @@ pub fn register(r: &mut Registry) {
             "task",
             "the task's intrinsic cost of each observed transition (actors may plan under it: `cost = \"NODE\"`)",
             CostNode::ports(),
-            vec![],
-            |ctx, _| {
-                let cost = Shared::of(ctx.task()?.new_cost()?);
+            vec![
+                ParamSpec::new("weights", ParamType::Structured { what: "a table {TERM = weight}".into() }, "weights of the task's terms (default: the task's; a configurator may change them)"),
+                ParamSpec::new(
+                    "subgoal_weight",
+                    ParamType::float(0.0, 1e9),
+                    "adds a `subgoal` term (squared distance to the subgoal a `level` node sets on the `subgoal` port) with this weight",
+                ),
+            ],
+            |ctx, p| {
+                let task = ctx.task()?;
+                let mut cost = task.new_cost()?;
+                apply_weights(&mut cost, p)?;
+                if let Some(w) = p.f64_opt("subgoal_weight")? {
+                    cost.add_intrinsic(Arc::new(ami_core::SubgoalDistance::new(task.state_dim())), w as f32)
+                        .map_err(|e| CoreError::config("subgoal_weight", e.to_string()))?;
+                }
+                let cost = Shared::of(cost);
                 Ok(Built { cost: Some(cost.clone()), ..Built::node(CostNode::new(cost)) })
             },
         ),
@@ -559,8 +596,13 @@ impl Registry {
     /// Adds a planner: an `actor` implementation of the same name that
     /// plans with it (see [`planner_actor`]), listed by
     /// [`Registry::planners`].
+    /// A planner that searches boxes also gets a `level` implementation
+    /// of the same name (see [`crate::level::planner_level`]).
     pub fn register_planner(&mut self, decl: ami_planners::PlannerDecl) -> Result<()> {
         self.register(planner_actor(decl))?;
+        if decl.searches(&ami_core::ActionSpace::Box(ami_core::Bounds::symmetric(1, 1.0))) {
+            self.register(crate::level::planner_level(decl))?;
+        }
         self.planners.push(decl.name.to_string());
         Ok(())
     }

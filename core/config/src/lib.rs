@@ -44,6 +44,7 @@ pub mod builtins;
 pub mod distill;
 mod file;
 pub mod learn;
+pub mod level;
 mod load;
 pub mod nodes;
 mod registry;

@@ -97,6 +97,9 @@ pub struct ActorStats {
     pub planned: u64,
     /// Exploration actions (neither mode: uniform in the action bounds).
     pub explored: u64,
+    /// World-model evaluations (one state stepped once) of the planned
+    /// decisions: sequences evaluated times the horizon.
+    pub evaluations: u64,
     /// The last action.
     pub last_action: Option<Array1<f32>>,
     /// The last plan, for planning actors.
@@ -128,7 +131,8 @@ impl ActorHandle {
     }
 }
 
-/// The actor as a node: `state` (+ `modulation`, `done`, `model`) ->
+/// The actor as a node: `state` (+ `modulation`, `done`, `model`,
+/// `subgoal` from a `level` node, set on its cost) ->
 /// `action`, the wall time of the decision in `plan_ms`, which mode chose
 /// it in `mode` (1: Mode-1, a policy; 2: Mode-2, planned; 3: an
 /// exploration action; 0: no decision, the episode is over) and, in `teacher`, the planner's first action when
@@ -169,6 +173,7 @@ impl ActorNode {
             .input("cost", PortType::Model, false)
             .input("critic", PortType::Model, false)
             .input("policy", PortType::Model, false)
+            .input("subgoal", PortType::Subgoal, false)
             .output("action", PortType::Action)
             .output("plan_ms", PortType::Scalar)
             .output("mode", PortType::Scalar)
@@ -203,6 +208,7 @@ impl Node for ActorNode {
                 self.actor.modulate(m)?;
             }
         }
+        take_subgoal(&self.cost, inputs.vector_opt(7)?)?;
         if inputs.flag_opt(2)? == Some(true) {
             outputs.set_vector(0, self.last.view());
             outputs.set_scalar(1, 0.0);
@@ -220,6 +226,10 @@ impl Node for ActorNode {
         self.last.assign(&a);
         let plan = self.actor.last_plan().cloned();
         let decision = self.actor.last_decision();
+        let evaluations = match (&plan, decision) {
+            (Some(p), Decision::Planned) => (p.evaluated * p.actions.nrows()) as u64,
+            _ => 0,
+        };
         self.handle.update(|s| {
             s.decisions += 1;
             s.total_ms += ms;
@@ -228,7 +238,10 @@ impl Node for ActorNode {
                     s.reactive += 1;
                     s.reactive_ms += ms;
                 }
-                Decision::Planned => s.planned += 1,
+                Decision::Planned => {
+                    s.planned += 1;
+                    s.evaluations += evaluations;
+                }
                 Decision::Explored => s.explored += 1,
             }
             s.last_action = Some(a.clone());
@@ -252,17 +265,37 @@ impl Node for ActorNode {
 /// Cost modulations (weights, goal) arriving on `modulation` are applied
 /// before the cost is evaluated. `shared` is the reference port actors that
 /// plan under this (shared) cost are wired from.
+///
+/// Hierarchy: a subgoal arriving on `subgoal` (from a `level` node) is set
+/// on the cost ([`Modulation::Subgoal`](ami_core::Modulation::Subgoal)),
+/// and while one is set `progress` reports on it to the level above:
+/// `[subgoal energy of the current state, ticks since the subgoal last
+/// changed, the subgoal...]` (wire it back with a delayed edge).
 pub struct CostNode {
     cost: SharedCost,
     initial: CostSettings,
     out: Array1<f32>,
+    since: u64,
+    progress: Array1<f32>,
+}
+
+/// Applies a subgoal from a `subgoal` port to `cost` when it differs from
+/// the one set (bit for bit: NaN marks a free coordinate); returns whether
+/// it changed.
+pub(crate) fn take_subgoal(cost: &SharedCost, subgoal: Option<ndarray::ArrayView1<'_, f32>>) -> Result<bool> {
+    let Some(g) = subgoal else { return Ok(false) };
+    let same = cost.read().subgoal().is_some_and(|c| c.len() == g.len() && c.iter().zip(g.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
+    if !same {
+        cost.write().apply(&ami_core::Modulation::Subgoal(Some(g.to_vec())))?;
+    }
+    Ok(!same)
 }
 
 impl CostNode {
     /// A node evaluating `cost`'s intrinsic terms.
     pub fn new(cost: SharedCost) -> Self {
         let initial = cost.read().settings();
-        Self { cost, initial, out: Array1::zeros(1) }
+        Self { cost, initial, out: Array1::zeros(1), since: 0, progress: Array1::zeros(0) }
     }
     /// The ports of every cost node.
     pub fn ports() -> NodePorts {
@@ -271,8 +304,10 @@ impl CostNode {
             .input("prev_state", PortType::State, false)
             .input("prev_action", PortType::Action, false)
             .input("modulation", PortType::Modulation, false)
+            .input("subgoal", PortType::Subgoal, false)
             .output("cost", PortType::Cost)
             .output("shared", PortType::Model)
+            .output("progress", PortType::Progress)
     }
     /// The cost it evaluates (shared).
     pub fn cost(&self) -> &SharedCost {
@@ -289,14 +324,32 @@ impl Node for CostNode {
         self.cost.write().restore(&self.initial);
         Ok(())
     }
-    fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
         for m in inputs.modulations(3)? {
+            if matches!(m, ami_core::Modulation::Subgoal(_)) {
+                self.since = ctx.tick;
+            }
             self.cost.write().apply(m)?;
+        }
+        if take_subgoal(&self.cost, inputs.vector_opt(4)?)? || ctx.tick == 0 {
+            self.since = ctx.tick;
+        }
+        let next = inputs.vector(0)?;
+        {
+            let cost = self.cost.read();
+            if let (Some(g), Some(e)) = (cost.subgoal(), cost.subgoal_energy(next)) {
+                if self.progress.len() != 2 + g.len() {
+                    self.progress = Array1::zeros(2 + g.len());
+                }
+                self.progress[0] = e;
+                self.progress[1] = (ctx.tick - self.since) as f32;
+                self.progress.iter_mut().skip(2).zip(g.iter()).for_each(|(d, &v)| *d = v);
+                outputs.set_vector(2, self.progress.view());
+            }
         }
         let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) else {
             return Ok(());
         };
-        let next = inputs.vector(0)?;
         self.cost.read().step_energy(0, prev.insert_axis(Axis(0)), action.insert_axis(Axis(0)), next.insert_axis(Axis(0)), self.out.view_mut());
         outputs.set_scalar(0, f64::from(self.out[0]));
         Ok(())
@@ -444,6 +497,9 @@ pub struct EpisodeStatus {
     pub terminated: bool,
     /// The episode was cut off (by the environment or by its step limit).
     pub truncated: bool,
+    /// Whether the episode has succeeded so far, for tasks with a success
+    /// criterion ([`Environment::success`]).
+    pub success: Option<bool>,
 }
 
 impl EpisodeStatus {
@@ -543,6 +599,8 @@ impl Node for EnvNode {
         if ctx.tick == 0 {
             let obs = self.env.reset(ctx.seed)?;
             self.check_obs(&obs, "reset")?;
+            self.status.success = self.env.success();
+            self.handle.set(self.status);
             outputs.set_vector(0, obs.view());
             outputs.set_scalar(1, 0.0);
             outputs.set_flag(2, false);
@@ -572,6 +630,7 @@ impl Node for EnvNode {
         self.status.steps += 1;
         self.status.terminated = step.terminated;
         self.status.truncated = step.truncated || self.status.steps >= self.env.max_steps();
+        self.status.success = self.env.success();
         self.handle.set(self.status);
         outputs.set_vector(0, step.observation.view());
         outputs.set_scalar(1, step.reward);

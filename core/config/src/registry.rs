@@ -49,11 +49,14 @@ pub enum ModuleKind {
     /// Trains a module from the memory between episodes (a world model:
     /// `model = "NODE"`, `memory = "NODE"`).
     Trainer,
+    /// A planning level: plans in an abstract state with its own world
+    /// model and hands subgoals to the level below (hierarchy).
+    Level,
 }
 
 impl ModuleKind {
     /// Every kind.
-    pub const ALL: [ModuleKind; 10] = [
+    pub const ALL: [ModuleKind; 11] = [
         ModuleKind::Environment,
         ModuleKind::Perception,
         ModuleKind::Configurator,
@@ -64,6 +67,7 @@ impl ModuleKind {
         ModuleKind::Critic,
         ModuleKind::Policy,
         ModuleKind::Trainer,
+        ModuleKind::Level,
     ];
     /// The name used in agent files.
     pub fn name(self) -> &'static str {
@@ -78,6 +82,7 @@ impl ModuleKind {
             ModuleKind::Critic => "critic",
             ModuleKind::Policy => "policy",
             ModuleKind::Trainer => "trainer",
+            ModuleKind::Level => "level",
         }
     }
     /// The order nodes are built in: environments first (they supply the
@@ -384,6 +389,9 @@ impl Registry {
     pub fn register(&mut self, imp: Implementation) -> Result<()> {
         if imp.name.is_empty() {
             return Err(CoreError::config("implementation", "the name must not be empty"));
+        }
+        if let Some(dup) = imp.params.iter().enumerate().find(|(i, p)| imp.params[..*i].iter().any(|q| q.name == p.name)).map(|(_, p)| &p.name) {
+            return Err(CoreError::config(format!("{}/{}", imp.kind, imp.name), format!("parameter `{dup}` is declared twice")));
         }
         let key = (imp.kind, imp.name.clone());
         if self.impls.contains_key(&key) {

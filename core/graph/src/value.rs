@@ -21,8 +21,13 @@ pub enum PortType {
     Reward,
     /// An end-of-episode flag.
     Done,
-    /// A subgoal vector (from a higher planning level).
+    /// A subgoal vector (from a higher planning level): the state's width,
+    /// NaN where a coordinate is left free.
     Subgoal,
+    /// A lower level's report on the subgoal it pursues, for the level
+    /// above (bottom-up feedback): `[achieved cost, ticks spent, the
+    /// subgoal as held...]`.
+    Progress,
     /// Configurator modulation messages.
     Modulation,
     /// Any other scalar (timings, statistics).
@@ -41,7 +46,7 @@ impl PortType {
     /// The value kind that flows through ports of this type.
     pub fn value_kind(self) -> &'static str {
         match self {
-            PortType::Observation | PortType::State | PortType::Action | PortType::Subgoal => "vector",
+            PortType::Observation | PortType::State | PortType::Action | PortType::Subgoal | PortType::Progress => "vector",
             PortType::Cost | PortType::Reward | PortType::Scalar | PortType::Model | PortType::Memory => "scalar",
             PortType::Done => "flag",
             PortType::Modulation => "modulations",
@@ -59,6 +64,7 @@ impl std::fmt::Display for PortType {
             PortType::Reward => "reward",
             PortType::Done => "done",
             PortType::Subgoal => "subgoal",
+            PortType::Progress => "progress",
             PortType::Modulation => "modulation",
             PortType::Scalar => "scalar",
             PortType::Model => "model",

@@ -20,6 +20,11 @@ pub enum Modulation {
     },
     /// Set (or clear) the goal of goal-relative cost terms.
     Goal(Option<Vec<f32>>),
+    /// Set (or clear) the subgoal of subgoal terms
+    /// ([`SubgoalDistance`](crate::SubgoalDistance)): a vector of the
+    /// state's width, NaN where the subgoal leaves a coordinate free. A
+    /// higher planning level (a `level` node) sets it.
+    Subgoal(Option<Vec<f32>>),
     /// Set the planner's budget.
     Budget(Budget),
     /// Set the planner's horizon.

@@ -12,6 +12,10 @@ use crate::modules::{Modulation, TransitionBatch};
 pub struct CostContext<'a> {
     /// The current goal, if the configurator set one.
     pub goal: Option<ArrayView1<'a, f32>>,
+    /// The current subgoal, if a higher planning level set one: a vector
+    /// of the state's width in which NaN marks a coordinate the subgoal
+    /// leaves free ([`SubgoalDistance`] reads it).
+    pub subgoal: Option<ArrayView1<'a, f32>>,
     /// Step index within the rollout being evaluated.
     pub step: usize,
 }
@@ -45,6 +49,12 @@ pub trait IntrinsicCost: Send + Sync {
     /// is refused, so a 2-D fingertip goal is never silently compared with
     /// joint angles.
     fn goal_dim(&self) -> Option<usize> {
+        None
+    }
+    /// The width of the state this term reads subgoals against, if it
+    /// reads the subgoal (`None`, the default: it does not). A subgoal of
+    /// another width is refused.
+    fn subgoal_dim(&self) -> Option<usize> {
         None
     }
     /// The differentiable capability, for gradient planners; `None` (the
@@ -262,6 +272,90 @@ impl ActionPenalty {
     }
 }
 
+/// `sum_i q_i (s'_i - subgoal_i)^2` over the coordinates the subgoal fixes
+/// (NaN entries are free): the distance of the predicted state to the
+/// subgoal a higher planning level set (a `level` node's plan, through the
+/// cost node's `subgoal` port or [`Modulation::Subgoal`]). Zero while no
+/// subgoal is set. Named `subgoal` unless built with another name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubgoalDistance {
+    name: String,
+    weights: Vec<f32>,
+}
+
+impl SubgoalDistance {
+    /// The squared distance to the subgoal on a state of `state_dim`
+    /// coordinates, each weighted 1.
+    pub fn new(state_dim: usize) -> Self {
+        Self::weighted("subgoal", vec![1.0; state_dim])
+    }
+    /// The distance with per-coordinate weights (`weights.len()` is the
+    /// state's width).
+    pub fn weighted(name: impl Into<String>, weights: Vec<f32>) -> Self {
+        Self { name: name.into(), weights }
+    }
+    /// The unweighted distance of one state to `subgoal` (free
+    /// coordinates skipped): what a cost node reports as progress.
+    pub fn distance(&self, state: ArrayView1<'_, f32>, subgoal: ArrayView1<'_, f32>) -> f32 {
+        let mut c = 0.0;
+        for ((&s, &g), &q) in state.iter().zip(subgoal.iter()).zip(&self.weights) {
+            if q != 0.0 && !g.is_nan() {
+                c += q * (s - g) * (s - g);
+            }
+        }
+        c
+    }
+}
+
+impl IntrinsicCost for SubgoalDistance {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn add_cost(
+        &self,
+        ctx: &CostContext<'_>,
+        weight: f32,
+        _states: ArrayView2<'_, f32>,
+        _actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+    ) {
+        let Some(g) = ctx.subgoal else { return };
+        for (o, s) in out.iter_mut().zip(next_states.rows()) {
+            *o += weight * self.distance(s, g);
+        }
+    }
+    fn subgoal_dim(&self) -> Option<usize> {
+        Some(self.weights.len())
+    }
+    fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
+        Some(self)
+    }
+}
+
+impl DifferentiableCost for SubgoalDistance {
+    fn add_gradient(
+        &self,
+        ctx: &CostContext<'_>,
+        weight: f32,
+        _states: ArrayView2<'_, f32>,
+        _actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        _grad_states: ArrayViewMut2<'_, f32>,
+        _grad_actions: ArrayViewMut2<'_, f32>,
+        mut grad_next: ArrayViewMut2<'_, f32>,
+    ) {
+        let Some(g) = ctx.subgoal else { return };
+        for (b, s) in next_states.rows().into_iter().enumerate() {
+            for (i, ((&si, &gi), &q)) in s.iter().zip(g.iter()).zip(&self.weights).enumerate() {
+                if q != 0.0 && !gi.is_nan() {
+                    grad_next[[b, i]] += 2.0 * weight * q * (si - gi);
+                }
+            }
+        }
+    }
+}
+
 struct Term {
     name: String,
     term: Arc<dyn IntrinsicCost>,
@@ -280,6 +374,7 @@ struct CriticTerm {
 pub struct CostSettings {
     weights: Vec<f32>,
     goal: Option<Array1<f32>>,
+    subgoal: Option<Array1<f32>>,
 }
 
 /// The cost module [paper §3.2]: the energy
@@ -294,6 +389,7 @@ pub struct Cost {
     terms: Vec<Term>,
     critics: Vec<CriticTerm>,
     goal: Option<Array1<f32>>,
+    subgoal: Option<Array1<f32>>,
 }
 
 impl fmt::Debug for Cost {
@@ -383,8 +479,62 @@ impl Cost {
         self.goal = goal;
     }
 
-    /// Applies a configurator modulation that concerns the cost (weights and
-    /// goal). Returns `Ok(false)` for modulations addressed to other modules.
+    /// The subgoal that [`SubgoalDistance`] terms measure against (NaN:
+    /// a free coordinate).
+    pub fn subgoal(&self) -> Option<ArrayView1<'_, f32>> {
+        self.subgoal.as_ref().map(|g| g.view())
+    }
+
+    /// Sets (or clears) the subgoal.
+    pub fn set_subgoal(&mut self, subgoal: Option<Array1<f32>>) {
+        self.subgoal = subgoal;
+    }
+
+    /// Whether any term reads the subgoal ([`IntrinsicCost::subgoal_dim`]).
+    pub fn reads_subgoal(&self) -> bool {
+        self.terms.iter().any(|t| t.term.subgoal_dim().is_some())
+    }
+
+    /// The unweighted energy of the subgoal terms at `state` (how far it is
+    /// from the subgoal), or `None` without a subgoal or a term that
+    /// reads it: the achieved cost a lower level reports to the level
+    /// above.
+    pub fn subgoal_energy(&self, state: ArrayView1<'_, f32>) -> Option<f32> {
+        let g = self.subgoal.as_ref()?;
+        let ctx = CostContext { goal: self.goal(), subgoal: Some(g.view()), step: 0 };
+        let states = state.insert_axis(ndarray::Axis(0));
+        let actions = ndarray::Array2::<f32>::zeros((1, 0));
+        let mut out = [0.0f32];
+        let mut any = false;
+        for t in self.terms.iter().filter(|t| t.term.subgoal_dim().is_some()) {
+            t.term.add_cost(&ctx, 1.0, states, actions.view(), states, ArrayViewMut1::from(&mut out[..]));
+            any = true;
+        }
+        any.then_some(out[0])
+    }
+
+    /// Checks that a subgoal of width `width` fits every term that reads
+    /// it, and that it has a finite or NaN (free) entry in each place.
+    pub fn check_subgoal(&self, subgoal: &[f32]) -> Result<()> {
+        if subgoal.iter().any(|v| v.is_infinite()) {
+            return Err(CoreError::config("subgoal", "entries must be finite (or NaN for a free coordinate)"));
+        }
+        for t in &self.terms {
+            if let Some(d) = t.term.subgoal_dim() {
+                if d != subgoal.len() {
+                    return Err(CoreError::config(
+                        "subgoal",
+                        format!("the subgoal has {} entries, and cost term `{}` compares it with {d} state coordinates", subgoal.len(), t.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a configurator modulation that concerns the cost (weights,
+    /// goal, subgoal). Returns `Ok(false)` for modulations addressed to
+    /// other modules.
     pub fn apply(&mut self, m: &Modulation) -> Result<bool> {
         match m {
             Modulation::CostWeight { term, weight } => self.set_weight(term, *weight).map(|_| true),
@@ -395,13 +545,29 @@ impl Cost {
                 self.set_goal(g.clone().map(Array1::from));
                 Ok(true)
             }
+            Modulation::Subgoal(g) => {
+                if let Some(g) = g {
+                    if !self.reads_subgoal() {
+                        return Err(CoreError::config(
+                            "subgoal",
+                            format!(
+                                "a subgoal arrived and no term of the cost reads one (terms: {}); add a subgoal term (the task cost's `subgoal_weight`)",
+                                self.term_names().join(", ")
+                            ),
+                        ));
+                    }
+                    self.check_subgoal(g)?;
+                }
+                self.set_subgoal(g.clone().map(Array1::from));
+                Ok(true)
+            }
             _ => Ok(false),
         }
     }
 
     /// The context handed to the terms for rollout step `step`.
     pub fn context(&self, step: usize) -> CostContext<'_> {
-        CostContext { goal: self.goal(), step }
+        CostContext { goal: self.goal(), subgoal: self.subgoal(), step }
     }
 
     /// Writes the weighted intrinsic energy of each transition of the batch
@@ -426,7 +592,11 @@ impl Cost {
     /// The settings modulations change (every term's weight and the goal),
     /// to [`Cost::restore`] at the start of the next episode.
     pub fn settings(&self) -> CostSettings {
-        CostSettings { weights: self.terms.iter().map(|t| t.weight).chain(self.critics.iter().map(|c| c.weight)).collect(), goal: self.goal.clone() }
+        CostSettings {
+            weights: self.terms.iter().map(|t| t.weight).chain(self.critics.iter().map(|c| c.weight)).collect(),
+            goal: self.goal.clone(),
+            subgoal: self.subgoal.clone(),
+        }
     }
 
     /// Puts back settings taken with [`Cost::settings`] (terms added since
@@ -441,6 +611,7 @@ impl Cost {
             }
         }
         self.goal = s.goal.clone();
+        self.subgoal = s.subgoal.clone();
     }
 
     /// Checks that a goal of width `width` fits every term that reads the

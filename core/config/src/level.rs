@@ -1,0 +1,642 @@
+//! Hierarchical planning [paper §4.6-4.7]: a `level` node plans at a
+//! coarser time scale in an abstract state and hands the first state(s) of
+//! its plan down as the subgoal of the level below.
+//!
+//! Level k keeps some coordinates of the agent's state (`dims`: its
+//! abstract state is a projection), plans with its own world model (one
+//! step of it stands for `step_ticks` ticks; its actions are
+//! abstract, e.g. a target displacement) under a cost that is the distance
+//! to its own target (the level above's subgoal, or the task's goal), with
+//! any planner, every `period` ticks. Its plan's state after
+//! `subgoal_step` steps, written into a vector of the state's width with
+//! NaN in the coordinates it leaves free, goes out on `subgoal`: a cost
+//! node's (or actor's, or lower level's) `subgoal` port sets it on the
+//! cost below, where [`SubgoalDistance`] terms measure the distance of the
+//! predicted states to it.
+//!
+//! Bottom-up feedback: the level below reports on `progress` how far it is
+//! from the subgoal it holds, how long it has held it and which subgoal
+//! that is. With `feedback = "replan"` the level plans again as soon as its
+//! subgoal is reached (within `reached`) or proves unreachable (no
+//! progress for `patience` ticks) instead of waiting for its period; with
+//! `feedback = "refine"` it also remembers each unreachable subgoal for the
+//! rest of the episode and plans around it (a bump of `avoid_weight` and
+//! width `avoid_radius` in its cost): what the level below achieved
+//! corrects the model of the level above. `feedback = "off"` is plain
+//! top-down planning.
+//!
+//! A level is a graph node like any other: give it a `rate` to check less
+//! often than every tick, and `background = true` to run it on its own
+//! thread in the parallel executor (its subgoal then reaches the level
+//! below `rate` ticks later, in both executors alike). Levels stack: a
+//! level's `subgoal` input takes the level above's `subgoal`, and its
+//! `progress` output reports to it.
+
+use std::sync::{Arc, Mutex};
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+
+use ami_core::{
+    ActionSpace, Bounds, CoreError, Cost, CostContext, DifferentiableCost, IntrinsicCost, ModelHandle, Modulation, ParamSpec, ParamType, ParamValue, Params,
+    PlanRequest, Planner, Result, SubgoalDistance,
+};
+use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
+use ami_planners::PlannerDecl;
+
+use crate::registry::{BuildContext, Built, Implementation, ModuleKind};
+
+/// How a level uses the progress the level below reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    /// Plain top-down: plan every `period` ticks, whatever happens below.
+    Off,
+    /// Plan again early when the subgoal is reached or proves unreachable.
+    Replan,
+    /// As `Replan`, and plan around each unreachable subgoal for the rest
+    /// of the episode.
+    Refine,
+}
+
+impl Feedback {
+    /// From its name in agent files.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "off" => Ok(Feedback::Off),
+            "replan" => Ok(Feedback::Replan),
+            "refine" => Ok(Feedback::Refine),
+            _ => Err(CoreError::config("feedback", format!("`{s}` is not one of: off, replan, refine"))),
+        }
+    }
+}
+
+/// A level's settings besides its planner's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelSettings {
+    /// The coordinates of the agent's state the level keeps (its abstract
+    /// state, in this order).
+    pub dims: Vec<usize>,
+    /// The width of the agent's state (of the subgoals it writes).
+    pub state_dim: usize,
+    /// Ticks between two plans (at most; feedback may plan sooner).
+    pub period: u64,
+    /// Which state of the plan becomes the subgoal (1: the first predicted).
+    pub subgoal_step: usize,
+    /// What the level does with the progress reported from below.
+    pub feedback: Feedback,
+    /// Distance (in the abstract state) within which a subgoal is reached.
+    pub reached: f32,
+    /// Ticks in which the distance to a subgoal must fall by
+    /// `min_progress`, or the subgoal is unreachable.
+    pub patience: u64,
+    /// Least decrease of the distance in `patience` ticks that counts as
+    /// progress.
+    pub min_progress: f32,
+    /// Width of the bump an unreachable subgoal leaves in the cost.
+    pub avoid_radius: f32,
+    /// Height of that bump, per plan step.
+    pub avoid_weight: f32,
+}
+
+impl LevelSettings {
+    /// Checks the settings; errors name the parameter.
+    pub fn validate(&self) -> Result<()> {
+        if self.dims.is_empty() {
+            return Err(CoreError::config("dims", "keep at least one state coordinate"));
+        }
+        if let Some(&d) = self.dims.iter().find(|&&d| d >= self.state_dim) {
+            return Err(CoreError::config("dims", format!("coordinate {d} is outside the state (width {})", self.state_dim)));
+        }
+        let mut sorted = self.dims.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(CoreError::config("dims", format!("{:?} names a coordinate twice", self.dims)));
+        }
+        for (field, v) in
+            [("reached", self.reached), ("avoid_radius", self.avoid_radius), ("avoid_weight", self.avoid_weight), ("min_progress", self.min_progress)]
+        {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(CoreError::config(field, format!("must be finite and at least 0, got {v}")));
+            }
+        }
+        if self.avoid_radius == 0.0 && self.feedback == Feedback::Refine {
+            return Err(CoreError::config("avoid_radius", "must be above 0 with feedback = \"refine\""));
+        }
+        Ok(())
+    }
+}
+
+/// What a level did, readable from outside the graph through a
+/// [`LevelHandle`] (cumulative since the agent was built, except
+/// `subgoals`, which is the current episode's).
+#[derive(Debug, Clone, Default)]
+pub struct LevelStats {
+    /// Plans made.
+    pub plans: u64,
+    /// Plans made early because the subgoal was reached.
+    pub reached: u64,
+    /// Subgoals the level below could not reach (each planned again).
+    pub unreachable: u64,
+    /// World-model evaluations (one abstract state stepped once) of all
+    /// plans.
+    pub evaluations: u64,
+    /// The subgoals of this episode, in the abstract state, with the tick
+    /// each was planned at.
+    pub subgoals: Vec<(u64, Vec<f32>)>,
+    /// The points planned around this episode (unreachable subgoals).
+    pub avoided: Vec<Vec<f32>>,
+}
+
+/// A handle on a level node's [`LevelStats`] (cloning shares it).
+#[derive(Debug, Clone, Default)]
+pub struct LevelHandle(Arc<Mutex<LevelStats>>);
+
+impl LevelHandle {
+    /// A copy of the statistics now.
+    pub fn stats(&self) -> LevelStats {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn update(&self, f: impl FnOnce(&mut LevelStats)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// `weight * sum_p (1 - d_p^2 / r^2)^2` over the points `p` within `r`,
+/// where `d_p` is the distance from `p` to the segment from `s` to `s'`:
+/// bumps at the points a level was told it cannot get through, so its
+/// plans go round them. The segment, not only the state reached, is
+/// priced, so a coarse step cannot jump over a bump; a bump is zero beyond
+/// its radius, so it never pushes a plan away from a goal elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvoidCost {
+    points: Vec<Vec<f32>>,
+    radius: f32,
+}
+
+impl AvoidCost {
+    /// Bumps of width `radius` at `points`.
+    pub fn new(points: Vec<Vec<f32>>, radius: f32) -> Self {
+        Self { points, radius }
+    }
+    /// The closest point's parameter `t` in `[0, 1]` on the segment from
+    /// `a` to `b`, and its squared distance to `p`.
+    fn closest(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>, p: &[f32]) -> (f32, f32) {
+        let (mut ab, mut ap) = (0.0f32, 0.0f32);
+        for ((&x, &y), &q) in a.iter().zip(b.iter()).zip(p) {
+            ab += (y - x) * (y - x);
+            ap += (q - x) * (y - x);
+        }
+        let t = if ab > 0.0 { (ap / ab).clamp(0.0, 1.0) } else { 0.0 };
+        let d2 = a.iter().zip(b.iter()).zip(p).map(|((&x, &y), &q)| (x + t * (y - x) - q).powi(2)).sum();
+        (t, d2)
+    }
+}
+
+impl IntrinsicCost for AvoidCost {
+    fn name(&self) -> &str {
+        "avoid"
+    }
+    fn add_cost(
+        &self,
+        _ctx: &CostContext<'_>,
+        weight: f32,
+        states: ArrayView2<'_, f32>,
+        _actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+    ) {
+        let k = 1.0 / (self.radius * self.radius);
+        for ((o, a), b) in out.iter_mut().zip(states.rows()).zip(next_states.rows()) {
+            *o += weight * self.points.iter().map(|p| (1.0 - Self::closest(a, b, p).1 * k).max(0.0).powi(2)).sum::<f32>();
+        }
+    }
+    fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
+        Some(self)
+    }
+}
+
+/// The gradient at the closest point (the envelope theorem: the minimum
+/// over `t` moves with the segment, its `t` held).
+impl DifferentiableCost for AvoidCost {
+    fn add_gradient(
+        &self,
+        _ctx: &CostContext<'_>,
+        weight: f32,
+        states: ArrayView2<'_, f32>,
+        _actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
+        mut grad_states: ArrayViewMut2<'_, f32>,
+        _grad_actions: ArrayViewMut2<'_, f32>,
+        mut grad_next: ArrayViewMut2<'_, f32>,
+    ) {
+        let k = 1.0 / (self.radius * self.radius);
+        for (r, (a, b)) in states.rows().into_iter().zip(next_states.rows()).enumerate() {
+            for p in &self.points {
+                let (t, d2) = Self::closest(a, b, p);
+                let u = 1.0 - d2 * k;
+                if u <= 0.0 {
+                    continue;
+                }
+                // d/dc of w (1 - k |c - p|^2)^2 = -4 k w (1 - k |c - p|^2) (c - p).
+                let g = -4.0 * k * weight * u;
+                for i in 0..a.len() {
+                    let c = a[i] + t * (b[i] - a[i]) - p[i];
+                    grad_states[[r, i]] += g * c * (1.0 - t);
+                    grad_next[[r, i]] += g * c * t;
+                }
+            }
+        }
+    }
+}
+
+/// Where a level stands on the subgoal it handed down.
+#[derive(Debug, Clone, Default)]
+struct Tracking {
+    /// The subgoal progress is measured on (abstract state).
+    anchor: Option<Array1<f32>>,
+    /// Its distance when the current window began, and that tick.
+    start: f32,
+    since: u64,
+}
+
+/// A planning level as a graph node: `state` (the agent's), `goal` (the
+/// configurator's modulations: the task's goal), `subgoal` (the level
+/// above's, if any), `progress` (the level below's report, through a
+/// delayed edge), `model` (its world model) -> `subgoal` (for the level
+/// below) and `progress` (its own report to the level above).
+pub struct LevelNode {
+    planner: Box<dyn Planner>,
+    model: ModelHandle,
+    settings: LevelSettings,
+    cost: Cost,
+    /// The task's goal, in the agent's state (as the configurator set it).
+    goal: Option<Array1<f32>>,
+    initial_goal: Option<Array1<f32>>,
+    /// The level's target in its abstract state (NaN: free).
+    target: Option<Array1<f32>>,
+    target_since: u64,
+    /// The current subgoal: abstract, and as written for the level below.
+    subgoal: Option<Array1<f32>>,
+    out: Array1<f32>,
+    last_plan: Option<u64>,
+    tracking: Tracking,
+    avoided: Vec<Vec<f32>>,
+    progress: Array1<f32>,
+    handle: LevelHandle,
+}
+
+impl LevelNode {
+    /// A level planning with `planner` through `model` (whose state is the
+    /// `dims` of the agent's state), towards `goal` (in the agent's state)
+    /// until a configurator or the level above says otherwise.
+    pub fn new(planner: Box<dyn Planner>, model: ModelHandle, settings: LevelSettings, goal: Option<Vec<f32>>) -> Result<Self> {
+        settings.validate()?;
+        let m = model.get();
+        if m.state_dim() != settings.dims.len() {
+            return Err(CoreError::config(
+                "model",
+                format!(
+                    "the level keeps {} state coordinates (dims {:?}) and its world model's state has {}",
+                    settings.dims.len(),
+                    settings.dims,
+                    m.state_dim()
+                ),
+            ));
+        }
+        if m.action_dim() != planner.action_dim() {
+            return Err(CoreError::config(
+                "model",
+                format!("the world model's actions have {} entries and the planner's {}", m.action_dim(), planner.action_dim()),
+            ));
+        }
+        if let Some(g) = &goal {
+            check_goal(g, &settings)?;
+        }
+        let cost = level_cost(settings.dims.len(), &[], &settings)?;
+        crate::builtins::check_planner_fits(planner.as_ref(), m.as_ref(), &cost, m.action_dim())?;
+        drop(m);
+        let initial_goal = goal.map(Array1::from);
+        let out = Array1::from_elem(settings.state_dim, f32::NAN);
+        Ok(Self {
+            planner,
+            model,
+            settings,
+            cost,
+            goal: initial_goal.clone(),
+            initial_goal,
+            target: None,
+            target_since: 0,
+            subgoal: None,
+            out,
+            last_plan: None,
+            tracking: Tracking::default(),
+            avoided: Vec::new(),
+            progress: Array1::zeros(0),
+            handle: LevelHandle::default(),
+        })
+    }
+    /// The ports of every level node.
+    pub fn ports() -> NodePorts {
+        NodePorts::new()
+            .input("state", PortType::State, true)
+            .input("goal", PortType::Modulation, false)
+            .input("subgoal", PortType::Subgoal, false)
+            .input("progress", PortType::Progress, false)
+            .input("model", PortType::Model, false)
+            .output("subgoal", PortType::Subgoal)
+            .output("progress", PortType::Progress)
+    }
+    /// A handle on the level's statistics.
+    pub fn handle(&self) -> LevelHandle {
+        self.handle.clone()
+    }
+    /// The level's settings.
+    pub fn settings(&self) -> &LevelSettings {
+        &self.settings
+    }
+
+    fn abstract_state(&self, s: ArrayView1<'_, f32>) -> Array1<f32> {
+        self.settings.dims.iter().map(|&d| s[d]).collect()
+    }
+
+    /// Plans from `z` and returns the subgoal (abstract state).
+    fn plan(&mut self, z: &Array1<f32>) -> Result<Array1<f32>> {
+        let model = self.model.get();
+        let plan = self.planner.plan(&PlanRequest::new(model.as_ref(), &self.cost, z.view()))?;
+        let steps = self.settings.subgoal_step.min(plan.actions.nrows()).max(1);
+        let mut s = Array2::from_shape_fn((1, z.len()), |(_, j)| z[j]);
+        let mut next = Array2::zeros((1, z.len()));
+        for t in 0..steps {
+            let a = plan.actions.row(t).insert_axis(ndarray::Axis(0));
+            model.predict(s.view(), a, next.view_mut())?;
+            std::mem::swap(&mut s, &mut next);
+        }
+        let sub = s.row(0).to_owned();
+        if sub.iter().any(|v| !v.is_finite()) {
+            return Err(CoreError::module("level", format!("the world model predicted a non-finite subgoal {sub} from {z}")));
+        }
+        let evaluations = (plan.evaluated * plan.actions.nrows()) as u64;
+        self.handle.update(|st| {
+            st.plans += 1;
+            st.evaluations += evaluations;
+        });
+        Ok(sub)
+    }
+
+    /// Reads the level below's report: `Some((distance, ticks spent))`
+    /// when it is about the current subgoal.
+    fn report(&self, progress: Option<ArrayView1<'_, f32>>) -> Option<(f32, f32)> {
+        let p = progress?;
+        if p.len() != 2 + self.settings.state_dim {
+            return None;
+        }
+        let same = p.iter().skip(2).zip(self.out.iter()).all(|(a, b)| a.to_bits() == b.to_bits());
+        same.then(|| (p[0].max(0.0).sqrt(), p[1]))
+    }
+}
+
+/// The task's goal must cover the coordinates a level keeps.
+fn check_goal(g: &[f32], s: &LevelSettings) -> Result<()> {
+    if g.len() != s.state_dim {
+        return Err(CoreError::config("goal", format!("the goal has {} entries, and the level reads goals of the state's width {}", g.len(), s.state_dim)));
+    }
+    Ok(())
+}
+
+/// A level's cost: the distance to its target, and a bump at each avoided
+/// point.
+fn level_cost(width: usize, avoided: &[Vec<f32>], s: &LevelSettings) -> Result<Cost> {
+    let mut cost = Cost::new();
+    cost.add_intrinsic(Arc::new(SubgoalDistance::weighted("target", vec![1.0; width])), 1.0)?;
+    if !avoided.is_empty() {
+        cost.add_intrinsic(Arc::new(AvoidCost::new(avoided.to_vec(), s.avoid_radius)), s.avoid_weight)?;
+    }
+    Ok(cost)
+}
+
+fn bits_eq(a: &Array1<f32>, b: &Array1<f32>) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+impl Node for LevelNode {
+    fn ports(&self) -> NodePorts {
+        Self::ports()
+    }
+    /// Starts an episode: the task's goal as built, no plan, no subgoal,
+    /// nothing avoided, the planner reset with the episode's seed.
+    fn reset(&mut self, seed: u64) -> Result<()> {
+        self.planner.reset(seed);
+        self.goal = self.initial_goal.clone();
+        self.target = None;
+        self.subgoal = None;
+        self.out.fill(f32::NAN);
+        self.last_plan = None;
+        self.tracking = Tracking::default();
+        if !self.avoided.is_empty() {
+            self.avoided.clear();
+            self.cost = level_cost(self.settings.dims.len(), &[], &self.settings)?;
+        }
+        self.handle.update(|st| {
+            st.subgoals.clear();
+            st.avoided.clear();
+        });
+        Ok(())
+    }
+
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+        let s = inputs.vector(0)?;
+        if s.len() != self.settings.state_dim {
+            return Err(CoreError::shape("level: state", format!("length {}", self.settings.state_dim), format!("length {}", s.len())));
+        }
+        for m in inputs.modulations(1)? {
+            if let Modulation::Goal(g) = m {
+                if let Some(g) = g {
+                    check_goal(g, &self.settings)?;
+                }
+                self.goal = g.clone().map(Array1::from);
+            }
+        }
+        // The target: the level above's subgoal, else the task's goal, in
+        // the abstract state.
+        let above = inputs.vector_opt(2)?;
+        if let Some(a) = above {
+            if a.len() != self.settings.state_dim {
+                return Err(CoreError::shape(
+                    "level: subgoal from the level above",
+                    format!("length {}", self.settings.state_dim),
+                    format!("length {}", a.len()),
+                ));
+            }
+        }
+        let target = above.or(self.goal.as_ref().map(|g| g.view())).map(|g| self.abstract_state(g));
+        let Some(target) = target else { return Ok(()) };
+        let z = self.abstract_state(s);
+        let changed = !self.target.as_ref().is_some_and(|t| bits_eq(t, &target));
+        if changed {
+            self.cost.set_subgoal(Some(target.clone()));
+            self.target = Some(target.clone());
+            self.target_since = ctx.tick;
+        }
+        let due = match self.last_plan {
+            None => true,
+            Some(t) => changed || ctx.tick.saturating_sub(t) >= self.settings.period,
+        };
+        let mut replan = due;
+        // The report is read even when a plan is due (the end of a window
+        // may fall on it), unless the target itself changed.
+        if self.settings.feedback != Feedback::Off && !changed {
+            if let (Some((d, _spent)), Some(sub)) = (self.report(inputs.vector_opt(3)?), self.subgoal.clone()) {
+                let tr = &mut self.tracking;
+                let fresh = !tr.anchor.as_ref().is_some_and(|a| bits_eq(a, &sub));
+                let mut unreachable = false;
+                if d <= self.settings.reached {
+                    if !replan {
+                        self.handle.update(|st| st.reached += 1);
+                    }
+                    replan = true;
+                } else if fresh {
+                    *tr = Tracking { anchor: Some(sub.clone()), start: d, since: ctx.tick };
+                } else if ctx.tick - tr.since >= self.settings.patience {
+                    // Too little progress over a window: unreachable;
+                    // enough: watch the next window.
+                    unreachable = tr.start - d < self.settings.min_progress;
+                    tr.start = d;
+                    tr.since = ctx.tick;
+                }
+                if unreachable {
+                    replan = true;
+                    self.tracking = Tracking::default();
+                    self.handle.update(|st| st.unreachable += 1);
+                    if self.settings.feedback == Feedback::Refine {
+                        // What failed is the way from here towards the
+                        // subgoal: the bump goes one radius on from where
+                        // the level below stalled (at most to the subgoal).
+                        let gap: f32 = z.iter().zip(&sub).map(|(a, b)| (b - a) * (b - a)).sum::<f32>().sqrt();
+                        let f = if gap > 0.0 { (self.settings.avoid_radius / gap).min(1.0) } else { 0.0 };
+                        let point: Vec<f32> = z.iter().zip(&sub).map(|(a, b)| a + f * (b - a)).collect();
+                        self.avoided.push(point);
+                        let mut cost = level_cost(self.settings.dims.len(), &self.avoided, &self.settings)?;
+                        cost.set_subgoal(Some(target.clone()));
+                        self.cost = cost;
+                        let point = self.avoided.last().cloned().unwrap_or_default();
+                        self.handle.update(|st| st.avoided.push(point));
+                    }
+                }
+            }
+        }
+        if replan {
+            let sub = self.plan(&z)?;
+            self.last_plan = Some(ctx.tick);
+            for (&d, &v) in self.settings.dims.iter().zip(sub.iter()) {
+                self.out[d] = v;
+            }
+            let tick = ctx.tick;
+            let rec = sub.to_vec();
+            self.handle.update(|st| st.subgoals.push((tick, rec)));
+            self.subgoal = Some(sub);
+        }
+        outputs.set_vector(0, self.out.view());
+        // Report to the level above on its subgoal (the target).
+        if let Some(a) = above {
+            let e = self.cost.subgoal_energy(z.view()).unwrap_or(0.0);
+            if self.progress.len() != 2 + a.len() {
+                self.progress = Array1::zeros(2 + a.len());
+            }
+            self.progress[0] = e;
+            self.progress[1] = (ctx.tick - self.target_since) as f32;
+            self.progress.iter_mut().skip(2).zip(a.iter()).for_each(|(d, &v)| *d = v);
+            outputs.set_vector(1, self.progress.view());
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// The parameters every level takes besides its planner's.
+pub fn level_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new(
+            "model",
+            ParamType::node("world_model"),
+            "world_model node of the level: its state is the kept coordinates, one step stands for `step_ticks` ticks",
+        )
+        .required(),
+        ParamSpec::new(
+            "dims",
+            ParamType::FloatList { min_len: 1, max_len: 4096 },
+            "the coordinates of the agent's state the level keeps (its abstract state), e.g. [0, 1]",
+        )
+        .required(),
+        ParamSpec::new("step_ticks", ParamType::int(1, 1_000_000), "ticks one step of this level's model stands for").default(ParamValue::Int(10)),
+        ParamSpec::new("period", ParamType::int(1, 1_000_000), "ticks between plans (default: `step_ticks`; feedback may plan sooner)"),
+        ParamSpec::new("subgoal_step", ParamType::int(1, 10_000), "which predicted state of the plan becomes the subgoal").default(ParamValue::Int(1)),
+        ParamSpec::new(
+            "feedback",
+            ParamType::Str { choices: vec!["off".into(), "replan".into(), "refine".into()] },
+            "what the level does with the progress reported from below",
+        )
+        .default(ParamValue::Str("refine".into())),
+        ParamSpec::new("reached", ParamType::float(0.0, 1e9), "distance within which a subgoal is reached").default(ParamValue::Float(0.5)),
+        ParamSpec::new(
+            "patience",
+            ParamType::int(1, 1_000_000),
+            "ticks in which the distance to a subgoal must fall by `min_progress`, or it is unreachable (default: `step_ticks` / 2, at least 1)",
+        ),
+        ParamSpec::new("min_progress", ParamType::float(0.0, 1e9), "least decrease of the distance to a subgoal in `patience` ticks")
+            .default(ParamValue::Float(0.25)),
+        ParamSpec::new("avoid_radius", ParamType::float(1e-6, 1e9), "width of the bump an unreachable subgoal leaves in the cost")
+            .default(ParamValue::Float(1.0)),
+        ParamSpec::new("avoid_weight", ParamType::float(0.0, 1e12), "height of that bump, per plan step").default(ParamValue::Float(1000.0)),
+        ParamSpec::new("action_bound", ParamType::float(1e-9, 1e9), "the level's abstract actions lie in [-bound, bound]").default(ParamValue::Float(1.0)),
+    ]
+}
+
+/// The settings of a level from its parameters.
+pub fn level_settings(p: &Params, state_dim: usize) -> Result<LevelSettings> {
+    let dims = p.f32_list_opt("dims")?.unwrap_or_default();
+    let dims = dims
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d >= 0.0 && d.fract() == 0.0 {
+                Ok(d as usize)
+            } else {
+                Err(CoreError::config(format!("dims[{i}]"), format!("must be a coordinate index (an integer from 0), got {d}")))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let steps = p.usize("step_ticks")? as u64;
+    let s = LevelSettings {
+        dims,
+        state_dim,
+        period: p.usize_opt("period")?.map_or(steps, |v| v as u64),
+        subgoal_step: p.usize("subgoal_step")?,
+        feedback: Feedback::parse(p.str_opt("feedback")?.unwrap_or("refine"))?,
+        reached: p.f32("reached")?,
+        patience: p.usize_opt("patience")?.map_or((steps / 2).max(1), |v| v as u64),
+        min_progress: p.f32("min_progress")?,
+        avoid_radius: p.f32("avoid_radius")?,
+        avoid_weight: p.f32("avoid_weight")?,
+    };
+    s.validate()?;
+    Ok(s)
+}
+
+/// The level implementation of a planner declaration: its schema plus
+/// [`level_params`].
+pub fn planner_level(decl: PlannerDecl) -> Implementation {
+    let mut params = (decl.schema)();
+    params.extend(level_params());
+    let summary = format!("a planning level searching with {}: plans in its own world model, hands its plan's states down as subgoals", decl.name);
+    Implementation::new(ModuleKind::Level, decl.name, &summary, LevelNode::ports(), params, move |ctx: &BuildContext<'_>, p: &Params| {
+        let task = ctx.task()?;
+        let settings = level_settings(p, task.state_dim())?;
+        let model = ctx.world_model(p, "model")?;
+        let a = model.get().action_dim();
+        let space = ActionSpace::Box(Bounds::symmetric(a, p.f32("action_bound")?));
+        let planner = (decl.build)(p, &space, None)?;
+        let node = LevelNode::new(planner, model, settings, task.goal.clone())?;
+        Ok(Built::node(node))
+    })
+}
