@@ -640,3 +640,85 @@ pub fn planner_level(decl: PlannerDecl) -> Implementation {
         Ok(Built::node(node))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn ctx() -> CostContext<'static> {
+        CostContext { goal: None, subgoal: None, step: 0 }
+    }
+
+    #[test]
+    fn a_bump_prices_the_closest_approach_of_a_step_and_nothing_beyond_its_radius() {
+        let bump = AvoidCost::new(vec![vec![1.0, 0.0]], 0.5);
+        let a = array![[0.0f32, 0.0], [0.0, 1.0], [0.0, 0.2]];
+        let b = array![[2.0f32, 0.0], [2.0, 1.0], [2.0, 0.2]];
+        let act = Array2::zeros((3, 1));
+        let mut out = Array1::zeros(3);
+        bump.add_cost(&ctx(), 10.0, a.view(), act.view(), b.view(), out.view_mut());
+        // Through the centre (both ends a cell away): the full height.
+        assert!((out[0] - 10.0).abs() < 1e-5, "{out}");
+        // A cell off: beyond the radius, zero.
+        assert_eq!(out[1], 0.0);
+        // 0.2 off: 10 (1 - 0.04 / 0.25)^2 = 7.056.
+        assert!((out[2] - 7.056).abs() < 1e-4, "{out}");
+    }
+
+    #[test]
+    fn the_bump_gradient_matches_central_differences() {
+        let bump = AvoidCost::new(vec![vec![1.0, 0.3], vec![0.2, -0.1]], 0.8);
+        let a = array![[0.1f32, 0.0], [0.5, 0.5]];
+        let b = array![[1.7f32, 0.1], [0.4, -0.2]];
+        let act = Array2::zeros((2, 1));
+        let (mut gs, mut ga, mut gn) = (Array2::zeros((2, 2)), Array2::zeros((2, 1)), Array2::zeros((2, 2)));
+        bump.add_gradient(&ctx(), 3.0, a.view(), act.view(), b.view(), gs.view_mut(), ga.view_mut(), gn.view_mut());
+        let energy = |a: &Array2<f32>, b: &Array2<f32>| {
+            let mut o = Array1::zeros(2);
+            bump.add_cost(&ctx(), 3.0, a.view(), act.view(), b.view(), o.view_mut());
+            o
+        };
+        let h = 1e-3;
+        for r in 0..2 {
+            for i in 0..2 {
+                for (which, grad) in [(0, &gs), (1, &gn)] {
+                    let (mut ap, mut am, mut bp, mut bm) = (a.clone(), a.clone(), b.clone(), b.clone());
+                    if which == 0 {
+                        ap[[r, i]] += h;
+                        am[[r, i]] -= h;
+                    } else {
+                        bp[[r, i]] += h;
+                        bm[[r, i]] -= h;
+                    }
+                    let fd = (energy(&ap, &bp)[r] - energy(&am, &bm)[r]) / (2.0 * h);
+                    assert!((grad[[r, i]] - fd).abs() < 2e-2, "row {r} coordinate {i} end {which}: {} vs {fd}", grad[[r, i]]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn level_settings_are_checked() {
+        let ok = LevelSettings {
+            dims: vec![0, 1],
+            state_dim: 4,
+            period: 10,
+            subgoal_step: 1,
+            feedback: Feedback::Refine,
+            reached: 0.5,
+            patience: 5,
+            min_progress: 0.25,
+            avoid_radius: 1.0,
+            avoid_weight: 100.0,
+        };
+        assert!(ok.validate().is_ok());
+        let err = LevelSettings { dims: vec![], ..ok.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("dims"), "{err}");
+        let err = LevelSettings { reached: f32::NAN, ..ok.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("reached"), "{err}");
+        let err = LevelSettings { avoid_radius: 0.0, ..ok }.validate().unwrap_err().to_string();
+        assert!(err.contains("avoid_radius"), "{err}");
+        assert!(Feedback::parse("refine").is_ok() && Feedback::parse("maybe").is_err());
+    }
+}

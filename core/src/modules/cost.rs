@@ -764,4 +764,58 @@ mod tests {
         assert!(c.add_intrinsic(Arc::new(GoalDistance::new(2)), 1.0).is_err());
         assert_eq!(c.as_quadratic(2, 1), Some((vec![2.0, 2.0], vec![0.0])));
     }
+
+    #[test]
+    fn the_subgoal_term_measures_only_the_coordinates_the_subgoal_fixes() {
+        let mut c = Cost::new();
+        c.add_intrinsic(Arc::new(GoalDistance::new(3)), 0.0).unwrap();
+        c.add_intrinsic(Arc::new(SubgoalDistance::weighted("subgoal", vec![1.0, 2.0, 1.0])), 0.5).unwrap();
+        let s = array![[0.0f32, 0.0, 0.0]];
+        let a = array![[0.0f32]];
+        let next = array![[1.0f32, 2.0, 3.0]];
+        let mut out = Array1::zeros(1);
+        // No subgoal: the term adds nothing.
+        c.step_energy(0, s.view(), a.view(), next.view(), out.view_mut());
+        assert_eq!(out[0], 0.0);
+        assert_eq!(c.subgoal_energy(next.row(0)), None);
+        // [0, 0, free]: 0.5 * (1 * 1^2 + 2 * 2^2) = 4.5; the free third
+        // coordinate is not compared.
+        c.apply(&Modulation::Subgoal(Some(vec![0.0, 0.0, f32::NAN]))).unwrap();
+        c.step_energy(0, s.view(), a.view(), next.view(), out.view_mut());
+        assert_eq!(out[0], 4.5);
+        assert_eq!(c.subgoal_energy(next.row(0)), Some(9.0), "unweighted: the achieved cost a level reports");
+        // The gradient against central differences.
+        let sg = SubgoalDistance::weighted("subgoal", vec![1.0, 2.0, 1.0]);
+        let ctx = c.context(0);
+        let mut g = ndarray::Array2::zeros((1, 3));
+        let (mut gs, mut ga) = (ndarray::Array2::zeros((1, 3)), ndarray::Array2::zeros((1, 1)));
+        sg.add_gradient(&ctx, 0.5, s.view(), a.view(), next.view(), gs.view_mut(), ga.view_mut(), g.view_mut());
+        for i in 0..3 {
+            let h = 1e-2;
+            let at = |d: f32| {
+                let mut n = next.clone();
+                n[[0, i]] += d;
+                let mut o = Array1::zeros(1);
+                sg.add_cost(&ctx, 0.5, s.view(), a.view(), n.view(), o.view_mut());
+                o[0]
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!((g[[0, i]] - fd).abs() < 1e-3, "coordinate {i}: {} vs {fd}", g[[0, i]]);
+        }
+        // Widths are checked, infinities refused, and the subgoal comes
+        // back with the settings.
+        let before = c.settings();
+        let err = c.apply(&Modulation::Subgoal(Some(vec![0.0, 0.0]))).unwrap_err().to_string();
+        assert!(err.contains("the subgoal has 2 entries, and cost term `subgoal` compares it with 3"), "{err}");
+        assert!(c.apply(&Modulation::Subgoal(Some(vec![0.0, f32::INFINITY, 0.0]))).is_err());
+        c.apply(&Modulation::Subgoal(None)).unwrap();
+        assert!(c.subgoal().is_none());
+        c.restore(&before);
+        assert_eq!(c.subgoal().map(|g| g[0]), Some(0.0));
+        // A cost without a subgoal term refuses a subgoal, saying what to add.
+        let mut plain = Cost::new();
+        plain.add_intrinsic(Arc::new(GoalDistance::new(3)), 1.0).unwrap();
+        let err = plain.apply(&Modulation::Subgoal(Some(vec![0.0; 3]))).unwrap_err().to_string();
+        assert!(err.contains("no term of the cost reads one"), "{err}");
+    }
 }
