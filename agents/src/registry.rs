@@ -98,20 +98,23 @@ pub fn register_tasks(registry: &mut Registry) {
             ParamSpec::new("reach", ParamType::float(0.01, 1000.0), "cells moved a step at action 1").default(ParamValue::Float(2.0)),
         ],
         |ctx, p| {
-            let which = match p.str_opt("maze")? {
-                Some(m) => m.to_string(),
-                None => ctx.task()?.name.strip_prefix("maze:").map(str::to_string).ok_or_else(|| {
-                    CoreError::config(
-                        "maze",
-                        format!(
-                            "the environment `{}` is not a maze: name the maze (`maze = \"four-rooms\"` or a file)",
-                            ctx.task().map_or("", |t| t.name.as_str())
-                        ),
-                    )
-                })?,
-            };
+            let which = env_maze(ctx, p)?;
             let m = Arc::new(load_maze(ctx, &which)?);
             let handle = ModelHandle::of(maze::MazeCoarseModel::new(m, p.f64("reach")?));
+            Ok(Built { model: Some(handle.clone()), ..Built::node(ModelNode::new(handle, "model")) })
+        },
+    ));
+    let _ = registry.register(Implementation::new(
+        ModuleKind::WorldModel,
+        "maze-rooms",
+        "a top planning level's model of a maze of rooms: the position [x, y], an action a direction that moves to the centre of the room a doorway there leads to (the rooms and doors are given)",
+        ModelNode::ports_for("model"),
+        vec![ParamSpec::new("maze", ParamType::string(), "a built-in maze or a maze file (default: the environment's maze)")],
+        |ctx, p| {
+            let which = env_maze(ctx, p)?;
+            let m = load_maze(ctx, &which)?;
+            let model = maze::MazeRoomsModel::new(&m).map_err(|e| CoreError::config("maze", e))?;
+            let handle = ModelHandle::of(model);
             Ok(Built { model: Some(handle.clone()), ..Built::node(ModelNode::new(handle, "model")) })
         },
     ));
@@ -156,6 +159,19 @@ fn maze_defaults(name: &str) -> Option<([f64; 2], [f64; 2])> {
         "four-rooms" => Some(([1.5, 1.5], [11.5, 11.5])),
         "rooms-4x4" => Some(([1.5, 1.5], [19.5, 19.5])),
         _ => None,
+    }
+}
+
+/// The `maze` parameter, or the environment's maze when it is one.
+fn env_maze(ctx: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_core::Result<String> {
+    match p.str_opt("maze")? {
+        Some(m) => Ok(m.to_string()),
+        None => {
+            let task = ctx.task()?;
+            task.name.strip_prefix("maze:").map(str::to_string).ok_or_else(|| {
+                CoreError::config("maze", format!("the environment `{}` is not a maze: name the maze (`maze = \"four-rooms\"` or a file)", task.name))
+            })
+        }
     }
 }
 

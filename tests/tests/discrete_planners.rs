@@ -257,3 +257,64 @@ fn bad_choices_are_refused_naming_the_row() {
     ActionSpace::Discrete(c).project(&mut x);
     assert_eq!(x, [-1.0, 0.0]);
 }
+
+/// A cost that prices integer positions by a table.
+struct Table(Vec<f32>);
+
+impl IntrinsicCost for Table {
+    fn name(&self) -> &str {
+        "table"
+    }
+    fn add_cost(
+        &self,
+        _: &CostContext<'_>,
+        w: f32,
+        _: ArrayView2<'_, f32>,
+        _: ArrayView2<'_, f32>,
+        next: ArrayView2<'_, f32>,
+        mut out: ndarray::ArrayViewMut1<'_, f32>,
+    ) {
+        for (o, s) in out.iter_mut().zip(next.rows()) {
+            let i = (s[0] + 20.0).round() as usize;
+            *o += w * table_at(&self.0, i);
+        }
+    }
+}
+
+fn table_at(t: &[f32], i: usize) -> f32 {
+    t.get(i).copied().unwrap_or(100.0)
+}
+
+#[test]
+fn a_merging_beam_as_wide_as_the_states_is_exact() {
+    // s' = s + a on the integers, a in {-1, 0, 1}: at depth t there are
+    // 2t + 1 positions, so width 2T + 1 = 13 holds them all once merged,
+    // against 3^T = 729 sequences.
+    let model = LinearModel::new(array![[1.0]], array![[1.0]]).unwrap();
+    // Left of 0 a little below zero; to the right a ridge (+10 at 1, 2
+    // and 3) before a deep valley at 4: the best sequence climbs the
+    // ridge, which a beam of sums so far prunes for the many cheap
+    // sequences near the start.
+    let table: Vec<f32> = (-20..=20)
+        .map(|s: i32| match s {
+            1..=3 => 10.0,
+            4 => -100.0,
+            s if s < 0 => -0.5,
+            _ => 0.0,
+        })
+        .collect();
+    let mut cost = Cost::new();
+    cost.add_intrinsic(Arc::new(Table(table)), 1.0).unwrap();
+    let s0 = array![0.0f32];
+    let choices = Choices::new(vec![vec![-1.0], vec![0.0], vec![1.0]]).unwrap();
+    let best = brute_force(&model, &cost, &s0, &choices);
+    let config = BeamConfig { horizon: T, width: 2 * T + 1, value_to_go: false, warm_start: false, ..BeamConfig::default() };
+    let mut merged = Beam::new(BeamConfig { merge: true, ..config.clone() }, choices.clone()).unwrap();
+    let plan = plan_of(&mut merged, &model, &cost, &s0, 0);
+    assert_eq!(plan.energy, best, "merged beam {} vs brute force {best}", plan.energy);
+    // Without merging the same width keeps duplicates of a few positions
+    // and misses the optimum on this table.
+    let mut plain = Beam::new(config, choices).unwrap();
+    let e = plan_of(&mut plain, &model, &cost, &s0, 0).energy;
+    assert!(e > best, "without merging width 13 found {e}, the optimum is {best}");
+}

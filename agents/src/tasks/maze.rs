@@ -442,6 +442,150 @@ impl WorldModel for MazeCoarseModel {
     }
 }
 
+/// The configured model of a top planning level in a maze of rooms: the
+/// state is the position `[x, y]`; an action picks a direction (the axis
+/// of the larger of its two entries and that entry's sign; both under 0.5
+/// in size: stay) and moves to the centre of the room a doorway in that
+/// direction leads to, or stays where no doorway does. A point in a
+/// doorway or a wall belongs to the room nearest it. One step stands for
+/// crossing a room; the rooms and doors are given ([`Maze::rooms`]).
+#[derive(Debug, Clone)]
+pub struct MazeRoomsModel {
+    /// Room of each cell (`usize::MAX`: none).
+    room_of: Vec<usize>,
+    cols: usize,
+    rows: usize,
+    centres: Vec<[f64; 2]>,
+    /// `next[room][direction]`: the room a doorway leads to (directions
+    /// +x, -x, +y, -y).
+    next: Vec<[Option<usize>; 4]>,
+    wall: Vec<bool>,
+}
+
+impl MazeRoomsModel {
+    /// The room graph of `maze`; an error when it has fewer than two
+    /// rooms.
+    pub fn new(maze: &Maze) -> std::result::Result<Self, String> {
+        let rooms = maze.rooms();
+        if rooms.len() < 2 {
+            return Err(format!("maze `{}` has {} room(s): a room-level model needs at least two", maze.name(), rooms.len()));
+        }
+        let (rows, cols) = (maze.rows(), maze.cols());
+        let mut room_of = vec![usize::MAX; rows * cols];
+        let mut centres = Vec::new();
+        for (i, cells) in rooms.iter().enumerate() {
+            let mut c = [0.0, 0.0];
+            for &(r, col) in cells {
+                room_of[r * cols + col] = i;
+                let p = maze.cell_center(r, col);
+                c[0] += p[0];
+                c[1] += p[1];
+            }
+            centres.push([c[0] / cells.len() as f64, c[1] / cells.len() as f64]);
+        }
+        let next = vec![[None; 4]; rooms.len()];
+        let mut model =
+            Self { room_of, cols, rows, centres, next, wall: (0..rows * cols).map(|i| maze.is_wall_cell((i / cols) as i64, (i % cols) as i64)).collect() };
+        for (a, cells) in rooms.iter().enumerate() {
+            for &(r, c) in cells {
+                for d in 0..4 {
+                    if let Some(b) = model.walk(r as i64, c as i64, d).filter(|&b| b != a) {
+                        model.next[a][d] = Some(b);
+                    }
+                }
+            }
+        }
+        Ok(model)
+    }
+    fn is_wall(&self, r: i64, c: i64) -> bool {
+        r < 0 || c < 0 || r >= self.rows as i64 || c >= self.cols as i64 || self.wall[r as usize * self.cols + c as usize]
+    }
+    fn room_at(&self, r: i64, c: i64) -> Option<usize> {
+        if self.is_wall(r, c) {
+            return None;
+        }
+        let id = self.room_of[r as usize * self.cols + c as usize];
+        (id != usize::MAX).then_some(id)
+    }
+    /// From cell (`r`, `c`) one cell in direction `d` (+x, -x, +y: up a
+    /// row, -y) and on through
+    /// doorway cells: the room reached, if any.
+    fn walk(&self, r: i64, c: i64, d: usize) -> Option<usize> {
+        const STEPS: [(i64, i64); 4] = [(0, 1), (0, -1), (-1, 0), (1, 0)];
+        let (dr, dc) = STEPS[d];
+        let (mut rr, mut cc) = (r + dr, c + dc);
+        let mut through = 0;
+        while !self.is_wall(rr, cc) && self.room_at(rr, cc).is_none() && through <= self.rows.max(self.cols) {
+            rr += dr;
+            cc += dc;
+            through += 1;
+        }
+        // Only through a doorway from a room; from a doorway cell, to the
+        // first room that way.
+        (through > 0 || self.room_at(r, c).is_none()).then(|| self.room_at(rr, cc)).flatten()
+    }
+    /// The room of the point `p`: its cell's, or the nearest room cell's.
+    fn room(&self, p: [f64; 2]) -> usize {
+        let (c, r) = (p[0].floor() as i64, self.rows as i64 - 1 - p[1].floor() as i64);
+        if r >= 0 && c >= 0 && (r as usize) < self.rows && (c as usize) < self.cols {
+            let id = self.room_of[r as usize * self.cols + c as usize];
+            if id != usize::MAX {
+                return id;
+            }
+        }
+        let mut best = (f64::INFINITY, 0);
+        for (i, &id) in self.room_of.iter().enumerate() {
+            if id != usize::MAX {
+                let (rr, cc) = ((i / self.cols) as f64, (i % self.cols) as f64);
+                let q = [cc + 0.5, (self.rows - 1) as f64 - rr + 0.5];
+                let d = (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2);
+                if d < best.0 {
+                    best = (d, id);
+                }
+            }
+        }
+        best.1
+    }
+    /// The rooms' centres, in [`Maze::rooms`] order.
+    pub fn centres(&self) -> &[[f64; 2]] {
+        &self.centres
+    }
+}
+
+impl WorldModel for MazeRoomsModel {
+    fn state_dim(&self) -> usize {
+        2
+    }
+    fn action_dim(&self) -> usize {
+        2
+    }
+    fn predict(&self, states: ArrayView2<'_, f32>, actions: ArrayView2<'_, f32>, mut next: ArrayViewMut2<'_, f32>) -> Result<()> {
+        for ((s, a), mut n) in states.rows().into_iter().zip(actions.rows()).zip(next.rows_mut()) {
+            let (ax, ay) = (a[0], a[1]);
+            let d = if ax.abs().max(ay.abs()) < 0.5 {
+                None
+            } else if ax.abs() >= ay.abs() {
+                Some(if ax > 0.0 { 0 } else { 1 })
+            } else {
+                Some(if ay > 0.0 { 2 } else { 3 })
+            };
+            n.assign(&s);
+            if let Some(d) = d {
+                let p = [f64::from(s[0]), f64::from(s[1])];
+                let (c, r) = (p[0].floor() as i64, self.rows as i64 - 1 - p[1].floor() as i64);
+                // In a doorway: on to the room that way; in a room (or a
+                // wall, by rounding): through the room's doorway that way.
+                let to = if !self.is_wall(r, c) && self.room_at(r, c).is_none() { self.walk(r, c, d) } else { self.next[self.room(p)][d] };
+                if let Some(b) = to {
+                    n[0] = self.centres[b][0] as f32;
+                    n[1] = self.centres[b][1] as f32;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The maze's cost: squared distance of the position to the goal (the
 /// goal set on the cost) plus a small force penalty.
 pub fn cost() -> Cost {
@@ -536,5 +680,45 @@ mod tests {
         }
         let err = MazeEnv::new(m.clone(), [0.5, 0.5], goal, 400).unwrap_err();
         assert!(err.contains("start (0.5, 0.5) is not in a free cell of maze `u-maze`"), "{err}");
+    }
+
+    #[test]
+    fn the_room_model_moves_through_doors_only() {
+        let m = Maze::builtin("four-rooms").unwrap();
+        let model = MazeRoomsModel::new(&m).unwrap();
+        let c = model.centres().to_vec();
+        assert_eq!(c.len(), 4);
+        // Rooms in reading order of their first cell: top-left, top-right,
+        // bottom-left, bottom-right.
+        let (tl, tr, bl, br) = (c[0], c[1], c[2], c[3]);
+        assert!(tl[0] < tr[0] && tl[1] > bl[1] && br[0] > bl[0] && br[1] < tr[1], "{c:?}");
+        let step = |p: [f64; 2], a: [f32; 2]| {
+            let s = ndarray::array![[p[0] as f32, p[1] as f32]];
+            let mut n = ndarray::Array2::zeros((1, 2));
+            model.predict(s.view(), ndarray::array![[a[0], a[1]]].view(), n.view_mut()).unwrap();
+            [f64::from(n[[0, 0]]), f64::from(n[[0, 1]])]
+        };
+        let close = |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-5 && (a[1] - b[1]).abs() < 1e-5;
+        let start = [2.5, 10.5];
+        assert!(close(step(start, [1.0, 0.2]), tr), "east through the door");
+        assert!(close(step(start, [0.0, -0.9]), bl), "south through the door");
+        assert!(close(step(start, [0.0, 1.0]), start), "north is the outer wall: stay");
+        assert!(close(step(start, [0.1, 0.2]), start), "small actions stay");
+        assert!(close(step(tr, [0.0, -1.0]), br) && close(step(bl, [1.0, 0.0]), br));
+        // In a doorway (row 3, column 6: x 6.5, y 9.5) each way leads to
+        // the room on that side.
+        assert!(close(step([6.5, 9.5], [-1.0, 0.0]), tl) && close(step([6.5, 9.5], [1.0, 0.0]), tr));
+        assert!(MazeRoomsModel::new(&Maze::parse("#####\n#...#\n#####\n", "one").unwrap()).is_err(), "one room");
+    }
+
+    #[test]
+    fn sliding_stops_at_walls_on_each_axis() {
+        let m = Maze::builtin("four-rooms").unwrap();
+        // From the top-left room's middle 10 cells east: stopped at the wall
+        // (x = 6) unless in the doorway row.
+        let p = m.slide([3.5, 10.5], [10.0, 0.0]);
+        assert!(p[0] < 6.0 && p[0] > 5.8 && p[1] == 10.5, "{p:?}");
+        let q = m.slide([3.5, 9.5], [6.0, 0.0]);
+        assert!((q[0] - 9.5).abs() < 1e-9, "through the doorway at y 9.5: {q:?}");
     }
 }

@@ -596,13 +596,11 @@ impl Registry {
     /// Adds a planner: an `actor` implementation of the same name that
     /// plans with it (see [`planner_actor`]), listed by
     /// [`Registry::planners`].
-    /// A planner that searches boxes also gets a `level` implementation
-    /// of the same name (see [`crate::level::planner_level`]).
+    /// It also gets a `level` implementation of the same name (see
+    /// [`crate::level::planner_level`]).
     pub fn register_planner(&mut self, decl: ami_planners::PlannerDecl) -> Result<()> {
         self.register(planner_actor(decl))?;
-        if decl.searches(&ami_core::ActionSpace::Box(ami_core::Bounds::symmetric(1, 1.0))) {
-            self.register(crate::level::planner_level(decl))?;
-        }
+        self.register(crate::level::planner_level(decl))?;
         self.planners.push(decl.name.to_string());
         Ok(())
     }

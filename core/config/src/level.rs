@@ -362,15 +362,26 @@ impl LevelNode {
     fn plan(&mut self, z: &Array1<f32>) -> Result<Array1<f32>> {
         let model = self.model.get();
         let plan = self.planner.plan(&PlanRequest::new(model.as_ref(), &self.cost, z.view()))?;
+        // The state after `subgoal_step` steps, or the first later one
+        // that has moved; a plan that never moves means the target is
+        // within the level's resolution: it is handed down itself.
         let steps = self.settings.subgoal_step.min(plan.actions.nrows()).max(1);
         let mut s = Array2::from_shape_fn((1, z.len()), |(_, j)| z[j]);
         let mut next = Array2::zeros((1, z.len()));
-        for t in 0..steps {
+        let mut sub = None;
+        for t in 0..plan.actions.nrows() {
             let a = plan.actions.row(t).insert_axis(ndarray::Axis(0));
             model.predict(s.view(), a, next.view_mut())?;
             std::mem::swap(&mut s, &mut next);
+            if t + 1 >= steps && s.row(0).iter().zip(z).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                sub = Some(s.row(0).to_owned());
+                break;
+            }
         }
-        let sub = s.row(0).to_owned();
+        let sub = sub.unwrap_or_else(|| match &self.target {
+            Some(t) => t.iter().zip(z).map(|(&t, &v)| if t.is_nan() { v } else { t }).collect(),
+            None => z.clone(),
+        });
         if sub.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::module("level", format!("the world model predicted a non-finite subgoal {sub} from {z}")));
         }
@@ -589,6 +600,11 @@ pub fn level_params() -> Vec<ParamSpec> {
             .default(ParamValue::Float(1.0)),
         ParamSpec::new("avoid_weight", ParamType::float(0.0, 1e12), "height of that bump, per plan step").default(ParamValue::Float(1000.0)),
         ParamSpec::new("action_bound", ParamType::float(1e-9, 1e9), "the level's abstract actions lie in [-bound, bound]").default(ParamValue::Float(1.0)),
+        ParamSpec::new(
+            "actions",
+            ParamType::Structured { what: "a list of actions, each a list of numbers".into() },
+            "a finite set of abstract actions instead of the box (for the discrete planners: cem-discrete, beam), e.g. [[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]]",
+        ),
     ]
 }
 
@@ -624,7 +640,8 @@ pub fn level_settings(p: &Params, state_dim: usize) -> Result<LevelSettings> {
 }
 
 /// The level implementation of a planner declaration: its schema plus
-/// [`level_params`].
+/// [`level_params`]. Its abstract actions are a box, or the finite set
+/// `actions` (which only the discrete planners search).
 pub fn planner_level(decl: PlannerDecl) -> Implementation {
     let mut params = (decl.schema)();
     params.extend(level_params());
@@ -634,7 +651,15 @@ pub fn planner_level(decl: PlannerDecl) -> Implementation {
         let settings = level_settings(p, task.state_dim())?;
         let model = ctx.world_model(p, "model")?;
         let a = model.get().action_dim();
-        let space = ActionSpace::Box(Bounds::symmetric(a, p.f32("action_bound")?));
+        let space = match p.deserialize::<Vec<Vec<f32>>>("actions")? {
+            Some(rows) => {
+                if let Some(r) = rows.iter().position(|r| r.len() != a) {
+                    return Err(CoreError::config(format!("actions[{r}]"), format!("has {} entries, and the world model's actions {a}", rows[r].len())));
+                }
+                ActionSpace::Discrete(ami_core::Choices::new(rows).map_err(|e| CoreError::config("actions", e.to_string()))?)
+            }
+            None => ActionSpace::Box(Bounds::symmetric(a, p.f32("action_bound")?)),
+        };
         let planner = (decl.build)(p, &space, None)?;
         let node = LevelNode::new(planner, model, settings, task.goal.clone())?;
         Ok(Built::node(node))

@@ -27,6 +27,12 @@ pub struct BeamConfig {
     /// beam's best: a receding-horizon plan never gets worse for lack of
     /// width.
     pub warm_start: bool,
+    /// Merge children whose predicted states (every particle) are equal
+    /// bit for bit, keeping the one of lowest energy: with a deterministic
+    /// model whose states recur (a grid, a graph of rooms) the beam holds
+    /// distinct states, and a width at least the number of states makes
+    /// the search exact (dynamic programming over the horizon).
+    pub merge: bool,
     /// Optional wall-clock deadline per call, in milliseconds: once it has
     /// passed, the remaining depths keep one sequence (greedy). Trades
     /// bit-exact determinism for a time bound.
@@ -36,7 +42,7 @@ pub struct BeamConfig {
 impl Default for BeamConfig {
     /// Horizon 16, width 64, value-to-go on.
     fn default() -> Self {
-        Self { horizon: 16, width: 64, value_to_go: true, warm_start: true, deadline_ms: None }
+        Self { horizon: 16, width: 64, value_to_go: true, warm_start: true, merge: false, deadline_ms: None }
     }
 }
 
@@ -45,6 +51,7 @@ ami_core::settings!(BeamConfig {
     width [1, 65_536]: "partial sequences kept at each depth",
     value_to_go: "rank partial sequences by energy so far plus the critic's energy of their last state",
     warm_start: "also score the previous plan shifted by one step (or a proposal) and keep it if it is better",
+    merge: "merge children whose predicted states are equal bit for bit, keeping the lowest energy (exact search over recurring states)",
     deadline_ms [1e-3, 1e9]: "wall-clock deadline per planning call (ms); after it the beam narrows to one sequence",
 });
 
@@ -269,11 +276,23 @@ impl Planner for Beam {
                 return Err(CoreError::NonFinite { planner: NAME.into(), samples: children });
             }
             let cmp = |a: &usize, b: &usize| sc.score[*a].total_cmp(&sc.score[*b]).then(a.cmp(b));
-            if keep < sc.order.len() {
-                sc.order.select_nth_unstable_by(keep - 1, cmp);
+            if self.cfg.merge {
+                sc.order.sort_unstable_by(cmp);
+                let next = &sc.next;
+                let mut seen = std::collections::HashSet::new();
+                sc.order.retain(|&c| {
+                    seen.insert(
+                        next.rows().into_iter().skip(c * p).take(p).flat_map(|r| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<u32>>(),
+                    )
+                });
                 sc.order.truncate(keep);
+            } else {
+                if keep < sc.order.len() {
+                    sc.order.select_nth_unstable_by(keep - 1, cmp);
+                    sc.order.truncate(keep);
+                }
+                sc.order.sort_unstable_by(cmp);
             }
-            sc.order.sort_unstable_by(cmp);
             // The kept children become the nodes of the next depth.
             nodes = sc.order.len();
             let mut cur = Array2::zeros((nodes * p, s_dim));
