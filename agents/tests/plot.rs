@@ -269,3 +269,34 @@ fn bad_input_exits_2_naming_the_file() {
     assert!(!out_svg.exists(), "nothing is written on bad input");
     assert_eq!(std::fs::read_to_string(&json_named_png).unwrap(), r#"{"returns":[1.0]}"#, "an input is never overwritten");
 }
+
+#[test]
+fn a_maze_trace_draws_the_maze_the_paths_and_the_subgoals() {
+    let d = Dir::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/maze-wall.toml");
+    let trace = d.path("trace.json");
+    let out = ami(&["run", path(&example), "--episodes", "1", "--trace", path(&trace)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let ep = &v["episodes"][0];
+    let steps = ep["path"].as_array().unwrap().len();
+    assert!(steps > 100, "one point a tick: {steps}");
+    assert_eq!(v["maze"].as_array().unwrap().len(), 11, "the maze's rows");
+    assert_eq!(ep["goal"], serde_json::json!([8.5, 7.5, 0.0, 0.0]));
+    let subgoals = ep["levels"]["high"]["subgoals"].as_array().unwrap().len();
+    assert!(subgoals >= 3 && !ep["levels"]["high"]["avoided"].as_array().unwrap().is_empty(), "{ep}");
+    let svg_path = d.path("maze.svg");
+    let out = ami(&["plot", path(&trace), "-o", path(&svg_path)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    // The path is one polyline of every tick's position.
+    assert!(polylines(&svg).contains(&steps), "{:?} vs {steps}", polylines(&svg));
+    assert!(svg.contains("high subgoals") && svg.contains("planned round") && svg.contains("seed 0 success"));
+    // A trace with another file is refused, as is a trace without a maze.
+    let out = ami(&["plot", path(&trace), path(&trace), "-o", path(&d.path("x.svg"))]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let nomaze = d.file("nomaze.json", r#"{"trace": 1, "task": "pendulum", "maze": null, "episodes": []}"#);
+    let out = ami(&["plot", path(&nomaze), "-o", path(&d.path("y.svg"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a maze trace"), "{}", text(&out.stderr));
+}

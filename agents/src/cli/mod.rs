@@ -7,6 +7,7 @@ pub mod envs;
 pub mod graph;
 pub mod list;
 pub mod plot;
+mod plot_maze;
 pub mod plugin;
 pub mod run;
 pub mod train;

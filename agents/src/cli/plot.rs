@@ -124,6 +124,22 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     if args.labels.len() > args.files.len() {
         return Err(input_error(format!("{} --label(s) for {} file(s): give at most one label per file", args.labels.len(), args.files.len())));
     }
+    // A maze trace (`ami run --trace`) is drawn as the maze and its paths.
+    {
+        let file = &args.files[0];
+        let text = std::fs::read(file).map_err(|e| input_error(format!("cannot read {}: {e}", file.display())))?;
+        let text = String::from_utf8_lossy(&text);
+        if let Ok(obj) = run_object(&text, file) {
+            if obj.contains_key("trace") {
+                if args.files.len() > 1 {
+                    return Err(input_error("a maze trace is drawn alone: give one trace file"));
+                }
+                let trace = super::plot_maze::Trace::parse(&obj, file)?;
+                register_fonts();
+                return write_image(&output, format, (args.width, args.height), &TraceFigure(trace, args.title.clone()));
+            }
+        }
+    }
     let mut runs = Vec::with_capacity(args.files.len());
     for (i, file) in args.files.iter().enumerate() {
         let text = std::fs::read(file).map_err(|e| input_error(format!("cannot read {}: {e}", file.display())))?;
@@ -156,25 +172,54 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
             return Err(input_error(format!("cannot write {}: the folder {} does not exist", output.display(), parent.display())));
         }
     }
-    let size = (args.width, args.height);
+    write_image(&output, format, (args.width, args.height), &fig)
+}
+
+/// A picture that draws on any backend.
+trait Picture {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>;
+}
+
+impl Picture for Figure {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        self.draw(root)
+    }
+}
+
+/// A maze trace and its title.
+struct TraceFigure(super::plot_maze::Trace, Option<String>);
+
+impl Picture for TraceFigure {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        self.0.draw(root, self.1.as_deref())
+    }
+}
+
+/// Draws with `draw` into `output` (PNG or SVG) and says so.
+fn write_image(output: &Path, format: ImageFormat, size: (u32, u32), picture: &impl Picture) -> anyhow::Result<()> {
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(input_error(format!("cannot write {}: the folder {} does not exist", output.display(), parent.display())));
+        }
+    }
     match format {
         ImageFormat::Svg => {
             let mut svg = String::new();
             {
                 let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-                fig.draw(&root)?;
+                picture.draw_on(&root)?;
                 root.present().map_err(|e| anyhow::anyhow!("drawing the SVG: {e}"))?;
             }
-            let mut f = std::fs::File::create(&output).with_context(|| format!("cannot write {}", output.display()))?;
+            let mut f = std::fs::File::create(output).with_context(|| format!("cannot write {}", output.display()))?;
             f.write_all(svg.as_bytes()).with_context(|| format!("cannot write {}", output.display()))?;
         }
         ImageFormat::Png => {
-            let root = BitMapBackend::new(&output, size).into_drawing_area();
-            fig.draw(&root)?;
+            let root = BitMapBackend::new(output, size).into_drawing_area();
+            picture.draw_on(&root)?;
             root.present().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
         }
     }
-    println!("wrote {} ({}x{})", output.display(), args.width, args.height);
+    println!("wrote {} ({}x{})", output.display(), size.0, size.1);
     Ok(())
 }
 

@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// Print one JSON object with the results on stdout's last line.
     #[arg(long)]
     pub json: bool,
+    /// Write each episode's path (the first two coordinates of every
+    /// observation), the `level` nodes' subgoals and, for a maze, the maze
+    /// to this JSON file, for `ami plot`.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Evaluation episodes (no training, no recording, no exploration)
     /// after learning (default: the file's `eval_episodes`, else none).
     #[arg(long)]
@@ -179,6 +184,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ))
             .into());
         }
+        if args.trace.is_some() {
+            return Err(super::BadInput(format!("--trace records one agent's episodes; run it without --envs {copies}")).into());
+        }
         if let Some(m) = saving {
             return Err(super::BadInput(format!(
                 "--envs {copies}: memory node `{m}` saves to a file, which {copies} copies would overwrite; drop its save_path or run one copy"
@@ -216,6 +224,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut eval_runs = Vec::new();
     let mut experience = 0usize;
     let mut modes = ModeCounts::default();
+    let mut trace_episodes = Vec::new();
     if copies > 1 {
         drop(agent);
         let ran = run_copies(&args, copies, kind, [&seeds, &eval_seeds], &stop, &bar);
@@ -235,8 +244,42 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             eval_runs.push(json);
         }
     } else {
+        let env_name = agent.environment().to_string();
+        let traces = std::cell::RefCell::new(Vec::new());
         let run_one = |agent: &mut Agent, seed: u64, what: &str| -> anyhow::Result<ami_agents::EpisodeResult> {
-            let r = agent.run_episode(seed, |t| bar.set_message(format!("{what} seed {seed}, step {t}")));
+            let mut path: Vec<[f32; 2]> = Vec::new();
+            let observation = agent.executor().output_index(&env_name, "observation");
+            let goal_port = agent.executor().output_index(&env_name, "goal");
+            let mut goal: Option<Vec<f32>> = None;
+            let tracing = args.trace.is_some();
+            let r = agent.run_episode_with(seed, |t, exec| {
+                bar.set_message(format!("{what} seed {seed}, step {t}"));
+                if let (true, Some((n, p))) = (tracing, observation) {
+                    if let Some(v) = exec.output_at(n, p).and_then(|v| v.as_vector()) {
+                        path.push([v[0], v.get(1).copied().unwrap_or(0.0)]);
+                    }
+                }
+                if let (true, 1, Some((n, p))) = (tracing, t, goal_port) {
+                    for m in exec.output_at(n, p).and_then(|v| v.as_modulations()).unwrap_or_default() {
+                        if let ami_core::Modulation::Goal(Some(g)) = m {
+                            goal = Some(g.clone());
+                        }
+                    }
+                }
+            });
+            if tracing && r.is_ok() {
+                let levels: serde_json::Map<String, serde_json::Value> = agent
+                    .handles()
+                    .levels
+                    .iter()
+                    .map(|(name, h)| {
+                        let st = h.stats();
+                        (name.clone(), serde_json::json!({ "subgoals": st.subgoals, "avoided": st.avoided }))
+                    })
+                    .collect();
+                let success = r.as_ref().ok().and_then(|r| r.success);
+                traces.borrow_mut().push(serde_json::json!({ "seed": seed, "phase": what, "success": success, "goal": goal, "path": path, "levels": levels }));
+            }
             if stop.load(Ordering::SeqCst) {
                 bar.finish_and_clear();
                 return Err(anyhow::Error::new(Interrupted).context(format!("episode with seed {seed}")));
@@ -304,8 +347,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 eval_runs.push(evaluate(&mut agent, i + 1)?);
             }
         }
+        trace_episodes = traces.into_inner();
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.trace {
+        write_trace(path, &task, trace_episodes)?;
+    }
     let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
     let mean_ms = plan_ms.iter().sum::<f64>() / plan_ms.len().max(1) as f64;
     println!("mean return over {} episode(s): {mean:.3}  (mean plan time {mean_ms:.2} ms){}", returns.len(), outcomes.note());
@@ -423,6 +470,23 @@ fn run_copies(
     let [a, b] = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let done = |v: Vec<Option<ami_agents::EpisodeResult>>| v.into_iter().collect::<Option<Vec<_>>>().context("a copy stopped before every seed ran");
     Ok([done(a)?, done(b)?])
+}
+
+/// Writes `ami run --trace`: the task, its maze (a maze task's rows) and
+/// the episodes.
+fn write_trace(path: &std::path::Path, task: &str, episodes: Vec<serde_json::Value>) -> anyhow::Result<()> {
+    let maze = task.strip_prefix("maze:").and_then(|m| {
+        ami_agents::tasks::maze::Maze::builtin(m).or_else(|| std::fs::read_to_string(m).ok().and_then(|t| ami_agents::tasks::maze::Maze::parse(&t, m).ok()))
+    });
+    let out = serde_json::json!({
+        "trace": 1,
+        "task": task,
+        "maze": maze.map(|m| m.text_rows()),
+        "episodes": episodes,
+    });
+    std::fs::write(path, serde_json::to_string(&out)?).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("trace written to {}", path.display());
+    Ok(())
 }
 
 /// One evaluation episode's line.

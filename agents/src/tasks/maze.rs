@@ -130,6 +130,12 @@ impl Maze {
         BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, text)| Self::parse(text, n).expect("the built-in mazes parse"))
     }
 
+    /// The maze as text rows (`#` wall, `.` free), top row first: what
+    /// [`Maze::parse`] reads back.
+    pub fn text_rows(&self) -> Vec<String> {
+        (0..self.rows).map(|r| (0..self.cols).map(|c| if self.wall[r * self.cols + c] { '#' } else { '.' }).collect()).collect()
+    }
+
     /// The maze's name.
     pub fn name(&self) -> &str {
         &self.name

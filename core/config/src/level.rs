@@ -312,7 +312,14 @@ impl LevelNode {
             check_goal(g, &settings)?;
         }
         let cost = level_cost(settings.dims.len(), &[], &settings)?;
-        crate::builtins::check_planner_fits(planner.as_ref(), m.as_ref(), &cost, m.action_dim())?;
+        // The level's own cost terms all have gradients; its model must too
+        // for a gradient planner.
+        if planner.needs_gradients() && m.differentiable().is_none() {
+            return Err(CoreError::config(
+                "model",
+                format!("planner `{}` needs gradients and the level's world model has none; use a sampling planner (cem, mppi)", planner.name()),
+            ));
+        }
         drop(m);
         let initial_goal = goal.map(Array1::from);
         let out = Array1::from_elem(settings.state_dim, f32::NAN);
