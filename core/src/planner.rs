@@ -40,6 +40,14 @@ pub struct Plan {
     pub evaluated: usize,
 }
 
+impl Plan {
+    /// World-model evaluations the call made (one state stepped once):
+    /// sequences evaluated times the horizon.
+    pub fn model_steps(&self) -> u64 {
+        (self.evaluated * self.actions.nrows()) as u64
+    }
+}
+
 /// A Mode-2 planner: minimises the energy of an action sequence.
 pub trait Planner: Send {
     /// The planner's name (`cem`, `mppi`, ...).

@@ -24,6 +24,11 @@ pub struct Interrupted;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// A [`BadInput`] error (exit code 2) with `msg`.
+pub(crate) fn input_error(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg.into()))
+}
+
 /// Loads an agent file with its plugins, for `ami check` and `ami graph`.
 pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> anyhow::Result<ami_config::AgentGraph> {
     let opts = plugins.load_options()?;

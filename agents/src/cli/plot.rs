@@ -18,11 +18,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use serde_json::Value;
 
-/// Bad input to `ami plot` (a missing or unreadable file, a file that is not
-/// the output of `ami run --json`, a bad option): exit code 2.
-fn input_error(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(super::BadInput(msg.into()))
-}
+use super::input_error;
 
 /// The quantity on the x axis.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]

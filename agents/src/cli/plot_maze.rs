@@ -8,10 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 
-/// Bad input (exit code 2).
-fn input_error(msg: String) -> anyhow::Error {
-    anyhow::Error::new(super::BadInput(msg))
-}
+use super::input_error;
 
 /// A level's name, subgoals and the points it planned round.
 type LevelMarks = (String, Vec<(f64, f64)>, Vec<(f64, f64)>);

@@ -43,6 +43,7 @@ use ami_core::{
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ami_planners::PlannerDecl;
 
+use crate::nodes::{same_bits, write_progress};
 use crate::registry::{BuildContext, Built, Implementation, ModuleKind};
 
 /// How a level uses the progress the level below reports.
@@ -380,7 +381,7 @@ impl LevelNode {
             let a = plan.actions.row(t).insert_axis(ndarray::Axis(0));
             model.predict(s.view(), a, next.view_mut())?;
             std::mem::swap(&mut s, &mut next);
-            if t + 1 >= steps && s.row(0).iter().zip(z).any(|(a, b)| a.to_bits() != b.to_bits()) {
+            if t + 1 >= steps && !same_bits(s.row(0), z.view()) {
                 sub = Some(s.row(0).to_owned());
                 break;
             }
@@ -392,7 +393,7 @@ impl LevelNode {
         if sub.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::module("level", format!("the world model predicted a non-finite subgoal {sub} from {z}")));
         }
-        let evaluations = (plan.evaluated * plan.actions.nrows()) as u64;
+        let evaluations = plan.model_steps();
         self.handle.update(|st| {
             st.plans += 1;
             st.evaluations += evaluations;
@@ -403,12 +404,8 @@ impl LevelNode {
     /// Reads the level below's report: `Some((distance, ticks spent))`
     /// when it is about the current subgoal.
     fn report(&self, progress: Option<ArrayView1<'_, f32>>) -> Option<(f32, f32)> {
-        let p = progress?;
-        if p.len() != 2 + self.settings.state_dim {
-            return None;
-        }
-        let same = p.iter().skip(2).zip(self.out.iter()).all(|(a, b)| a.to_bits() == b.to_bits());
-        same.then(|| (p[0].max(0.0).sqrt(), p[1]))
+        let p = progress.filter(|p| p.len() >= 2)?;
+        same_bits(p.slice_axis(ndarray::Axis(0), ndarray::Slice::from(2..)), self.out.view()).then(|| (p[0].max(0.0).sqrt(), p[1]))
     }
 }
 
@@ -429,10 +426,6 @@ fn level_cost(width: usize, avoided: &[Vec<f32>], s: &LevelSettings) -> Result<C
         cost.add_intrinsic(Arc::new(AvoidCost::new(avoided.to_vec(), s.avoid_radius)), s.avoid_weight)?;
     }
     Ok(cost)
-}
-
-fn bits_eq(a: &Array1<f32>, b: &Array1<f32>) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 impl Node for LevelNode {
@@ -488,7 +481,7 @@ impl Node for LevelNode {
         let target = above.or(self.goal.as_ref().map(|g| g.view())).map(|g| self.abstract_state(g));
         let Some(target) = target else { return Ok(()) };
         let z = self.abstract_state(s);
-        let changed = !self.target.as_ref().is_some_and(|t| bits_eq(t, &target));
+        let changed = !self.target.as_ref().is_some_and(|t| same_bits(t.view(), target.view()));
         if changed {
             self.cost.set_subgoal(Some(target.clone()));
             self.target = Some(target.clone());
@@ -504,7 +497,7 @@ impl Node for LevelNode {
         if self.settings.feedback != Feedback::Off && !changed {
             if let (Some((d, _spent)), Some(sub)) = (self.report(inputs.vector_opt(3)?), self.subgoal.clone()) {
                 let tr = &mut self.tracking;
-                let fresh = !tr.anchor.as_ref().is_some_and(|a| bits_eq(a, &sub));
+                let fresh = !tr.anchor.as_ref().is_some_and(|a| same_bits(a.view(), sub.view()));
                 let mut unreachable = false;
                 if d <= self.settings.reached {
                     if !replan {
@@ -556,12 +549,7 @@ impl Node for LevelNode {
         // Report to the level above on its subgoal (the target).
         if let Some(a) = above {
             let e = self.cost.subgoal_energy(z.view()).unwrap_or(0.0);
-            if self.progress.len() != 2 + a.len() {
-                self.progress = Array1::zeros(2 + a.len());
-            }
-            self.progress[0] = e;
-            self.progress[1] = (ctx.tick - self.target_since) as f32;
-            self.progress.iter_mut().skip(2).zip(a.iter()).for_each(|(d, &v)| *d = v);
+            write_progress(&mut self.progress, e, ctx.tick - self.target_since, a);
             outputs.set_vector(1, self.progress.view());
         }
         Ok(())

@@ -227,7 +227,7 @@ impl Node for ActorNode {
         let plan = self.actor.last_plan().cloned();
         let decision = self.actor.last_decision();
         let evaluations = match (&plan, decision) {
-            (Some(p), Decision::Planned) => (p.evaluated * p.actions.nrows()) as u64,
+            (Some(p), Decision::Planned) => p.model_steps(),
             _ => 0,
         };
         self.handle.update(|s| {
@@ -279,12 +279,29 @@ pub struct CostNode {
     progress: Array1<f32>,
 }
 
+/// Whether two vectors are equal bit for bit (so NaN, a free coordinate,
+/// equals NaN): how subgoals are compared.
+pub(crate) fn same_bits(a: ndarray::ArrayView1<'_, f32>, b: ndarray::ArrayView1<'_, f32>) -> bool {
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Writes a progress report, `[achieved cost, ticks spent, subgoal...]`,
+/// into `buf` (resized only when the subgoal's width changes).
+pub(crate) fn write_progress(buf: &mut Array1<f32>, cost: f32, spent: u64, subgoal: ndarray::ArrayView1<'_, f32>) {
+    if buf.len() != 2 + subgoal.len() {
+        *buf = Array1::zeros(2 + subgoal.len());
+    }
+    buf[0] = cost;
+    buf[1] = spent as f32;
+    buf.iter_mut().skip(2).zip(subgoal.iter()).for_each(|(d, &v)| *d = v);
+}
+
 /// Applies a subgoal from a `subgoal` port to `cost` when it differs from
 /// the one set (bit for bit: NaN marks a free coordinate); returns whether
 /// it changed.
 pub(crate) fn take_subgoal(cost: &SharedCost, subgoal: Option<ndarray::ArrayView1<'_, f32>>) -> Result<bool> {
     let Some(g) = subgoal else { return Ok(false) };
-    let same = cost.read().subgoal().is_some_and(|c| c.len() == g.len() && c.iter().zip(g.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let same = cost.read().subgoal().is_some_and(|c| same_bits(c, g));
     if !same {
         cost.write().apply(&ami_core::Modulation::Subgoal(Some(g.to_vec())))?;
     }
@@ -338,12 +355,7 @@ impl Node for CostNode {
         {
             let cost = self.cost.read();
             if let (Some(g), Some(e)) = (cost.subgoal(), cost.subgoal_energy(next)) {
-                if self.progress.len() != 2 + g.len() {
-                    self.progress = Array1::zeros(2 + g.len());
-                }
-                self.progress[0] = e;
-                self.progress[1] = (ctx.tick - self.since) as f32;
-                self.progress.iter_mut().skip(2).zip(g.iter()).for_each(|(d, &v)| *d = v);
+                write_progress(&mut self.progress, e, ctx.tick - self.since, g);
                 outputs.set_vector(2, self.progress.view());
             }
         }
