@@ -168,3 +168,155 @@ fn three_levels_cross_the_grid_of_rooms_where_two_levels_stall() {
     let goal = Maze::builtin("rooms-4x4").unwrap().room_pair(4).1;
     assert!(top.subgoals.iter().all(|(_, s)| centre(s) || (f64::from(s[0]) - goal[0]).abs() < 1e-5), "{:?}", top.subgoals);
 }
+
+/// Random exploration of four-rooms as `maze-learned-hierarchy.toml` does
+/// it: from each seeded start, forces uniform in [-1, 1]^2, each held
+/// `hold` ticks, recorded as the memory node records them.
+fn explore(seeds: std::ops::Range<u64>, steps: usize, hold: usize) -> ami_core::RingMemory {
+    use ami_agents::tasks::maze::MazeEnv;
+    use ami_core::Environment as _;
+    use rand::{Rng, SeedableRng};
+    let maze = std::sync::Arc::new(Maze::builtin("four-rooms").unwrap());
+    let (s, g) = maze.room_pair(0);
+    let mut env = MazeEnv::new(maze, s, g, steps).unwrap().with_room_pairs();
+    let mut mem = ami_core::RingMemory::new(4, 2, seeds.clone().count() * steps).unwrap();
+    for seed in seeds {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut obs = env.reset(seed).unwrap();
+        let mut a = ndarray::Array1::zeros(2);
+        for t in 0..steps {
+            if t % hold == 0 {
+                a = ndarray::Array1::from_shape_fn(2, |_| rng.gen_range(-1.0f32..=1.0));
+            }
+            let step = env.step(a.view()).unwrap();
+            let tr = ami_core::TransitionRef {
+                t: t as u64,
+                state: obs.view(),
+                action: a.view(),
+                cost: 0.0,
+                next_state: step.observation.view(),
+                imagined: false,
+                terminated: step.terminated,
+            };
+            ami_core::ShortTermMemory::push(&mut mem, &tr).unwrap();
+            obs = step.observation;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+    }
+    mem
+}
+
+/// The four doors of four-rooms and, two cells along each one's wall, a
+/// segment through the wall: `(door, wall)` segments, each two cells long.
+fn doors_and_walls() -> Vec<([f32; 4], [f32; 4])> {
+    vec![
+        ([5.5, 9.5, 7.5, 9.5], [5.5, 7.5, 7.5, 7.5]),
+        ([5.5, 2.5, 7.5, 2.5], [5.5, 4.5, 7.5, 4.5]),
+        ([2.5, 7.5, 2.5, 5.5], [4.5, 7.5, 4.5, 5.5]),
+        ([9.5, 6.5, 9.5, 4.5], [11.5, 6.5, 11.5, 4.5]),
+    ]
+}
+
+#[test]
+fn exploration_learns_where_the_walls_are() {
+    use ami_learn::{Chunking, Dataset, Ensemble, EnsembleSpec, FitConfig, Support, Trainer};
+    // As the example explores: 100 episodes of 400 ticks (a simulation: fast).
+    let mem = explore(1000..1100, 400, 20);
+    // The support: a step through a door stays in visited cells, one
+    // through a wall (a cell of its two) does not.
+    let support = Support::from_memory(&mem, &[0, 1], 0.25).unwrap();
+    let outside = |s: [f32; 4]| support.outside(ndarray::arr1(&s[..2]).view(), ndarray::arr1(&s[2..]).view());
+    for (door, wall) in doors_and_walls() {
+        assert!(outside(door) <= 0.2, "through the door {door:?}: {} outside", outside(door));
+        assert!(outside(wall) >= 0.4, "through the wall {wall:?}: {} outside", outside(wall));
+    }
+    // The upper model fitted to the 20-tick chunks predicts held-out
+    // chunks (errors in units of the targets' spread: 1 is no better than
+    // their mean).
+    let chunking = Chunking { dims: vec![0, 1], ticks: 20 };
+    let data = Dataset::from_memory_chunks(&mem, usize::MAX, &chunking).unwrap();
+    assert!(data.len() > 6000, "{} chunks", data.len());
+    let mut trainer = Trainer::new(Ensemble::new(EnsembleSpec::new(2, 2, vec![64, 64, 64]), 0).unwrap(), Default::default(), 2);
+    let report = ami_learn::fit(&mut trainer, &data, &FitConfig { epochs: 10, batch: 256, ..FitConfig::default() }, &mut |_, _, _| {}).unwrap();
+    assert!(report.rejected.is_none() && report.val_mse.unwrap() < 0.6, "{report:?}");
+}
+
+/// `maze-learned-hierarchy.toml` made seconds-sized: 2 exploration
+/// episodes of 60 ticks, fits of 2 epochs.
+const SHORT_LEARNING: [(&str, &str); 7] = [
+    ("max_steps = 400", "max_steps = 60"),
+    ("episodes = 100\n", "episodes = 2\n"),
+    ("explore_episodes = 100", "explore_episodes = 2"),
+    ("every = 100             # once, after the exploration", "every = 2"),
+    ("every = 100, min_transitions = 1000, epochs = 30", "every = 2, min_transitions = 50, epochs = 2"),
+    ("min_transitions = 1000\nepochs = 150", "min_transitions = 50\nepochs = 2"),
+    ("capacity = 50000", "capacity = 1000"),
+];
+
+#[test]
+fn learned_levels_are_fitted_to_chunks_of_the_memory_and_run_the_same_in_both_executors() {
+    let mut results = Vec::new();
+    for kind in [ExecutorKind::Sequential, ExecutorKind::Parallel] {
+        let mut a = agent("maze-learned-hierarchy.toml", &SHORT_LEARNING, kind);
+        let learning = run(&mut a, 1000..1002);
+        assert!(learning.iter().all(|r| r.steps == 60), "{:?}", learning.iter().map(|r| r.steps).collect::<Vec<_>>());
+        a.set_evaluating(true);
+        let eval = run(&mut a, 0..1);
+        let h = a.handles();
+        // Two episodes of 60 ticks: 41 runs of 20 ticks each for the upper
+        // model, 120 transitions for the actor's.
+        assert_eq!(h.trainers["coarse-trainer"].last().expect("the upper model was fitted").experience, 82);
+        assert_eq!(h.trainers["dynamics-trainer"].last().expect("the actor's model was fitted").experience, 120);
+        assert_eq!(h.models["coarse"].get().state_dim(), 2);
+        assert_eq!(h.models["dynamics"].get().state_dim(), 4);
+        let st = h.levels["high"].stats();
+        assert!(st.support_cells > 0 && st.plans > 0, "{st:?}");
+        results.push((learning, eval, st.support_cells));
+    }
+    let key =
+        |r: &(Vec<EpisodeResult>, Vec<EpisodeResult>, usize)| (r.0.iter().chain(&r.1).map(|e| (e.episode_return.to_bits(), e.steps)).collect::<Vec<_>>(), r.2);
+    assert_eq!(key(&results[0]), key(&results[1]), "sequential and parallel learn and act alike");
+}
+
+#[test]
+fn a_learned_models_step_must_be_its_levels() {
+    let mut edits = SHORT_LEARNING.to_vec();
+    edits.push(("step_ticks = 20         # one step: 20 ticks, its action their mean force", "step_ticks = 10"));
+    let err = ami_agents::load_str(&text("maze-learned-hierarchy.toml", &edits), "x.toml").unwrap_err().to_string();
+    assert!(err.contains("node `high`") && err.contains("the learned world model's step is 10 ticks over coordinates [0, 1], and the level's 20"), "{err}");
+    // The support is a memory node, and needs a sampling planner.
+    let err = ami_agents::load_str(&text("maze-learned-hierarchy.toml", &[("support = \"memory\"", "support = \"env\"")]), "x.toml").unwrap_err().to_string();
+    assert!(err.contains("support"), "{err}");
+}
+
+#[test]
+fn a_level_learned_from_exploration_plans_through_the_doors() {
+    use ami_learn::{io, Chunking, Dataset, Ensemble, EnsembleSpec, FitConfig, Trainer};
+    let dir = tempfile::tempdir().unwrap();
+    let mem = explore(1000..1100, 400, 20);
+    let mem_path = dir.path().join("explore.mem");
+    ami_core::ShortTermMemory::save(&mem, &mem_path).unwrap();
+    let data = Dataset::from_memory_chunks(&mem, usize::MAX, &Chunking { dims: vec![0, 1], ticks: 20 }).unwrap();
+    let mut trainer = Trainer::new(Ensemble::new(EnsembleSpec::new(2, 2, vec![64, 64, 64]), 0).unwrap(), Default::default(), 2);
+    ami_learn::fit(&mut trainer, &data, &FitConfig { epochs: 20, batch: 256, ..FitConfig::default() }, &mut |_, _, _| {}).unwrap();
+    let model_path = dir.path().join("coarse.safetensors");
+    io::save(trainer.ensemble(), &model_path).unwrap();
+    // The example with that model and memory, no more fitting, and the
+    // actor on the maze's dynamics (the upper level is under test).
+    let load = format!("load = {:?}\ndims = [0, 1]", model_path.display().to_string());
+    let memory = format!("capacity = 50000, load_path = {:?}", mem_path.display().to_string());
+    let edits = [
+        ("dims = [0, 1]           # its state: the position", load.as_str()),
+        ("width = 128\nlayers = 4\n", ""),
+        ("min_transitions = 1000\nepochs = 150", "min_transitions = 1000000"),
+        ("min_transitions = 1000, epochs = 30", "min_transitions = 1000000"),
+        ("model = \"dynamics\"      # the learned one-step model, not the maze's dynamics", ""),
+        ("capacity = 50000", memory.as_str()),
+    ];
+    let mut a = agent("maze-learned-hierarchy.toml", &edits, ExecutorKind::Sequential);
+    a.set_evaluating(true);
+    let r = run(&mut a, 0..4);
+    assert!(successes(&r) >= 3, "{:?}", r.iter().map(|e| (e.success, e.steps)).collect::<Vec<_>>());
+}

@@ -83,7 +83,8 @@ impl Trace {
         Ok(Self { task, rows, panels, episodes: eps.len() })
     }
 
-    /// Draws the panels side by side (two rows of two for four).
+    /// Draws the panels side by side (two rows of two for three or four,
+    /// so every maze keeps its proportions).
     pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: Option<&str>) -> anyhow::Result<()> {
         let err = |e: String| anyhow::anyhow!("drawing: {e}");
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
@@ -93,7 +94,7 @@ impl Trace {
         });
         let root = root.titled(&title, ("sans-serif", 22)).map_err(|e| err(e.to_string()))?;
         let n = self.panels.len();
-        let (r, c) = if n == 4 { (2, 2) } else { (1, n) };
+        let (r, c) = if n >= 3 { (2, 2) } else { (1, n) };
         let areas = root.split_evenly((r, c));
         let (rows, cols) = (self.rows.len() as f64, self.rows[0].len() as f64);
         let colours = [RGBColor(230, 120, 20), RGBColor(150, 40, 200), RGBColor(20, 160, 160), RGBColor(120, 120, 0)];

@@ -16,8 +16,8 @@ use ami_core::Critic as _;
 use ami_core::{ActionSpace, Actor, CoreError, Cost, MemoryHandle, ModelHandle, Params, Plan, Result, RunPhase};
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ami_learn::{
-    fit, fit_critic, io, Activation, AdamConfig, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, FitReport, LearnedModel, MlpCritic,
-    Propagation, Trainer,
+    fit, fit_critic, io, Activation, AdamConfig, Chunking, CriticData, CriticFitConfig, Dataset, Ensemble, EnsembleSpec, FitConfig, FitReport, LearnedModel,
+    MlpCritic, Propagation, Trainer,
 };
 use ami_planners::kernels::pool::Pool;
 use ndarray::{Array1, ArrayView1};
@@ -46,14 +46,33 @@ fn learned_params() -> Vec<ParamSpec> {
             .default(ParamValue::Float(0.0)),
         ParamSpec::new("load", ParamType::string(), "start from these weights (safetensors, PyTorch layout; the file sets the shape)"),
         ParamSpec::new("seed", ParamType::int(0, i64::MAX), "seed of the initial weights").default(ParamValue::Int(0)),
+        ParamSpec::new(
+            "dims",
+            ParamType::FloatList { min_len: 1, max_len: 4096 },
+            "the model of a planning level: its state is these coordinates of the agent's state (default: all of them)",
+        ),
+        ParamSpec::new(
+            "step_ticks",
+            ParamType::int(1, 1_000_000),
+            "the model of a planning level: one step stands for this many agent steps, its action the mean of theirs (the trainer fits it to such chunks of the memory)",
+        )
+        .default(ParamValue::Int(1)),
     ]
 }
 
+/// What one step of a `learned` node's model stands for (`dims`,
+/// `step_ticks`), checked against the agent's state.
+fn learned_chunking(p: &Params, state_dim: usize) -> Result<Chunking> {
+    let c = Chunking { dims: crate::level::coordinates(p, "dims")?.unwrap_or_else(|| (0..state_dim).collect()), ticks: p.usize("step_ticks")? };
+    c.check(state_dim)?;
+    Ok(c)
+}
+
 /// The shape a `learned` node's parameters describe.
-fn learned_spec(ctx: &BuildContext<'_>, p: &Params) -> Result<EnsembleSpec> {
+fn learned_spec(ctx: &BuildContext<'_>, p: &Params, chunking: &Chunking) -> Result<EnsembleSpec> {
     let task = ctx.task()?;
     Ok(EnsembleSpec {
-        state_dim: task.obs_dim,
+        state_dim: chunking.dims.len(),
         action_dim: task.action_dim,
         hidden: vec![p.usize("width")?; p.usize("layers")?],
         activation: Activation::parse(p.str_opt("activation")?.unwrap_or("relu"))?,
@@ -75,29 +94,35 @@ pub fn learned_model() -> Implementation {
         |ctx, p| {
             let propagation = Propagation::parse(p.str_opt("propagation")?.unwrap_or("ts1"))?;
             let risk = p.f32("risk")?;
+            let task = ctx.task()?;
+            let chunking = learned_chunking(p, task.obs_dim)?;
             let ens = match p.str_opt("load")? {
                 Some(path) => {
                     let path = ctx.path(path);
                     let e = io::load(&path).map_err(|e| CoreError::config("load", e.to_string()))?;
-                    let task = ctx.task()?;
-                    if (e.spec().state_dim, e.spec().action_dim) != (task.obs_dim, task.action_dim) {
+                    if (e.spec().state_dim, e.spec().action_dim) != (chunking.dims.len(), task.action_dim) {
                         return Err(CoreError::config(
                             "load",
                             format!(
-                                "{}: the model's states and actions are {} and {} wide, the environment's {} and {}",
+                                "{}: the model's states and actions are {} and {} wide, and this node's {} (dims {:?}) and {} (the environment's)",
                                 path.display(),
                                 e.spec().state_dim,
                                 e.spec().action_dim,
-                                task.obs_dim,
+                                chunking.dims.len(),
+                                chunking.dims,
                                 task.action_dim
                             ),
                         ));
                     }
                     e
                 }
-                None => Ensemble::new(learned_spec(ctx, p)?, p.usize("seed")? as u64)?,
+                None => Ensemble::new(learned_spec(ctx, p, &chunking)?, p.usize("seed")? as u64)?,
             };
-            let model = ModelHandle::of(LearnedModel::new(ens, propagation, risk));
+            let mut learned = LearnedModel::new(ens, propagation, risk);
+            if !chunking.is_identity(task.obs_dim) {
+                learned = learned.with_chunking(chunking);
+            }
+            let model = ModelHandle::of(learned);
             Ok(Built { model: Some(model.clone()), ..Built::node(ModelNode::new(model, "model")) })
         },
     )
@@ -168,6 +193,9 @@ pub struct TrainerNode {
     save_path: Option<PathBuf>,
     propagation: Propagation,
     risk: f32,
+    /// The model's step in agent steps and coordinates, if not one step
+    /// of the whole state.
+    chunking: Option<Chunking>,
     episodes: usize,
     fits: u64,
     trained_on: (usize, Option<u64>),
@@ -211,7 +239,14 @@ impl TrainerNode {
             if n < self.min_transitions || seen == self.trained_on {
                 return Ok(());
             }
-            (Dataset::from_memory_prefix(&**mem, n)?, seen)
+            let data = match &self.chunking {
+                Some(c) => Dataset::from_memory_chunks(&**mem, n, c)?,
+                None => Dataset::from_memory_prefix(&**mem, n)?,
+            };
+            if self.chunking.is_some() && data.len() < self.min_transitions {
+                return Ok(());
+            }
+            (data, seen)
         };
         self.fits += 1;
         if self.reinit {
@@ -224,7 +259,11 @@ impl TrainerNode {
         if let Some(p) = &self.save_path {
             io::save(&ens, p)?;
         }
-        let model = Arc::new(LearnedModel::new(ens, self.propagation, self.risk));
+        let mut model = LearnedModel::new(ens, self.propagation, self.risk);
+        if let Some(c) = &self.chunking {
+            model = model.with_chunking(c.clone());
+        }
+        let model = Arc::new(model);
         if tick == 0 {
             self.model.publish_model(model)?;
         } else {
@@ -347,6 +386,7 @@ pub fn world_model_trainer() -> Implementation {
                 trainer: Trainer::with_pool(learned.ensemble().clone(), adam, Arc::new(Pool::new(threads))),
                 propagation: learned.propagation(),
                 risk: learned.risk(),
+                chunking: learned.chunking().cloned(),
                 model,
                 memory,
                 phase: ctx.phase.clone(),
@@ -381,6 +421,12 @@ pub fn exploration_params() -> Vec<ParamSpec> {
         .default(ParamValue::Str("random".into())),
         ParamSpec::new("explore_noise", ParamType::float(0.0, 1e6), "noise std of `noisy` exploration, as a fraction of each action's range")
             .default(ParamValue::Float(0.3)),
+        ParamSpec::new(
+            "explore_hold",
+            ParamType::int(1, 1_000_000),
+            "`random` exploration holds each action this many ticks (data for a planning level's model, whose step is many ticks)",
+        )
+        .default(ParamValue::Int(1)),
     ]
 }
 
@@ -397,6 +443,10 @@ pub struct ExploringActor {
     inner: Box<dyn Actor>,
     space: ActionSpace,
     explore: Explore,
+    /// Ticks a random action is held.
+    hold: usize,
+    /// The random action held and the ticks it has been acted.
+    held: Option<(Array1<f32>, usize)>,
     episodes: usize,
     seen: usize,
     exploring: bool,
@@ -419,7 +469,20 @@ impl ExploringActor {
             "noisy" => Explore::Noisy(p.f32("explore_noise")?),
             other => return Err(CoreError::config("explore", format!("`{other}` is not an exploration (random or noisy)"))),
         };
-        Ok(Box::new(Self { inner, space, explore, episodes, seen: 0, exploring: false, inner_acted: false, phase: phase.clone(), rng: ami_core::rng::rng(0) }))
+        let hold = p.usize("explore_hold")?;
+        Ok(Box::new(Self {
+            inner,
+            space,
+            explore,
+            hold,
+            held: None,
+            episodes,
+            seen: 0,
+            exploring: false,
+            inner_acted: false,
+            phase: phase.clone(),
+            rng: ami_core::rng::rng(0),
+        }))
     }
 }
 
@@ -434,17 +497,22 @@ impl Actor for ExploringActor {
             self.seen += 1;
         }
         self.rng = ami_core::rng::rng(ami_core::rng::derive_seed(seed, "explore"));
+        self.held = None;
     }
     fn act(&mut self, state: ArrayView1<'_, f32>, cost: &Cost) -> Result<Array1<f32>> {
         self.inner_acted = !(self.exploring && self.explore == Explore::Random);
         if !self.exploring {
             return self.inner.act(state, cost);
         }
+        if let Some((a, age)) = self.held.as_mut().filter(|(_, age)| *age < self.hold) {
+            *age += 1;
+            return Ok(a.clone());
+        }
         let (lo, hi) = (&self.space.bounds().low, &self.space.bounds().high);
-        match (self.explore, self.space.choices()) {
-            (Explore::Random, None) => Ok((0..lo.len()).map(|j| if lo[j] < hi[j] { self.rng.gen_range(lo[j]..=hi[j]) } else { lo[j] }).collect()),
+        let random = match (self.explore, self.space.choices()) {
+            (Explore::Random, None) => (0..lo.len()).map(|j| if lo[j] < hi[j] { self.rng.gen_range(lo[j]..=hi[j]) } else { lo[j] }).collect(),
             // A discrete space: one of its actions, uniformly.
-            (Explore::Random, Some(c)) => Ok(Array1::from(c.row(self.rng.gen_range(0..c.len())).to_vec())),
+            (Explore::Random, Some(c)) => Array1::from(c.row(self.rng.gen_range(0..c.len())).to_vec()),
             (Explore::Noisy(std), _) => {
                 let mut a = self.inner.act(state, cost)?.to_vec();
                 for (j, v) in a.iter_mut().enumerate() {
@@ -453,9 +521,13 @@ impl Actor for ExploringActor {
                 }
                 // Clamped into the box, or moved to the nearest choice.
                 self.space.project(&mut a);
-                Ok(Array1::from(a))
+                return Ok(Array1::from(a));
             }
+        };
+        if self.hold > 1 {
+            self.held = Some((random.clone(), 1));
         }
+        Ok(random)
     }
     fn modulate(&mut self, m: &ami_core::Modulation) -> Result<()> {
         self.inner.modulate(m)

@@ -37,10 +37,11 @@ use std::sync::{Arc, Mutex};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use ami_core::{
-    ActionSpace, Bounds, CoreError, Cost, CostContext, DifferentiableCost, IntrinsicCost, ModelHandle, Modulation, ParamSpec, ParamType, ParamValue, Params,
-    PlanRequest, Planner, Result, SubgoalDistance,
+    ActionSpace, Bounds, CoreError, Cost, CostContext, DifferentiableCost, IntrinsicCost, MemoryHandle, ModelHandle, Modulation, ParamSpec, ParamType,
+    ParamValue, Params, PlanRequest, Planner, Result, SubgoalDistance,
 };
 use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
+use ami_learn::{Support, SupportCost};
 use ami_planners::PlannerDecl;
 
 use crate::nodes::{same_bits, write_progress};
@@ -78,6 +79,8 @@ pub struct LevelSettings {
     pub dims: Vec<usize>,
     /// The width of the agent's state (of the subgoals it writes).
     pub state_dim: usize,
+    /// Ticks one step of the level's world model stands for.
+    pub step_ticks: u64,
     /// Ticks between two plans (at most; feedback may plan sooner).
     pub period: u64,
     /// Which state of the plan becomes the subgoal (1: the first predicted).
@@ -145,6 +148,8 @@ pub struct LevelStats {
     pub subgoals: Vec<(u64, Vec<f32>)>,
     /// The points planned around this episode (unreachable subgoals).
     pub avoided: Vec<Vec<f32>>,
+    /// Cells of the level's support this episode (0 without one).
+    pub support_cells: usize,
 }
 
 /// A handle on a level node's [`LevelStats`] (cloning shares it).
@@ -281,8 +286,18 @@ pub struct LevelNode {
     last_plan: Option<u64>,
     tracking: Tracking,
     avoided: Vec<Vec<f32>>,
+    /// Where the experience is (see [`LevelNode::with_support`]).
+    support: Option<SupportSource>,
     progress: Array1<f32>,
     handle: LevelHandle,
+}
+
+/// The memory a level learns its support from, and how.
+struct SupportSource {
+    memory: MemoryHandle,
+    cell: f32,
+    weight: f32,
+    current: Option<Arc<Support>>,
 }
 
 impl LevelNode {
@@ -308,6 +323,18 @@ impl LevelNode {
                 "model",
                 format!("the world model's actions have {} entries and the planner's {}", m.action_dim(), planner.action_dim()),
             ));
+        }
+        // A learned model says what its step is; it must be the level's.
+        if let Some(c) = m.as_any().and_then(|a| a.downcast_ref::<ami_learn::LearnedModel>()).and_then(|l| l.chunking()) {
+            if c.dims != settings.dims || c.ticks as u64 != settings.step_ticks {
+                return Err(CoreError::config(
+                    "model",
+                    format!(
+                        "the learned world model's step is {} ticks over coordinates {:?}, and the level's {} ticks over {:?}: set the same `dims` and `step_ticks` on both",
+                        c.ticks, c.dims, settings.step_ticks, settings.dims
+                    ),
+                ));
+            }
         }
         if let Some(g) = &goal {
             check_goal(g, &settings)?;
@@ -338,9 +365,54 @@ impl LevelNode {
             last_plan: None,
             tracking: Tracking::default(),
             avoided: Vec::new(),
+            support: None,
             progress: Array1::zeros(0),
             handle: LevelHandle::default(),
         })
+    }
+    /// Plans only where the experience is: at every episode start the
+    /// level reads the cells of side `cell` that the memory's states
+    /// visited (in its abstract state, [`Support::from_memory`]), and each
+    /// planned step costs `weight` times the fraction of it outside them
+    /// ([`SupportCost`]). For a learned model, which is wrong where it had
+    /// no data (through walls, say). The term has no gradient: sampling
+    /// planners only.
+    pub fn with_support(mut self, memory: MemoryHandle, cell: f32, weight: f32) -> Result<Self> {
+        if self.planner.needs_gradients() {
+            return Err(CoreError::config(
+                "support",
+                format!("planner `{}` follows gradients and the support cost has none; use a sampling planner (cem, mppi)", self.planner.name()),
+            ));
+        }
+        if !(cell.is_finite() && cell > 0.0) {
+            return Err(CoreError::config("support_cell", format!("must be finite and above 0, got {cell}")));
+        }
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(CoreError::config("support_weight", format!("must be finite and at least 0, got {weight}")));
+        }
+        let width = memory.lock().state_dim();
+        if width != self.settings.state_dim {
+            return Err(CoreError::config(
+                "support",
+                format!("the memory records states {width} wide, and the level reads states {} wide", self.settings.state_dim),
+            ));
+        }
+        self.support = Some(SupportSource { memory, cell, weight, current: None });
+        Ok(self)
+    }
+    /// The visited cells the level plans within this episode, if it has a
+    /// support.
+    pub fn support(&self) -> Option<Arc<Support>> {
+        self.support.as_ref().and_then(|s| s.current.clone())
+    }
+    /// The level's cost: towards its target, round the places it was told
+    /// it cannot get through, within its support.
+    fn build_cost(&self) -> Result<Cost> {
+        let mut cost = level_cost(self.settings.dims.len(), &self.avoided, &self.settings)?;
+        if let Some(SupportSource { current: Some(sup), weight, .. }) = &self.support {
+            cost.add_intrinsic(Arc::new(SupportCost::new(sup.clone())), *weight)?;
+        }
+        Ok(cost)
     }
     /// The ports of every level node.
     pub fn ports() -> NodePorts {
@@ -442,9 +514,17 @@ impl Node for LevelNode {
         self.out.fill(f32::NAN);
         self.last_plan = None;
         self.tracking = Tracking::default();
-        if !self.avoided.is_empty() {
-            self.avoided.clear();
-            self.cost = level_cost(self.settings.dims.len(), &[], &self.settings)?;
+        let mut rebuild = !self.avoided.is_empty();
+        self.avoided.clear();
+        if let Some(src) = self.support.as_mut() {
+            let sup = Support::from_memory(&**src.memory.lock(), &self.settings.dims, src.cell)?;
+            let cells = sup.visited();
+            src.current = Some(Arc::new(sup));
+            self.handle.update(|st| st.support_cells = cells);
+            rebuild = true;
+        }
+        if rebuild {
+            self.cost = self.build_cost()?;
         }
         self.handle.update(|st| {
             st.subgoals.clear();
@@ -525,7 +605,7 @@ impl Node for LevelNode {
                         let f = if gap > 0.0 { (self.settings.avoid_radius / gap).min(1.0) } else { 0.0 };
                         let point: Vec<f32> = z.iter().zip(&sub).map(|(a, b)| a + f * (b - a)).collect();
                         self.avoided.push(point);
-                        let mut cost = level_cost(self.settings.dims.len(), &self.avoided, &self.settings)?;
+                        let mut cost = self.build_cost()?;
                         cost.set_subgoal(Some(target.clone()));
                         self.cost = cost;
                         let point = self.avoided.last().cloned().unwrap_or_default();
@@ -596,6 +676,14 @@ pub fn level_params() -> Vec<ParamSpec> {
         ParamSpec::new("avoid_weight", ParamType::float(0.0, 1e12), "height of that bump, per plan step").default(ParamValue::Float(1000.0)),
         ParamSpec::new("action_bound", ParamType::float(1e-9, 1e9), "the level's abstract actions lie in [-bound, bound]").default(ParamValue::Float(1.0)),
         ParamSpec::new(
+            "support",
+            ParamType::node("memory"),
+            "plan only where the experience is: the memory node whose visited states (in the kept coordinates) bound the plans, read at every episode start",
+        ),
+        ParamSpec::new("support_cell", ParamType::float(1e-6, 1e9), "side of the support's cells, in the abstract state").default(ParamValue::Float(0.25)),
+        ParamSpec::new("support_weight", ParamType::float(0.0, 1e12), "cost of a step wholly outside the support (in proportion for part of one)")
+            .default(ParamValue::Float(1000.0)),
+        ParamSpec::new(
             "actions",
             ParamType::Structured { what: "a list of actions, each a list of numbers".into() },
             "a finite set of abstract actions instead of the box (for the discrete planners: cem-discrete, beam), e.g. [[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]]",
@@ -603,24 +691,30 @@ pub fn level_params() -> Vec<ParamSpec> {
     ]
 }
 
-/// The settings of a level from its parameters.
-pub fn level_settings(p: &Params, state_dim: usize) -> Result<LevelSettings> {
-    let dims = p.f32_list_opt("dims")?.unwrap_or_default();
-    let dims = dims
-        .iter()
+/// A list of state coordinates (`dims`): whole numbers from 0, if given.
+pub(crate) fn coordinates(p: &Params, name: &str) -> Result<Option<Vec<usize>>> {
+    let Some(list) = p.f32_list_opt(name)? else { return Ok(None) };
+    list.iter()
         .enumerate()
         .map(|(i, &d)| {
             if d >= 0.0 && d.fract() == 0.0 {
                 Ok(d as usize)
             } else {
-                Err(CoreError::config(format!("dims[{i}]"), format!("must be a coordinate index (an integer from 0), got {d}")))
+                Err(CoreError::config(format!("{name}[{i}]"), format!("must be a coordinate index (an integer from 0), got {d}")))
             }
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// The settings of a level from its parameters.
+pub fn level_settings(p: &Params, state_dim: usize) -> Result<LevelSettings> {
+    let dims = coordinates(p, "dims")?.unwrap_or_default();
     let steps = p.usize("step_ticks")? as u64;
     let s = LevelSettings {
         dims,
         state_dim,
+        step_ticks: steps,
         period: p.usize_opt("period")?.map_or(steps, |v| v as u64),
         subgoal_step: p.usize("subgoal_step")?,
         feedback: Feedback::parse(p.str_opt("feedback")?.unwrap_or("refine"))?,
@@ -656,7 +750,10 @@ pub fn planner_level(decl: PlannerDecl) -> Implementation {
             None => ActionSpace::Box(Bounds::symmetric(a, p.f32("action_bound")?)),
         };
         let planner = (decl.build)(p, &space, None)?;
-        let node = LevelNode::new(planner, model, settings, task.goal.clone())?;
+        let mut node = LevelNode::new(planner, model, settings, task.goal.clone())?;
+        if p.str_opt("support")?.is_some() {
+            node = node.with_support(ctx.memory(p, "support")?, p.f32("support_cell")?, p.f32("support_weight")?)?;
+        }
         Ok(Built::node(node))
     })
 }
@@ -723,6 +820,7 @@ mod tests {
         let ok = LevelSettings {
             dims: vec![0, 1],
             state_dim: 4,
+            step_ticks: 10,
             period: 10,
             subgoal_step: 1,
             feedback: Feedback::Refine,

@@ -62,6 +62,50 @@ impl Dataset {
         }
         Self::new(st.view(), ac.view(), nx.view())
     }
+    /// Training rows of a model whose one step stands for `chunking.ticks`
+    /// steps of the memory's transitions, over the state coordinates
+    /// `chunking.dims` (a high planning level's model): from every run of
+    /// `ticks` consecutive real transitions of one episode among the
+    /// memory's first `n`, the input `[s_t[dims], mean(a_t .. a_{t+ticks-1})]`
+    /// and the target `s_{t+ticks}[dims] - s_t[dims]`. Transitions are
+    /// consecutive when their times follow each other, the first's next
+    /// state is the second's state bit for bit, and the first is not
+    /// terminal. Runs overlap (one starts at every transition). With one
+    /// tick and every coordinate these are [`Dataset::from_memory_prefix`]'s
+    /// rows.
+    pub fn from_memory_chunks(memory: &dyn ShortTermMemory, n: usize, chunking: &Chunking) -> Result<Self> {
+        let (sd, ad) = (memory.state_dim(), memory.action_dim());
+        chunking.check(sd)?;
+        if chunking.is_identity(sd) {
+            return Self::from_memory_prefix(memory, n);
+        }
+        let rows: Vec<_> = (0..n.min(memory.len())).filter_map(|i| memory.get(i)).filter(|t| !t.imagined).collect();
+        let k = chunking.ticks;
+        let linked = |a: &ami_core::modules::Transition, b: &ami_core::modules::Transition| {
+            !a.terminated && b.t == a.t.wrapping_add(1) && a.next_state.iter().zip(&b.state).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        // run[i]: how many consecutive transitions start at row i (at most k).
+        let mut run = vec![0usize; rows.len()];
+        for i in (0..rows.len()).rev() {
+            run[i] = if i + 1 < rows.len() && linked(&rows[i], &rows[i + 1]) { (run[i + 1] + 1).min(k) } else { 1 };
+        }
+        let starts: Vec<usize> = (0..rows.len()).filter(|&i| run[i] >= k).collect();
+        let dd = chunking.dims.len();
+        let mut inputs = Array2::zeros((starts.len(), dd + ad));
+        let mut targets = Array2::zeros((starts.len(), dd));
+        for (r, &i) in starts.iter().enumerate() {
+            let (first, last) = (&rows[i], &rows[i + k - 1]);
+            for (j, &d) in chunking.dims.iter().enumerate() {
+                inputs[[r, j]] = first.state[d];
+                targets[[r, j]] = last.next_state[d] - first.state[d];
+            }
+            for c in 0..ad {
+                let sum: f32 = rows[i..i + k].iter().map(|t| t.action[c]).sum();
+                inputs[[r, dd + c]] = sum / k as f32;
+            }
+        }
+        Ok(Self { inputs, targets })
+    }
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.inputs.nrows()
@@ -69,6 +113,46 @@ impl Dataset {
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// What one step of a model stands for: `ticks` steps of the agent, over
+/// the state coordinates `dims` (the abstract state of a planning level).
+/// The model's actions are the mean of the agent's actions over those
+/// ticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunking {
+    /// The state coordinates the model keeps, in order.
+    pub dims: Vec<usize>,
+    /// Agent steps per model step (at least 1).
+    pub ticks: usize,
+}
+
+impl Chunking {
+    /// One agent step over every coordinate of a `state_dim`-wide state.
+    pub fn identity(state_dim: usize) -> Self {
+        Self { dims: (0..state_dim).collect(), ticks: 1 }
+    }
+    /// Whether this is [`Chunking::identity`] of `state_dim`.
+    pub fn is_identity(&self, state_dim: usize) -> bool {
+        self.ticks == 1 && self.dims.len() == state_dim && self.dims.iter().enumerate().all(|(i, &d)| i == d)
+    }
+    /// Refuses no coordinate, a coordinate outside a `state_dim`-wide
+    /// state or named twice, and zero ticks.
+    pub fn check(&self, state_dim: usize) -> Result<()> {
+        if self.ticks == 0 {
+            return Err(CoreError::config("step_ticks", "must be at least 1"));
+        }
+        if self.dims.is_empty() {
+            return Err(CoreError::config("dims", "keep at least one state coordinate"));
+        }
+        if let Some(&d) = self.dims.iter().find(|&&d| d >= state_dim) {
+            return Err(CoreError::config("dims", format!("coordinate {d} is outside the state (width {state_dim})")));
+        }
+        if let Some((i, &d)) = self.dims.iter().enumerate().find(|(i, d)| self.dims[..*i].contains(d)) {
+            return Err(CoreError::config(format!("dims[{i}]"), format!("names coordinate {d} a second time")));
+        }
+        Ok(())
     }
 }
 
@@ -280,4 +364,61 @@ pub fn fit(trainer: &mut Trainer, data: &Dataset, cfg: &FitConfig, progress: &mu
     }
     report.ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ami_core::modules::{RingMemory, TransitionRef};
+    use ndarray::array;
+
+    /// An episode of `n` transitions from time 0: state `[t, 10 t, -t]`
+    /// (offset by `base`), action `[t]`, the next state the next one;
+    /// `terminal_at` marks one transition terminal.
+    fn episode(m: &mut RingMemory, base: f32, n: u64, terminal_at: Option<u64>) {
+        let s = |t: u64| array![base + t as f32, 10.0 * (base + t as f32), -(t as f32)];
+        for t in 0..n {
+            let (a, b) = (s(t), s(t + 1));
+            let act = array![t as f32];
+            let tr =
+                TransitionRef { t, state: a.view(), action: act.view(), cost: 0.0, next_state: b.view(), imagined: false, terminated: terminal_at == Some(t) };
+            m.push(&tr).unwrap();
+        }
+    }
+
+    #[test]
+    fn chunks_are_runs_of_one_episode_with_the_mean_action_and_the_kept_coordinates() {
+        let mut m = RingMemory::new(3, 1, 100).unwrap();
+        episode(&mut m, 0.0, 5, None); // runs of 3 start at t = 0, 1, 2
+        episode(&mut m, 100.0, 3, None); // one run, at t = 0
+        episode(&mut m, 200.0, 6, Some(1)); // terminal at t = 1: runs start at t = 2, 3
+        let c = Chunking { dims: vec![1, 0], ticks: 3 };
+        let d = Dataset::from_memory_chunks(&m, m.len(), &c).unwrap();
+        assert_eq!(d.len(), 3 + 1 + 2);
+        // The run from t = 1 of the first episode: state [1, 10], actions 1, 2, 3.
+        assert_eq!(d.inputs.row(1).to_vec(), vec![10.0, 1.0, 2.0]);
+        assert_eq!(d.targets.row(1).to_vec(), vec![30.0, 3.0]);
+        // The second episode's run does not continue into the third.
+        assert_eq!(d.inputs.row(3).to_vec(), vec![1000.0, 100.0, 1.0]);
+        assert_eq!(d.targets.row(3).to_vec(), vec![30.0, 3.0]);
+        // After the terminal transition: from t = 2.
+        assert_eq!(d.inputs.row(4).to_vec(), vec![2020.0, 202.0, 3.0]);
+        // A prefix of the memory: only the first episode's runs.
+        assert_eq!(Dataset::from_memory_chunks(&m, 5, &c).unwrap().len(), 3);
+        // One tick over every coordinate: the plain transitions.
+        let plain = Dataset::from_memory_chunks(&m, m.len(), &Chunking::identity(3)).unwrap();
+        assert_eq!(plain, Dataset::from_memory(&m).unwrap());
+        // Chunks longer than any episode: none.
+        assert!(Dataset::from_memory_chunks(&m, m.len(), &Chunking { dims: vec![0], ticks: 7 }).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_chunking_outside_the_state_is_refused_by_name() {
+        let m = RingMemory::new(3, 1, 10).unwrap();
+        let err = |c: Chunking| Dataset::from_memory_chunks(&m, 0, &c).unwrap_err().to_string();
+        assert!(err(Chunking { dims: vec![0, 3], ticks: 2 }).contains("coordinate 3 is outside the state (width 3)"));
+        assert!(err(Chunking { dims: vec![1, 1], ticks: 2 }).contains("dims[1]"));
+        assert!(err(Chunking { dims: vec![], ticks: 2 }).contains("dims"));
+        assert!(err(Chunking { dims: vec![0], ticks: 0 }).contains("step_ticks"));
+    }
 }

@@ -11,6 +11,9 @@
 //!   terminal cost), fitted by value iteration on TD(lambda) targets.
 //! * [`MlpPolicy`] / [`fit_policy`]: a Mode-1 policy distilled from the
 //!   planner's decisions (behaviour cloning, DAgger relabelling).
+//! * [`Support`] / [`SupportCost`]: the cells of a state space the
+//!   experience visited, and the cost of planned steps that leave them
+//!   (pessimism where a learned model has no data).
 //! * [`targets`]: a critic's regression targets (n-step and TD(lambda)
 //!   returns of intrinsic cost; terminated and truncated episodes differ).
 //! * `DfdxMlp` (feature `dfdx`): the residual MLP as a dfdx network (CPU
@@ -34,6 +37,7 @@ pub mod model;
 pub mod norm;
 pub mod policy;
 pub mod spec;
+pub mod support;
 pub mod targets;
 pub mod train;
 
@@ -41,9 +45,10 @@ pub mod train;
 pub use crate::dfdx::DfdxMlp;
 pub use critic::{fit_critic, CriticData, CriticFitConfig, MlpCritic};
 pub use ensemble::Ensemble;
-pub use fit::{fit, Dataset, FitConfig, FitReport};
+pub use fit::{fit, Chunking, Dataset, FitConfig, FitReport};
 pub use model::{LearnedModel, Propagation};
 pub use norm::Normalizer;
 pub use policy::{fit_policy, MlpPolicy, PolicyData};
 pub use spec::{Activation, EnsembleSpec};
+pub use support::{Support, SupportCost};
 pub use train::{AdamConfig, Trainer};

@@ -8,6 +8,7 @@ use ami_kernels::{Cpu, ResidualMlp};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::ensemble::Ensemble;
+use crate::fit::Chunking;
 
 /// How an ensemble predicts a batch of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,13 +54,25 @@ pub struct LearnedModel {
     propagation: Propagation,
     risk: f32,
     fast: Vec<ResidualMlp>,
+    chunking: Option<Chunking>,
 }
 
 impl LearnedModel {
     /// A model over `ens`.
     pub fn new(ens: Ensemble, propagation: Propagation, risk: f32) -> Self {
         let fast = (0..ens.spec().members).map_while(|k| ens.to_residual_mlp(k)).collect();
-        Self { ens: Arc::new(ens), propagation, risk, fast }
+        Self { ens: Arc::new(ens), propagation, risk, fast, chunking: None }
+    }
+    /// The model of a planning level: one step stands for `chunking.ticks`
+    /// agent steps over the coordinates `chunking.dims` (what a trainer
+    /// fits it to: [`crate::Dataset::from_memory_chunks`]).
+    pub fn with_chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = Some(chunking);
+        self
+    }
+    /// What one step stands for, if not one agent step over the whole state.
+    pub fn chunking(&self) -> Option<&Chunking> {
+        self.chunking.as_ref()
     }
     /// The ensemble.
     pub fn ensemble(&self) -> &Ensemble {
