@@ -8,12 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GYMNASIUM=1.4.0
+ROBOTICS=1.4.2   # Gymnasium-Robotics: PointMaze
 venv=.venv-gym
 py=${PYTHON:-python3}
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gymnasium, mujoco, sys; sys.exit(gymnasium.__version__ != '$GYMNASIUM')" 2>/dev/null; then
-  echo "$venv has gymnasium $GYMNASIUM"
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gymnasium, mujoco, gymnasium_robotics, sys; sys.exit(gymnasium.__version__ != '$GYMNASIUM' or gymnasium_robotics.__version__ != '$ROBOTICS')" 2>/dev/null; then
+  echo "$venv has gymnasium $GYMNASIUM and gymnasium-robotics $ROBOTICS"
   exit 0
 fi
 "$py" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "gymnasium[mujoco]==$GYMNASIUM"
-"$venv/bin/python" -c "import gymnasium, mujoco; print('$venv: gymnasium', gymnasium.__version__, 'mujoco', mujoco.__version__)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "gymnasium[mujoco]==$GYMNASIUM" "gymnasium-robotics==$ROBOTICS"
+"$venv/bin/python" -c "import gymnasium, mujoco, gymnasium_robotics; print('$venv: gymnasium', gymnasium.__version__, 'mujoco', mujoco.__version__, 'gymnasium-robotics', gymnasium_robotics.__version__)"

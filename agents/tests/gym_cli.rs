@@ -213,3 +213,19 @@ fn copies_of_an_agent_share_out_the_episodes_and_return_the_same() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("learns (trainer nodes [\"trainer\"])"), "{err}");
 }
+
+#[test]
+fn pointmaze_runs_through_the_bridge_with_a_level_and_reports_success() {
+    // Seconds-sized: 3 exploration episodes (random forces held 10 ticks;
+    // too little to fit the models), then one evaluation episode planned
+    // by both levels. Gymnasium-Robotics reports `success` in each step's
+    // info, and the bridge passes it on.
+    let v = run_json("examples/gym/pointmaze-learned-hierarchy.toml", &["--episodes", "3", "--eval-episodes", "1"]);
+    let flags = v["success"].as_array().unwrap_or_else(|| panic!("no per-episode success: {v}"));
+    assert_eq!(flags.len(), 3, "{v}");
+    assert!(flags.iter().all(serde_json::Value::is_boolean), "{v}");
+    assert!(v["eval"]["success"][0].is_boolean(), "{v}");
+    // The actor alone evaluates 64 x 3 x 25 = 4,800 states a decision; the
+    // level, planning towards the goal the observation carries, adds its own.
+    assert!(v["eval"]["mean_evaluations_per_decision"].as_f64().unwrap() > 5200.0, "the level and the actor planned: {v}");
+}

@@ -262,10 +262,22 @@ fn learned_levels_are_fitted_to_chunks_of_the_memory_and_run_the_same_in_both_ex
         let mut a = agent("maze-learned-hierarchy.toml", &SHORT_LEARNING, kind);
         let learning = run(&mut a, 1000..1002);
         assert!(learning.iter().all(|r| r.steps == 60), "{:?}", learning.iter().map(|r| r.steps).collect::<Vec<_>>());
+        // Exploration held each random force 20 ticks: blocks of equal
+        // actions in the memory, a new one at every block.
+        {
+            let mem = a.handles().memory.clone().expect("a memory");
+            let mem = mem.lock();
+            let actions: Vec<Vec<f32>> = (0..60).map(|i| mem.get(i).unwrap().action).collect();
+            for (t, act) in actions.iter().enumerate() {
+                let first = &actions[t - t % 20];
+                assert_eq!(act, first, "tick {t}");
+            }
+            assert!(actions[0] != actions[20] && actions[20] != actions[40], "{:?}", [&actions[0], &actions[20], &actions[40]]);
+        }
         a.set_evaluating(true);
         let eval = run(&mut a, 0..1);
         let h = a.handles();
-        // Two episodes of 60 ticks: 41 runs of 20 ticks each for the upper
+        // Two episodes of 60 ticks: 41 runs of 20 ticks in each for the upper
         // model, 120 transitions for the actor's.
         assert_eq!(h.trainers["coarse-trainer"].last().expect("the upper model was fitted").experience, 82);
         assert_eq!(h.trainers["dynamics-trainer"].last().expect("the actor's model was fitted").experience, 120);
@@ -288,7 +300,18 @@ fn a_learned_models_step_must_be_its_levels() {
     assert!(err.contains("node `high`") && err.contains("the learned world model's step is 10 ticks over coordinates [0, 1], and the level's 20"), "{err}");
     // The support is a memory node, and needs a sampling planner.
     let err = ami_agents::load_str(&text("maze-learned-hierarchy.toml", &[("support = \"memory\"", "support = \"env\"")]), "x.toml").unwrap_err().to_string();
-    assert!(err.contains("support"), "{err}");
+    assert!(err.contains("node `high`") && err.contains("`support`") && err.contains("memory"), "{err}");
+    let gd = [
+        ("name = \"high\"\nkind = \"level\"\nimplementation = \"cem\"", "name = \"high\"\nkind = \"level\"\nimplementation = \"gd\""),
+        ("samples = 256\niterations = 5\nelites = 24\ninit_std = 0.8\nmin_std = 0.05\nmomentum = 0.1\nwarm_start = true\nreturn_best = true", "samples = 32"),
+    ];
+    let err = ami_agents::load_str(&text("maze-learned-hierarchy.toml", &gd), "x.toml").unwrap_err().to_string();
+    assert!(err.contains("planner `gd` follows gradients and the support cost has none"), "{err}");
+    // A level's model is not an actor's.
+    let err = ami_agents::load_str(&text("maze-learned-hierarchy.toml", &[("model = \"dynamics\"      #", "model = \"coarse\"      #")]), "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("node `actor`") && err.contains("a planning level's model"), "{err}");
 }
 
 #[test]

@@ -168,6 +168,9 @@ pub struct GymEnv {
     /// `Environment`; more inside a [`GymVecEnv`]).
     copies: usize,
     payload: Vec<u8>,
+    /// Per copy, since its reset: whether the step infos reported
+    /// `success` (or `is_success`), and whether one was true.
+    success: Vec<Option<bool>>,
 }
 
 /// `MultiDiscrete` spaces with at most this many combinations are a
@@ -275,7 +278,7 @@ impl GymEnv {
             }
             SpaceInfo::Other { repr } => return Err(space_err(format!("action space {repr} is not Box, Discrete or MultiDiscrete"))),
         };
-        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, copies, payload: Vec::new() })
+        Ok(Self { name: format!("gym:{}", cfg.id), cfg, info, server, action, space, copies, payload: Vec::new(), success: vec![None; copies] })
     }
 
     /// What the server reported about the environment.
@@ -378,6 +381,9 @@ impl GymEnv {
         p[1..9].copy_from_slice(&seed.unwrap_or(0).to_le_bytes());
         p[9..].copy_from_slice(&(copy as u32).to_le_bytes());
         let reply = self.server.call(b'R', &p, "reset", self.cfg.step_timeout)?.map_err(|r| self.err(r))?;
+        if let Some(s) = self.success.get_mut(copy) {
+            *s = None;
+        }
         self.observation(&reply, "reset")
     }
 
@@ -437,17 +443,22 @@ impl GymEnv {
     /// The outcomes of the steps [`GymEnv::send_steps`] sent, one per copy.
     fn receive_steps(&mut self) -> std::result::Result<Vec<Step>, GymError> {
         let reply = self.server.receive("step", self.step_timeout())?.map_err(|r| self.err(r))?;
-        let record = 10 + 8 * self.info.obs_dim;
+        let record = 11 + 8 * self.info.obs_dim;
         if reply.len() != record * self.copies {
             return Err(self.server.protocol("step", format!("a step reply of {} bytes for {} copies of {record}", reply.len(), self.copies)));
         }
         let mut steps = Vec::with_capacity(self.copies);
-        for r in reply.chunks_exact(record) {
+        self.success.resize(self.copies, None);
+        for (i, r) in reply.chunks_exact(record).enumerate() {
             let reward = f64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
             if !reward.is_finite() {
                 return Err(GymError::NonFinite { id: self.cfg.id.clone(), op: "step", what: "reward", values: vec![reward] });
             }
-            let observation = self.observation(&r[10..], "step")?;
+            if r[10] != 0 {
+                let s = &mut self.success[i];
+                *s = Some(s.unwrap_or(false) || r[10] == 2);
+            }
+            let observation = self.observation(&r[11..], "step")?;
             steps.push(Step { observation, reward, terminated: r[8] != 0, truncated: r[9] != 0 });
         }
         Ok(steps)
@@ -618,6 +629,12 @@ impl Environment for GymEnv {
     }
     fn step(&mut self, action: ArrayView1<'_, f32>) -> Result<Step> {
         Ok(self.try_step(action)?)
+    }
+    /// Whether a step's info reported `success` (or `is_success`, as
+    /// Gymnasium-Robotics does) true since the reset; `None` if no info
+    /// reported either.
+    fn success(&self) -> Option<bool> {
+        self.success.first().copied().flatten()
     }
 }
 

@@ -15,7 +15,9 @@ a u32 length and the payload. Errors are JSON {kind, message, traceback}.
              [, u32 copy]
     S step   f64[copies * action_len]   -> per copy: f64 reward,
              (one action per copy)         u8 terminated, u8 truncated,
-                                           f64[obs_dim] obs
+                                           u8 success (0: the info has no
+                                           `success` / `is_success`, 1:
+                                           false, 2: true), f64[obs_dim] obs
     A step fails as a whole, naming the first copy that raised (numbered
     from first_copy), after every other copy has stepped.
     L list   pattern (UTF-8)            -> JSON [{id, observation, action,
@@ -147,7 +149,7 @@ def main():
         try:
             if op == b"S":
                 # One action per copy, each copy stepped in turn: one
-                # record (reward, terminated, truncated, observation) each.
+                # record (reward, terminated, truncated, success, observation) each.
                 # A copy that raises does not stop the others: every copy
                 # steps once, then the first failure is the reply.
                 a = np.frombuffer(payload, dtype=np.float64)
@@ -157,8 +159,10 @@ def main():
                 out, failed = [], None
                 for i, env in enumerate(envs):
                     try:
-                        obs, reward, terminated, truncated, _ = env.step(act(a[i * adim:(i + 1) * adim]))
-                        out.append(struct.pack("<dBB", float(reward), bool(terminated), bool(truncated)))
+                        obs, reward, terminated, truncated, info = env.step(act(a[i * adim:(i + 1) * adim]))
+                        ok = info.get("success", info.get("is_success")) if isinstance(info, dict) else None
+                        flag = 0 if ok is None else 1 + bool(ok)
+                        out.append(struct.pack("<dBBB", float(reward), bool(terminated), bool(truncated), flag))
                         out.append(obs_flat(obs).tobytes())
                     except BaseException as e:
                         if failed is None:

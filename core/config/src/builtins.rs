@@ -193,6 +193,17 @@ pub fn check_planner_fits(planner: &dyn Planner, model: &dyn WorldModel, cost: &
             format!("widths disagree: environment actions {action_dim}, world model actions {}, planner actions {}", model.action_dim(), planner.action_dim()),
         ));
     }
+    // A learned model of a planning level (its step many ticks or part of
+    // the state) cannot stand for one tick of the agent.
+    if let Some(c) = model.as_any().and_then(|a| a.downcast_ref::<ami_learn::LearnedModel>()).and_then(|l| l.chunking()) {
+        return Err(CoreError::config(
+            "model",
+            format!(
+                "the learned world model's step is {} ticks over state coordinates {:?}: a planning level's model (`dims`, `step_ticks`), not an actor's; give the actor a model of one tick of the whole state",
+                c.ticks, c.dims
+            ),
+        ));
+    }
     if planner.needs_gradients() {
         let name = planner.name();
         if model.differentiable().is_none() {
@@ -215,6 +226,23 @@ pub fn check_planner_fits(planner: &dyn Planner, model: &dyn WorldModel, cost: &
                 format!("planner `{name}` needs gradients and the critic has none (Critic::has_gradient is false, as for `quadratic`); use a `learned` critic, or a sampling planner (cem, mppi)"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The `subgoal_weight` parameter of the costs that can read subgoals.
+fn subgoal_weight_param() -> ParamSpec {
+    ParamSpec::new(
+        "subgoal_weight",
+        ParamType::float(0.0, 1e9),
+        "adds a `subgoal` term (squared distance to the subgoal a `level` node sets on the `subgoal` port) with this weight",
+    )
+}
+
+/// Adds the `subgoal` term if `subgoal_weight` is set.
+fn add_subgoal_term(cost: &mut Cost, p: &Params, state_dim: usize) -> Result<()> {
+    if let Some(w) = p.f64_opt("subgoal_weight")? {
+        cost.add_intrinsic(Arc::new(ami_core::SubgoalDistance::new(state_dim)), w as f32).map_err(|e| CoreError::config("subgoal_weight", e.to_string()))?;
     }
     Ok(())
 }
@@ -358,20 +386,13 @@ pub fn register(r: &mut Registry) {
             CostNode::ports(),
             vec![
                 ParamSpec::new("weights", ParamType::Structured { what: "a table {TERM = weight}".into() }, "weights of the task's terms (default: the task's; a configurator may change them)"),
-                ParamSpec::new(
-                    "subgoal_weight",
-                    ParamType::float(0.0, 1e9),
-                    "adds a `subgoal` term (squared distance to the subgoal a `level` node sets on the `subgoal` port) with this weight",
-                ),
+                subgoal_weight_param(),
             ],
             |ctx, p| {
                 let task = ctx.task()?;
                 let mut cost = task.new_cost()?;
                 apply_weights(&mut cost, p)?;
-                if let Some(w) = p.f64_opt("subgoal_weight")? {
-                    cost.add_intrinsic(Arc::new(ami_core::SubgoalDistance::new(task.state_dim())), w as f32)
-                        .map_err(|e| CoreError::config("subgoal_weight", e.to_string()))?;
-                }
+                add_subgoal_term(&mut cost, p, task.state_dim())?;
                 let cost = Shared::of(cost);
                 Ok(Built { cost: Some(cost.clone()), ..Built::node(CostNode::new(cost)) })
             },
@@ -385,6 +406,7 @@ pub fn register(r: &mut Registry) {
                 ParamSpec::new("state_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "q_i, one per state coordinate").required(),
                 ParamSpec::new("action_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "r_j, one per action coordinate (default: none)"),
                 ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "g, one per state coordinate (default: the task's goal, else zero; a configurator's goal replaces it)"),
+                subgoal_weight_param(),
             ],
             |ctx, p| {
                 let task = ctx.task()?;
@@ -415,6 +437,7 @@ pub fn register(r: &mut Registry) {
                 let mut c = Cost::new();
                 c.add_intrinsic(Arc::new(ami_core::QuadraticCost::new("quadratic", q, r)), 1.0)?;
                 c.set_goal(goal.or_else(|| task.goal.clone()).map(ndarray::Array1::from));
+                add_subgoal_term(&mut c, p, task.state_dim())?;
                 let cost = Shared::of(c);
                 Ok(Built { cost: Some(cost.clone()), ..Built::node(CostNode::new(cost)) })
             },

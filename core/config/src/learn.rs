@@ -23,7 +23,7 @@ use ami_planners::kernels::pool::Pool;
 use ndarray::{Array1, ArrayView1};
 use rand::Rng;
 
-use crate::nodes::ModelNode;
+use crate::nodes::{fingerprint, ModelNode};
 use crate::registry::{BuildContext, Built, Implementation, ModuleKind};
 use ami_core::{ParamSpec, ParamType, ParamValue};
 
@@ -63,7 +63,7 @@ fn learned_params() -> Vec<ParamSpec> {
 /// What one step of a `learned` node's model stands for (`dims`,
 /// `step_ticks`), checked against the agent's state.
 fn learned_chunking(p: &Params, state_dim: usize) -> Result<Chunking> {
-    let c = Chunking { dims: crate::level::coordinates(p, "dims")?.unwrap_or_else(|| (0..state_dim).collect()), ticks: p.usize("step_ticks")? };
+    let c = Chunking { dims: crate::nodes::coordinates(p, "dims")?.unwrap_or_else(|| (0..state_dim).collect()), ticks: p.usize("step_ticks")? };
     c.check(state_dim)?;
     Ok(c)
 }
@@ -162,21 +162,6 @@ impl TrainerHandle {
     }
 }
 
-/// A transition's identity, bit for bit.
-fn fingerprint(t: &ami_core::Transition) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u64| {
-        h ^= x;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    eat(t.t);
-    eat(u64::from(t.cost.to_bits()));
-    for v in t.state.iter().chain(&t.action).chain(&t.next_state) {
-        eat(u64::from(v.to_bits()));
-    }
-    h
-}
-
 /// The `world_model` trainer as a node (see the module docs).
 pub struct TrainerNode {
     trainer: Trainer,
@@ -243,7 +228,16 @@ impl TrainerNode {
                 Some(c) => Dataset::from_memory_chunks(&**mem, n, c)?,
                 None => Dataset::from_memory_prefix(&**mem, n)?,
             };
-            if self.chunking.is_some() && data.len() < self.min_transitions {
+            if let (Some(c), true) = (&self.chunking, data.len() < self.min_transitions) {
+                if data.is_empty() {
+                    return Err(CoreError::config(
+                        "step_ticks",
+                        format!(
+                            "the memory holds {n} transitions but no run of {} consecutive ones of one episode (episodes shorter than `step_ticks`, or a memory node of rate above 1?): nothing to fit the model to",
+                            c.ticks
+                        ),
+                    ));
+                }
                 return Ok(());
             }
             (data, seen)
@@ -344,7 +338,8 @@ pub fn world_model_trainer() -> Implementation {
             ParamSpec::new("keep_best", ParamType::Bool, "keep the epoch with the best held-out loss").default(ParamValue::Bool(true)),
             ParamSpec::new("bootstrap", ParamType::Bool, "each member trains on its own bootstrap resample").default(ParamValue::Bool(true)),
             ParamSpec::new("reinit", ParamType::Bool, "start every fit from fresh weights instead of the last model").default(ParamValue::Bool(false)),
-            ParamSpec::new("min_transitions", ParamType::int(2, i64::MAX), "train once the memory holds this many transitions").default(ParamValue::Int(100)),
+            ParamSpec::new("min_transitions", ParamType::int(2, i64::MAX), "train once the memory holds this many transitions (a level's model: this many runs of `step_ticks`)")
+                .default(ParamValue::Int(100)),
             ParamSpec::new("every", ParamType::int(1, 1_000_000), "train at the start of every N-th episode").default(ParamValue::Int(1)),
             ParamSpec::new(
                 "every_ticks",
@@ -470,6 +465,9 @@ impl ExploringActor {
             other => return Err(CoreError::config("explore", format!("`{other}` is not an exploration (random or noisy)"))),
         };
         let hold = p.usize("explore_hold")?;
+        if hold > 1 && explore != Explore::Random {
+            return Err(CoreError::config("explore_hold", "holds random actions only: set explore = \"random\" (or explore_hold = 1)"));
+        }
         Ok(Box::new(Self {
             inner,
             space,

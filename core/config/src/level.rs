@@ -44,7 +44,7 @@ use ami_graph::{Inputs, Node, NodePorts, Outputs, PortType, TickContext};
 use ami_learn::{Support, SupportCost};
 use ami_planners::PlannerDecl;
 
-use crate::nodes::{same_bits, write_progress};
+use crate::nodes::{coordinates, fingerprint, same_bits, write_progress};
 use crate::registry::{BuildContext, Built, Implementation, ModuleKind};
 
 /// How a level uses the progress the level below reports.
@@ -81,6 +81,10 @@ pub struct LevelSettings {
     pub state_dim: usize,
     /// Ticks one step of the level's world model stands for.
     pub step_ticks: u64,
+    /// The coordinates of the agent's state that hold the level's target
+    /// (one per kept coordinate: a goal the observation carries, as
+    /// Gymnasium-Robotics' `desired_goal`), instead of the task's goal.
+    pub goal_dims: Option<Vec<usize>>,
     /// Ticks between two plans (at most; feedback may plan sooner).
     pub period: u64,
     /// Which state of the plan becomes the subgoal (1: the first predicted).
@@ -115,6 +119,17 @@ impl LevelSettings {
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(CoreError::config("dims", format!("{:?} names a coordinate twice", self.dims)));
         }
+        if let Some(g) = &self.goal_dims {
+            if g.len() != self.dims.len() {
+                return Err(CoreError::config(
+                    "goal_dims",
+                    format!("names {} coordinates, and the level keeps {} (dims {:?})", g.len(), self.dims.len(), self.dims),
+                ));
+            }
+            if let Some(&d) = g.iter().find(|&&d| d >= self.state_dim) {
+                return Err(CoreError::config("goal_dims", format!("coordinate {d} is outside the state (width {})", self.state_dim)));
+            }
+        }
         for (field, v) in
             [("reached", self.reached), ("avoid_radius", self.avoid_radius), ("avoid_weight", self.avoid_weight), ("min_progress", self.min_progress)]
         {
@@ -131,7 +146,7 @@ impl LevelSettings {
 
 /// What a level did, readable from outside the graph through a
 /// [`LevelHandle`] (cumulative since the agent was built, except
-/// `subgoals`, which is the current episode's).
+/// `subgoals`, `avoided` and `support_cells`: the current episode's).
 #[derive(Debug, Clone, Default)]
 pub struct LevelStats {
     /// Plans made.
@@ -298,6 +313,8 @@ struct SupportSource {
     cell: f32,
     weight: f32,
     current: Option<Arc<Support>>,
+    /// The memory's length and newest transition when `current` was read.
+    read_at: (usize, Option<u64>),
 }
 
 impl LevelNode {
@@ -324,8 +341,11 @@ impl LevelNode {
                 format!("the world model's actions have {} entries and the planner's {}", m.action_dim(), planner.action_dim()),
             ));
         }
-        // A learned model says what its step is; it must be the level's.
-        if let Some(c) = m.as_any().and_then(|a| a.downcast_ref::<ami_learn::LearnedModel>()).and_then(|l| l.chunking()) {
+        // A learned model says what its step is (one tick of the whole
+        // state unless it names `dims` and `step_ticks`); it must be the
+        // level's.
+        if let Some(l) = m.as_any().and_then(|a| a.downcast_ref::<ami_learn::LearnedModel>()) {
+            let c = l.chunking().cloned().unwrap_or_else(|| ami_learn::Chunking::identity(settings.state_dim));
             if c.dims != settings.dims || c.ticks as u64 != settings.step_ticks {
                 return Err(CoreError::config(
                     "model",
@@ -381,7 +401,10 @@ impl LevelNode {
         if self.planner.needs_gradients() {
             return Err(CoreError::config(
                 "support",
-                format!("planner `{}` follows gradients and the support cost has none; use a sampling planner (cem, mppi)", self.planner.name()),
+                format!(
+                    "planner `{}` follows gradients and the support cost has none; use a sampling planner (cem, mppi; cem-discrete, beam over `actions`)",
+                    self.planner.name()
+                ),
             ));
         }
         if !(cell.is_finite() && cell > 0.0) {
@@ -397,7 +420,10 @@ impl LevelNode {
                 format!("the memory records states {width} wide, and the level reads states {} wide", self.settings.state_dim),
             ));
         }
-        self.support = Some(SupportSource { memory, cell, weight, current: None });
+        // Weight 0 is no support at all.
+        if weight > 0.0 {
+            self.support = Some(SupportSource { memory, cell, weight, current: None, read_at: (0, None) });
+        }
         Ok(self)
     }
     /// The visited cells the level plans within this episode, if it has a
@@ -517,11 +543,18 @@ impl Node for LevelNode {
         let mut rebuild = !self.avoided.is_empty();
         self.avoided.clear();
         if let Some(src) = self.support.as_mut() {
-            let sup = Support::from_memory(&**src.memory.lock(), &self.settings.dims, src.cell)?;
-            let cells = sup.visited();
-            src.current = Some(Arc::new(sup));
+            // Read again only when the memory has changed (as trainers do).
+            let mem = src.memory.lock();
+            let read_at = (mem.len(), mem.len().checked_sub(1).and_then(|i| mem.get(i)).map(|t| fingerprint(&t)));
+            if src.current.is_none() || read_at != src.read_at {
+                let sup = Support::from_memory(&**mem, &self.settings.dims, src.cell)?;
+                src.current = Some(Arc::new(sup));
+                src.read_at = read_at;
+                rebuild = true;
+            }
+            drop(mem);
+            let cells = src.current.as_ref().map_or(0, |s| s.visited());
             self.handle.update(|st| st.support_cells = cells);
-            rebuild = true;
         }
         if rebuild {
             self.cost = self.build_cost()?;
@@ -558,7 +591,10 @@ impl Node for LevelNode {
                 ));
             }
         }
-        let target = above.or(self.goal.as_ref().map(|g| g.view())).map(|g| self.abstract_state(g));
+        let target = match (&above, &self.settings.goal_dims) {
+            (None, Some(gd)) => Some(gd.iter().map(|&d| s[d]).collect()),
+            _ => above.or(self.goal.as_ref().map(|g| g.view())).map(|g| self.abstract_state(g)),
+        };
         let Some(target) = target else { return Ok(()) };
         let z = self.abstract_state(s);
         let changed = !self.target.as_ref().is_some_and(|t| same_bits(t.view(), target.view()));
@@ -655,6 +691,11 @@ pub fn level_params() -> Vec<ParamSpec> {
         )
         .required(),
         ParamSpec::new("step_ticks", ParamType::int(1, 1_000_000), "ticks one step of this level's model stands for").default(ParamValue::Int(10)),
+        ParamSpec::new(
+            "goal_dims",
+            ParamType::FloatList { min_len: 1, max_len: 4096 },
+            "the state coordinates holding the level's target, one per kept coordinate (a goal the observation carries, e.g. Gymnasium-Robotics' desired_goal), instead of the task's goal",
+        ),
         ParamSpec::new("period", ParamType::int(1, 1_000_000), "ticks between plans (default: `step_ticks`; feedback may plan sooner)"),
         ParamSpec::new("subgoal_step", ParamType::int(1, 10_000), "which predicted state of the plan becomes the subgoal").default(ParamValue::Int(1)),
         ParamSpec::new(
@@ -691,22 +732,6 @@ pub fn level_params() -> Vec<ParamSpec> {
     ]
 }
 
-/// A list of state coordinates (`dims`): whole numbers from 0, if given.
-pub(crate) fn coordinates(p: &Params, name: &str) -> Result<Option<Vec<usize>>> {
-    let Some(list) = p.f32_list_opt(name)? else { return Ok(None) };
-    list.iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            if d >= 0.0 && d.fract() == 0.0 {
-                Ok(d as usize)
-            } else {
-                Err(CoreError::config(format!("{name}[{i}]"), format!("must be a coordinate index (an integer from 0), got {d}")))
-            }
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
-}
-
 /// The settings of a level from its parameters.
 pub fn level_settings(p: &Params, state_dim: usize) -> Result<LevelSettings> {
     let dims = coordinates(p, "dims")?.unwrap_or_default();
@@ -715,6 +740,7 @@ pub fn level_settings(p: &Params, state_dim: usize) -> Result<LevelSettings> {
         dims,
         state_dim,
         step_ticks: steps,
+        goal_dims: coordinates(p, "goal_dims")?,
         period: p.usize_opt("period")?.map_or(steps, |v| v as u64),
         subgoal_step: p.usize("subgoal_step")?,
         feedback: Feedback::parse(p.str_opt("feedback")?.unwrap_or("refine"))?,
@@ -821,6 +847,7 @@ mod tests {
             dims: vec![0, 1],
             state_dim: 4,
             step_ticks: 10,
+            goal_dims: None,
             period: 10,
             subgoal_step: 1,
             feedback: Feedback::Refine,
@@ -831,6 +858,11 @@ mod tests {
             avoid_weight: 100.0,
         };
         assert!(ok.validate().is_ok());
+        let err = LevelSettings { goal_dims: Some(vec![2]), ..ok.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("goal_dims") && err.contains("names 1 coordinates, and the level keeps 2"), "{err}");
+        let err = LevelSettings { goal_dims: Some(vec![2, 4]), ..ok.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("goal_dims") && err.contains("coordinate 4 is outside the state"), "{err}");
+        assert!(LevelSettings { goal_dims: Some(vec![2, 3]), ..ok.clone() }.validate().is_ok());
         let err = LevelSettings { dims: vec![], ..ok.clone() }.validate().unwrap_err().to_string();
         assert!(err.contains("dims"), "{err}");
         let err = LevelSettings { reached: f32::NAN, ..ok.clone() }.validate().unwrap_err().to_string();

@@ -654,3 +654,34 @@ impl Node for EnvNode {
         Some(self)
     }
 }
+
+/// A transition's identity, bit for bit.
+pub(crate) fn fingerprint(t: &ami_core::Transition) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(t.t);
+    eat(u64::from(t.cost.to_bits()));
+    for v in t.state.iter().chain(&t.action).chain(&t.next_state) {
+        eat(u64::from(v.to_bits()));
+    }
+    h
+}
+
+/// A list of state coordinates (`dims`): whole numbers from 0, if given.
+pub(crate) fn coordinates(p: &ami_core::Params, name: &str) -> Result<Option<Vec<usize>>> {
+    let Some(list) = p.f32_list_opt(name)? else { return Ok(None) };
+    list.iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d >= 0.0 && d.fract() == 0.0 {
+                Ok(d as usize)
+            } else {
+                Err(CoreError::config(format!("{name}[{i}]"), format!("must be a coordinate index (an integer from 0), got {d}")))
+            }
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}

@@ -18,6 +18,13 @@ use ami_core::error::{CoreError, Result};
 use ami_core::modules::{CostContext, IntrinsicCost, ShortTermMemory};
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 
+/// The index of the cell of side `cell` holding `v`; `None` for a value
+/// that is not finite or lies beyond 1e15 cells (no visited cell is there).
+fn cell_index(v: f32, cell: f32) -> Option<i64> {
+    let k = (f64::from(v) / f64::from(cell)).floor();
+    (k.is_finite() && k.abs() < 1e15).then_some(k as i64)
+}
+
 /// The most cells a [`Support`] grid may have (one bit each: 32 MiB).
 pub const MAX_CELLS: u64 = 1 << 28;
 
@@ -45,8 +52,7 @@ impl Support {
         if dim == 0 {
             return Err(CoreError::config("dims", "a support needs at least one coordinate"));
         }
-        let key =
-            |p: &ArrayView1<'_, f32>| -> Option<Vec<i64>> { p.iter().all(|v| v.is_finite()).then(|| p.iter().map(|&v| (v / cell).floor() as i64).collect()) };
+        let key = |p: &ArrayView1<'_, f32>| -> Option<Vec<i64>> { p.iter().map(|&v| cell_index(v, cell)).collect() };
         let (mut lo, mut hi) = (vec![i64::MAX; dim], vec![i64::MIN; dim]);
         for p in points.clone() {
             if p.len() != dim {
@@ -109,18 +115,11 @@ impl Support {
 
     /// Whether the cell holding `p` was visited.
     pub fn contains(&self, p: &[f32]) -> bool {
-        if p.len() != self.shape.len() || p.iter().any(|v| !v.is_finite()) {
+        if p.len() != self.shape.len() {
             return false;
         }
-        let mut i = 0usize;
-        for ((&v, &l), &n) in p.iter().zip(&self.lo).zip(&self.shape) {
-            let j = (v / self.cell).floor() as i64 - l;
-            if j < 0 || j as usize >= n {
-                return false;
-            }
-            i = i * n + j as usize;
-        }
-        self.bits[i / 64] & (1 << (i % 64)) != 0
+        let Some(key) = p.iter().map(|&v| cell_index(v, self.cell)).collect::<Option<Vec<i64>>>() else { return false };
+        self.index(&key).is_some_and(|i| self.bits[i / 64] & (1 << (i % 64)) != 0)
     }
 
     /// Visited cells.
@@ -231,6 +230,26 @@ mod tests {
         assert!((out[1] - 10.0 * 4.0 / 8.0).abs() < 1e-5, "{out}");
         // Beyond the data entirely from 3.0.
         assert!(out[2] > 10.0 * 0.6, "{out}");
+    }
+
+    #[test]
+    fn huge_and_odd_points_are_outside_and_never_overflow() {
+        let pts = array![[0.1f32, 0.1], [1e30, -1e30], [f32::INFINITY, 0.0]];
+        let s = Support::from_points(2, 0.25, pts.rows().into_iter()).unwrap();
+        assert_eq!(s.visited(), 1, "only the point within reach of the grid");
+        for p in [[1e30f32, 0.0], [-1e30, 1e30], [3e38, 3e38], [f32::NAN, 0.1]] {
+            assert!(!s.contains(&p), "{p:?}");
+        }
+        assert!(!s.contains(&[0.1]), "a point of the wrong width");
+        let tiny = Support::from_points(1, 1e-6, array![[1e20f32]].rows().into_iter()).unwrap();
+        assert_eq!(tiny.visited(), 0);
+        // An empty memory: an empty support, every step outside.
+        let mem = ami_core::modules::RingMemory::new(2, 1, 4).unwrap();
+        let empty = Support::from_memory(&mem, &[0, 1], 0.25).unwrap();
+        assert_eq!(empty.visited(), 0);
+        assert_eq!(empty.outside(array![0.0f32, 0.0].view(), array![1.0f32, 0.0].view()), 1.0);
+        let err = Support::from_memory(&mem, &[0, 2], 0.25).unwrap_err().to_string();
+        assert!(err.contains("coordinate 2 is outside the memory's states (width 2)"), "{err}");
     }
 
     #[test]
