@@ -29,7 +29,7 @@ fn a_planner_in_one_file_runs_from_an_agent_file() {
     let bad = text.replace("samples = 400", "samples = 0\nbogus = 1");
     let err = ami_config::load_str(&bad, "shooting.toml", &reg).unwrap_err().to_string();
     assert!(err.contains("parameter `samples`: must be in 1..=65536, got 0"), "{err}");
-    assert!(err.contains("unknown parameter `bogus` for actor `shooting` (parameters: horizon, samples, model, cost, critic, critic_weight, explore_episodes, explore, explore_noise, policy, mode, eval_mode, teacher_episodes, propose, switch_margin, switch_tolerance, max_policy_ticks)"), "{err}");
+    assert!(err.contains("unknown parameter `bogus` for actor `shooting` (parameters: horizon, samples, model, cost, critic, critic_weight, explore_episodes, explore, explore_noise, explore_hold, policy, mode, eval_mode, teacher_episodes, propose, switch_margin, switch_tolerance, max_policy_ticks)"), "{err}");
     // Without the registration line the name is unknown, and the message
     // lists what is registered.
     let err = ami_config::load_str(&text, "shooting.toml", &registry()).unwrap_err().to_string();
