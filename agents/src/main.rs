@@ -35,6 +35,10 @@ enum Command {
     /// Time a planner on a workload file against the peers' procedure
     /// (one JSON line with --json).
     Bench(cli::bench::BenchArgs),
+    /// Record random-exploration trajectories of the rendered wall task
+    /// (64x64 images, actions, true positions) to a dataset file,
+    /// resumable.
+    Collect(cli::collect::CollectArgs),
     /// Fit a world model offline from a saved memory file and write its
     /// weights (safetensors) for agent files to load.
     Train(cli::train::TrainArgs),
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => cli::bench::run(args),
         Some(Command::List(args)) => cli::list::run(args),
         Some(Command::Train(args)) => cli::train::run(args),
+        Some(Command::Collect(args)) => cli::collect::run(args),
         Some(Command::Plot(args)) => cli::plot::run(args),
         Some(Command::Envs(args)) => cli::envs::run(args),
         Some(Command::Plugin(args)) => cli::plugin::run(args),

@@ -100,3 +100,48 @@ fn the_maze_task_runs_and_refuses_bad_mazes() {
         assert!(err.contains(needle), "{to}: {err}");
     }
 }
+
+#[test]
+fn collect_records_wall_images_with_their_positions_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wall.traj");
+    let f = file.to_str().unwrap();
+    let out = ami(&["collect", "--trajectories", "4", "--steps", "10", "--seed", "3", "-o", f]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 trajectories of 10 steps (44 frames"), "{}", String::from_utf8_lossy(&out.stdout));
+    let (h, ts) = ami_learn::read_trajectories(&file).unwrap();
+    assert_eq!((h.obs_dim, h.action_dim, h.diag_dim, ts.len()), (64 * 64, 2, 2, 4));
+    assert!(h.description.contains("\"door_y\":0.5"), "{}", h.description);
+    // Each image's brightest pixel is where the diagnostic says the agent is.
+    for t in &ts {
+        for (img, pos) in t.observations.rows().into_iter().zip(t.diagnostics.rows()) {
+            let i = img.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            let (x, y) = ((i % 64) as f32 + 0.5, 64.0 - (i / 64) as f32 - 0.5);
+            assert!((x / 64.0 - pos[0]).abs() <= 1.5 / 64.0 && (y / 64.0 - pos[1]).abs() <= 1.5 / 64.0, "pixel ({x}, {y}) vs {pos}");
+        }
+        // Forces held 5 ticks.
+        assert_eq!(t.actions.row(0), t.actions.row(4));
+    }
+    // A second run without --resume is refused; with it, it adds what an
+    // uninterrupted run of 6 would have recorded.
+    let out = ami(&["collect", "--trajectories", "6", "--steps", "10", "--seed", "3", "-o", f]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // Killed mid-write: a partial record at the end.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(&[10, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&file, &bytes).unwrap();
+    let out = ami(&["collect", "--trajectories", "6", "--steps", "10", "--seed", "3", "--resume", "-o", f]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let resumed = ami_learn::read_trajectories(&file).unwrap().1;
+    let whole = dir.path().join("whole.traj");
+    let out = ami(&["collect", "--trajectories", "6", "--steps", "10", "--seed", "3", "-o", whole.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(resumed, ami_learn::read_trajectories(&whole).unwrap().1, "resumed = uninterrupted");
+    // Other settings cannot be appended; impossible ones are refused.
+    let out = ami(&["collect", "--trajectories", "7", "--steps", "10", "--door-y", "0.3", "--resume", "-o", f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another task or shape"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ami(&["collect", "--door-width=-1", "-o", dir.path().join("x").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("door_width"), "{}", String::from_utf8_lossy(&out.stderr));
+}

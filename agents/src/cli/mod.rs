@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_train;
 pub mod check;
+pub mod collect;
 pub mod envs;
 pub mod graph;
 pub mod list;

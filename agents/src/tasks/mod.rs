@@ -28,6 +28,7 @@ pub mod cartpole;
 pub mod maze;
 pub mod pendulum;
 pub mod pointmass;
+pub mod wall;
 
 pub use cartpole::{CartPole, CartPoleCost, CartPoleModel};
 pub use pendulum::{Pendulum, PendulumCost, PendulumModel};

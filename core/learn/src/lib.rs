@@ -11,6 +11,12 @@
 //!   terminal cost), fitted by value iteration on TD(lambda) targets.
 //! * [`MlpPolicy`] / [`fit_policy`]: a Mode-1 policy distilled from the
 //!   planner's decisions (behaviour cloning, DAgger relabelling).
+//! * [`vicreg`] / [`sigreg`] / [`EmbeddingStats`]: anti-collapse
+//!   regularisers for JEPA training, with gradients, and the collapse
+//!   diagnostics (per-dimension spread, effective rank, `linear_probe`).
+//! * [`TrajectoryWriter`] / [`read_trajectories`]: trajectory datasets
+//!   (observations such as images, actions, diagnostics) streamed to disk,
+//!   resumable, every record checksummed.
 //! * [`Support`] / [`SupportCost`]: the cells of a state space the
 //!   experience visited, and the cost of planned steps that leave them
 //!   (pessimism where a learned model has no data).
@@ -27,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anticollapse;
 pub mod critic;
 #[cfg(feature = "dfdx")]
 pub mod dfdx;
@@ -40,9 +47,11 @@ pub mod spec;
 pub mod support;
 pub mod targets;
 pub mod train;
+pub mod trajectories;
 
 #[cfg(feature = "dfdx")]
 pub use crate::dfdx::DfdxMlp;
+pub use anticollapse::{linear_probe, sigreg, vicreg, EmbeddingStats, Regularised, SigRegConfig, VicRegConfig};
 pub use critic::{fit_critic, CriticData, CriticFitConfig, MlpCritic};
 pub use ensemble::Ensemble;
 pub use fit::{fit, Chunking, Dataset, FitConfig, FitReport};
@@ -52,3 +61,4 @@ pub use policy::{fit_policy, MlpPolicy, PolicyData};
 pub use spec::{Activation, EnsembleSpec};
 pub use support::{Support, SupportCost};
 pub use train::{AdamConfig, Trainer};
+pub use trajectories::{read_trajectories, ObsEncoding, Trajectory, TrajectoryHeader, TrajectoryWriter};
