@@ -263,19 +263,7 @@ impl Maze {
     /// (clipped to the bounds), in `f64`.
     pub fn step(&self, s: [f64; 4], f: [f64; 2]) -> [f64; 4] {
         let f = [f[0].clamp(-MAX_FORCE, MAX_FORCE), f[1].clamp(-MAX_FORCE, MAX_FORCE)];
-        let mut vx = s[2] + DT * (f[0] - DAMPING * s[2]);
-        let mut vy = s[3] + DT * (f[1] - DAMPING * s[3]);
-        let mut x = s[0] + DT * vx;
-        if !self.is_free(x, s[1]) {
-            x = s[0];
-            vx = 0.0;
-        }
-        let mut y = s[1] + DT * vy;
-        if !self.is_free(x, y) {
-            y = s[1];
-            vy = 0.0;
-        }
-        [x, y, vx, vy]
+        super::sliding_step(s, f, DT, 1.0, DAMPING, |x, y| self.is_free(x, y))
     }
 }
 

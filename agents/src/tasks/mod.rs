@@ -80,6 +80,26 @@ impl TaskKind {
     }
 }
 
+/// One step of a 2-D point mass `[x, y, vx, vy]` among walls:
+/// `v' = v + dt (gain f - damping v)`, then the position moves one axis at
+/// a time, and a move into a wall (`is_free` false) stops that axis and
+/// zeroes its velocity. The mazes' and the wall task's dynamics.
+pub fn sliding_step(s: [f64; 4], f: [f64; 2], dt: f64, gain: f64, damping: f64, is_free: impl Fn(f64, f64) -> bool) -> [f64; 4] {
+    let mut vx = s[2] + dt * (gain * f[0] - damping * s[2]);
+    let mut vy = s[3] + dt * (gain * f[1] - damping * s[3]);
+    let mut x = s[0] + dt * vx;
+    if !is_free(x, s[1]) {
+        x = s[0];
+        vx = 0.0;
+    }
+    let mut y = s[1] + dt * vy;
+    if !is_free(x, y) {
+        y = s[1];
+        vy = 0.0;
+    }
+    [x, y, vx, vy]
+}
+
 /// `(name, value)` parameter overrides.
 fn overrides(values: &[(&str, ParamValue)]) -> Vec<(String, ParamValue)> {
     values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()

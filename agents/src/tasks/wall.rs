@@ -89,19 +89,7 @@ impl WallConfig {
     /// One step from `[x, y, vx, vy]` under force `f` (clipped to `[-1, 1]`).
     pub fn step(&self, s: [f64; 4], f: [f64; 2]) -> [f64; 4] {
         let f = [f[0].clamp(-1.0, 1.0), f[1].clamp(-1.0, 1.0)];
-        let mut vx = s[2] + DT * (SPEED * f[0] - s[2]);
-        let mut vy = s[3] + DT * (SPEED * f[1] - s[3]);
-        let mut x = s[0] + DT * vx;
-        if !self.is_free(x, s[1]) {
-            x = s[0];
-            vx = 0.0;
-        }
-        let mut y = s[1] + DT * vy;
-        if !self.is_free(x, y) {
-            y = s[1];
-            vy = 0.0;
-        }
-        [x, y, vx, vy]
+        super::sliding_step(s, f, DT, SPEED, 1.0, |x, y| self.is_free(x, y))
     }
     /// The image of the agent at `(x, y)`: `size * size` values, row-major,
     /// row 0 the top (`y = 1`).

@@ -14,6 +14,8 @@
 //! * [`vicreg`] / [`sigreg`] / [`EmbeddingStats`]: anti-collapse
 //!   regularisers for JEPA training, with gradients, and the collapse
 //!   diagnostics (per-dimension spread, effective rank, `linear_probe`).
+//! * [`ConvEncoder`]: a small convolutional image encoder (3x3, stride 2,
+//!   ReLU, then linear) with its backward pass, a JEPA's encoder.
 //! * [`TrajectoryWriter`] / [`read_trajectories`]: trajectory datasets
 //!   (observations such as images, actions, diagnostics) streamed to disk,
 //!   resumable, every record checksummed.
@@ -34,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod anticollapse;
+pub mod conv;
 pub mod critic;
 #[cfg(feature = "dfdx")]
 pub mod dfdx;
@@ -52,6 +55,7 @@ pub mod trajectories;
 #[cfg(feature = "dfdx")]
 pub use crate::dfdx::DfdxMlp;
 pub use anticollapse::{linear_probe, sigreg, vicreg, EmbeddingStats, Regularised, SigRegConfig, VicRegConfig};
+pub use conv::{ConvCache, ConvEncoder, ConvSpec};
 pub use critic::{fit_critic, CriticData, CriticFitConfig, MlpCritic};
 pub use ensemble::Ensemble;
 pub use fit::{fit, Chunking, Dataset, FitConfig, FitReport};
