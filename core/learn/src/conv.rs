@@ -222,20 +222,24 @@ impl ConvEncoder {
 fn im2col(x: &Array2<f32>, side: usize, c: usize) -> Array2<f32> {
     let out = side.div_ceil(2);
     let mut cols = Array2::<f32>::zeros((out * out, 9 * c));
+    let src = x.as_slice().expect("activations are in standard layout");
+    let dst = cols.as_slice_mut().expect("fresh array");
     for oy in 0..out {
         for ox in 0..out {
-            let mut row = cols.row_mut(oy * out + ox);
+            let row = &mut dst[(oy * out + ox) * 9 * c..(oy * out + ox + 1) * 9 * c];
             for ky in 0..3 {
+                let iy = (2 * oy + ky) as isize - 1;
+                if iy < 0 || iy as usize >= side {
+                    continue;
+                }
                 for kx in 0..3 {
-                    let (iy, ix) = ((2 * oy + ky) as isize - 1, (2 * ox + kx) as isize - 1);
-                    if iy < 0 || ix < 0 || iy as usize >= side || ix as usize >= side {
+                    let ix = (2 * ox + kx) as isize - 1;
+                    if ix < 0 || ix as usize >= side {
                         continue;
                     }
-                    let src = x.row(iy as usize * side + ix as usize);
+                    let p = (iy as usize * side + ix as usize) * c;
                     let k = (3 * ky + kx) * c;
-                    for ch in 0..c {
-                        row[k + ch] = src[ch];
-                    }
+                    row[k..k + c].copy_from_slice(&src[p..p + c]);
                 }
             }
         }
