@@ -8,7 +8,7 @@ use ami_config::nodes::{EnvNode, ModelNode};
 use ami_config::{Built, Implementation, ModuleKind, Registry, TaskResources};
 use ami_core::{CoreError, Environment, ModelHandle, ParamSpec, ParamType, ParamValue, WorldModel};
 
-use crate::tasks::{maze, pointmass, PointMass, TaskKind};
+use crate::tasks::{maze, pointmass, wall, PointMass, TaskKind};
 use crate::workload::WorkloadEnv;
 
 fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResources) {
@@ -36,6 +36,7 @@ fn task_resources(kind: TaskKind, goal: Option<[f32; 2]>) -> (EnvNode, TaskResou
         model: Some(ModelHandle::new(spec.model)),
         cost: Some(cost),
         goal: goal_state,
+        perceived_dim: None,
     };
     (EnvNode::new(spec.env), res)
 }
@@ -87,6 +88,14 @@ pub fn register_tasks(registry: &mut Registry) {
             .default(ParamValue::Str("fixed".into())),
         ],
         maze_env,
+    ));
+    let _ = registry.register(Implementation::new(
+        ModuleKind::Environment,
+        "wall",
+        "a point mass in two rooms split by a wall with a door, seen from above as a 64x64 grayscale image; the goal is an image; success within 0.05 of the goal (in the simulator)",
+        EnvNode::ports(),
+        wall_params(),
+        wall_env,
     ));
     let _ = registry.register(Implementation::new(
         ModuleKind::WorldModel,
@@ -145,6 +154,7 @@ pub fn register_tasks(registry: &mut Registry) {
                     c
                 })),
                 goal: wl.goal.as_ref().map(|g| g.to_vec()),
+                perceived_dim: None,
             };
             Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
         },
@@ -221,6 +231,70 @@ fn maze_env(ctx: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_cor
             c
         })),
         goal: goal_state,
+        perceived_dim: None,
+    };
+    Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
+}
+
+fn wall_params() -> Vec<ParamSpec> {
+    let d = wall::WallConfig::default();
+    let f = |name: &str, lo: f64, hi: f64, v: f64, doc: &str| ParamSpec::new(name, ParamType::float(lo, hi), doc).default(ParamValue::Float(v));
+    vec![
+        f("wall_x", 0.0, 1.0, d.wall_x, "the wall's centre line, x in (0, 1)"),
+        f("wall_width", 0.0, 0.5, d.wall_width, "the wall's thickness"),
+        f("door_y", 0.0, 1.0, d.door_y, "the door's centre, y in (0, 1)"),
+        f("door_width", 0.0, 1.0, d.door_width, "the door's height"),
+        f("step_size", 0.0, 0.5, d.step_size, "displacement per step at force 1 (below wall_width)"),
+        ParamSpec::new("start", ParamType::FloatList { min_len: 2, max_len: 2 }, "start position [x, y] (with `pairs = \"fixed\"`)"),
+        ParamSpec::new("goal", ParamType::FloatList { min_len: 2, max_len: 2 }, "goal position [x, y] (with `pairs = \"fixed\"`)"),
+        ParamSpec::new("max_steps", ParamType::int(1, 1_000_000), "steps per episode").default(ParamValue::Int(d.max_steps as i64)),
+        ParamSpec::new(
+            "pairs",
+            ParamType::Str { choices: vec!["fixed".into(), "rooms".into()] },
+            "`rooms`: each episode's start and goal drawn from its seed, in different rooms; `fixed`: every episode from `start` to `goal`",
+        )
+        .default(ParamValue::Str("rooms".into())),
+    ]
+}
+
+fn wall_env(_: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_core::Result<Built> {
+    let d = wall::WallConfig::default();
+    let point =
+        |field: &str, default: [f64; 2]| -> ami_core::Result<[f64; 2]> { Ok(p.f32_list_opt(field)?.map_or(default, |v| [f64::from(v[0]), f64::from(v[1])])) };
+    let fixed = p.str_opt("pairs")? == Some("fixed");
+    let cfg = wall::WallConfig {
+        wall_x: p.f64("wall_x")?,
+        wall_width: p.f64("wall_width")?,
+        door_y: p.f64("door_y")?,
+        door_width: p.f64("door_width")?,
+        step_size: p.f64("step_size")?,
+        max_steps: p.usize("max_steps")?,
+        start: point("start", d.start)?,
+        goal: point("goal", d.goal)?,
+        ..d
+    };
+    let probe = if fixed {
+        cfg.clone()
+    } else {
+        let (start, goal) = cfg.pair(0);
+        wall::WallConfig { start, goal, ..cfg.clone() }
+    };
+    probe.check()?;
+    let mut env = wall::WallEnv::new(if fixed { cfg } else { probe })?;
+    if !fixed {
+        env = env.with_pairs();
+    }
+    // The goal is an image: it reaches the agent from the environment's
+    // `goal` port (through a perception node, which encodes it).
+    let task = TaskResources {
+        name: "wall".into(),
+        obs_dim: env.obs_dim(),
+        action_dim: 2,
+        space: env.action_space(),
+        model: None,
+        cost: None,
+        goal: None,
+        perceived_dim: None,
     };
     Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
 }
@@ -309,6 +383,7 @@ fn gym_env(p: &ami_core::Params) -> ami_core::Result<Built> {
             model: None,
             cost: None,
             goal: None,
+            perceived_dim: None,
         };
         return Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) });
     };

@@ -3,7 +3,7 @@
 //! through three 3x3 stride-2 convolutions (16, 32, 32 channels) and a
 //! linear map to 32 dimensions. Throughput in frames.
 
-use ami_learn::{ConvEncoder, ConvSpec};
+use ami_learn::{ConvCache, ConvEncoder, ConvSpec};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::Array2;
 use rand::Rng;
@@ -17,10 +17,12 @@ fn encoder(c: &mut Criterion) {
     let gz = Array2::from_shape_fn((batch, 32), |_| rng.gen_range(-1.0f32..1.0));
     let mut group = c.benchmark_group("conv_encoder_64x64_16_32_32");
     group.throughput(Throughput::Elements(batch as u64));
-    group.bench_function("forward", |b| b.iter(|| enc.forward(imgs.view()).unwrap()));
+    // A training loop keeps one cache (its buffers reused batch after batch).
+    let mut cache = ConvCache::default();
+    group.bench_function("forward", |b| b.iter(|| enc.forward_into(imgs.view(), &mut cache).unwrap()));
     group.bench_function("forward_backward", |b| {
         b.iter(|| {
-            let (_, cache) = enc.forward(imgs.view()).unwrap();
+            enc.forward_into(imgs.view(), &mut cache).unwrap();
             enc.backward(&cache, gz.view()).unwrap()
         })
     });

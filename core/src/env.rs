@@ -73,4 +73,11 @@ pub trait Environment: Send {
     fn success(&self) -> Option<bool> {
         None
     }
+    /// The true state as far as a person looking at a run wants it (the
+    /// agent's position in a task observed as images), for traces and
+    /// plots only: the standard agent never wires it to a module. `None`
+    /// (the default): the observation says it.
+    fn diagnostics(&self) -> Option<Array1<f32>> {
+        None
+    }
 }

@@ -49,6 +49,9 @@ pub struct CollectArgs {
     /// The door's height.
     #[arg(long, default_value_t = 0.2)]
     pub door_width: f64,
+    /// Displacement per step at force 1 (arena widths).
+    #[arg(long, default_value_t = 0.05)]
+    pub step_size: f64,
     /// Store images as f32 instead of u8 (4x the size).
     #[arg(long)]
     pub f32: bool,
@@ -71,6 +74,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
         wall_width: args.wall_width,
         door_y: args.door_y,
         door_width: args.door_width,
+        step_size: args.step_size,
         max_steps: args.steps as usize,
         ..WallConfig::default()
     };
@@ -80,7 +84,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<()> {
     WallEnv::new(WallConfig { start: probe, goal: probe, ..base.clone() }).map_err(|e| input_error(format!("the wall task's settings: {e}")))?;
     let description = serde_json::json!({
         "task": "wall", "size": base.size, "wall_x": base.wall_x, "wall_width": base.wall_width,
-        "door_y": base.door_y, "door_width": base.door_width, "hold": args.hold, "seed": args.seed,
+        "door_y": base.door_y, "door_width": base.door_width, "step_size": base.step_size, "hold": args.hold, "seed": args.seed,
         "diagnostics": ["x", "y"],
     })
     .to_string();

@@ -12,6 +12,7 @@ mod plot_maze;
 pub mod plugin;
 pub mod run;
 pub mod train;
+pub mod train_jepa;
 
 use anyhow::Context;
 

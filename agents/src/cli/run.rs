@@ -248,15 +248,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let traces = std::cell::RefCell::new(Vec::new());
         let run_one = |agent: &mut Agent, seed: u64, what: &str| -> anyhow::Result<ami_agents::EpisodeResult> {
             let mut path: Vec<[f32; 2]> = Vec::new();
+            // The true state where the environment offers one (a task seen
+            // as images), else the observation.
+            let diagnostics = agent.executor().output_index(&env_name, "diagnostics");
             let observation = agent.executor().output_index(&env_name, "observation");
             let goal_port = agent.executor().output_index(&env_name, "goal");
             let mut goal: Option<Vec<f32>> = None;
+            let mut diag_goal: Option<Vec<f32>> = None;
             let tracing = args.trace.is_some();
             let r = agent.run_episode_with(seed, |t, exec| {
                 bar.set_message(format!("{what} seed {seed}, step {t}"));
-                if let (true, Some((n, p))) = (tracing, observation) {
-                    if let Some(v) = exec.output_at(n, p).and_then(|v| v.as_vector()) {
+                if tracing {
+                    let at = |port: Option<(usize, usize)>| port.and_then(|(n, p)| exec.output_at(n, p)).and_then(|v| v.as_vector());
+                    if let Some(v) = at(diagnostics).or_else(|| at(observation)) {
                         path.push([v[0], v.get(1).copied().unwrap_or(0.0)]);
+                        if v.len() == 4 && diag_goal.is_none() && at(diagnostics).is_some() {
+                            diag_goal = Some(vec![v[2], v[3]]);
+                        }
                     }
                 }
                 if let (true, 1, Some((n, p))) = (tracing, t, goal_port) {
@@ -278,6 +286,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     })
                     .collect();
                 let success = r.as_ref().ok().and_then(|r| r.success);
+                // A goal given as an image is drawn where the simulator has it.
+                let goal = diag_goal.take().or(goal.take());
                 traces.borrow_mut().push(serde_json::json!({ "seed": seed, "phase": what, "success": success, "goal": goal, "path": path, "levels": levels }));
             }
             if stop.load(Ordering::SeqCst) {

@@ -20,8 +20,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct TrainArgs {
     /// The memory file to learn from (written by a `ring` memory's
     /// `save_path`).
-    #[arg(long, value_name = "FILE")]
-    pub memory: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "jepa", conflicts_with = "jepa")]
+    pub memory: Option<PathBuf>,
+    /// Train a JEPA world model (an image encoder and a latent predictor)
+    /// on this trajectory dataset (written by `ami collect`) instead.
+    #[arg(long, value_name = "DATASET", conflicts_with_all = ["critic", "policy", "init"])]
+    pub jepa: Option<PathBuf>,
+    /// The JEPA's settings (with `--jepa`).
+    #[command(flatten)]
+    pub jepa_args: super::train_jepa::JepaArgs,
     /// Where to write the weights (safetensors, PyTorch layout).
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
@@ -44,12 +51,13 @@ pub struct TrainArgs {
     /// Predict a log-variance and train on the Gaussian NLL.
     #[arg(long)]
     pub probabilistic: bool,
-    /// Passes over the data.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub epochs: u64,
-    /// Rows per member per step.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    pub batch: u64,
+    /// Passes over the data (default 100; a JEPA's 10).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub epochs: Option<u64>,
+    /// Rows per member per step (a JEPA's: windows per step; default 256,
+    /// a JEPA's 64).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=65536))]
+    pub batch: Option<u64>,
     /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     pub lr: f64,
@@ -86,6 +94,11 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+/// The `--memory` file (clap requires it unless `--jepa` is given).
+fn memory_file(args: &TrainArgs) -> anyhow::Result<&PathBuf> {
+    args.memory.as_ref().ok_or_else(|| anyhow::Error::new(BadInput("--memory FILE is required (or --jepa DATASET)".into())))
+}
+
 fn unit(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
@@ -109,14 +122,18 @@ fn fraction(s: &str) -> Result<f64, String> {
 
 /// Runs `ami train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(dataset) = &args.jepa {
+        return super::train_jepa::run(&args, dataset);
+    }
     if args.critic {
         return run_critic(&args);
     }
     if args.policy {
         return run_policy(&args);
     }
-    let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
-    let data = Dataset::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    let mem = memory_file(&args)?;
+    let memory = RingMemory::load(mem).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
+    let data = Dataset::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", mem.display())))?;
     let ens = match &args.init {
         Some(p) => {
             let e = io::load(p).map_err(|e| BadInput(format!("cannot use the initial weights: {e}")))?;
@@ -139,7 +156,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 probabilistic: args.probabilistic,
                 ..EnsembleSpec::new(memory_state(&memory), memory_action(&memory), vec![args.width as usize; args.layers as usize])
             };
-            Ensemble::new(spec, args.seed).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?
+            Ensemble::new(spec, args.seed).map_err(|e| BadInput(format!("{}: {e}", mem.display())))?
         }
     };
     let threads = match args.threads {
@@ -148,11 +165,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let spec = ens.spec().clone();
     let mut trainer = Trainer::new(ens, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
-    let cfg = FitConfig { epochs: args.epochs as usize, batch: args.batch as usize, holdout: args.holdout as f32, seed: args.seed, ..FitConfig::default() };
+    let cfg = FitConfig {
+        epochs: args.epochs.unwrap_or(100) as usize,
+        batch: args.batch.unwrap_or(256) as usize,
+        holdout: args.holdout as f32,
+        seed: args.seed,
+        ..FitConfig::default()
+    };
     println!(
         "ami train: {} transitions from {}, {} member(s) of {:?} {}, {} epochs, batch {}, {threads} thread(s)",
         data.len(),
-        args.memory.display(),
+        mem.display(),
         spec.members,
         spec.hidden,
         spec.activation.name(),
@@ -162,7 +185,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(cfg.epochs as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} epochs  {msg}").expect("valid template"));
     let mut curve = Vec::new();
-    let memory_path = args.memory.display().to_string();
+    let memory_path = mem.display().to_string();
     let report = fit(&mut trainer, &data, &cfg, &mut |epoch, train, val| {
         bar.inc(1);
         bar.set_message(format!("loss {train:.5} val {}", val.map_or("-".into(), |v| format!("{v:.5}"))));
@@ -187,7 +210,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     if args.json {
         let out = serde_json::json!({
-            "memory": args.memory, "out": args.out, "transitions": data.len(), "epochs": report.epochs, "steps": report.steps,
+            "memory": mem, "out": args.out, "transitions": data.len(), "epochs": report.epochs, "steps": report.steps,
             "train_loss": report.train_loss, "val_loss": report.val_loss, "val_mse": report.val_mse, "ms": report.ms,
             "dropped": report.dropped, "rejected": report.rejected, "curve": curve,
         });
@@ -201,8 +224,9 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
     if args.members != 1 || args.probabilistic {
         return Err(anyhow::Error::new(BadInput("--critic fits one deterministic network: drop --members and --probabilistic".into())));
     }
-    let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
-    let data = CriticData::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    let mem = memory_file(args)?;
+    let memory = RingMemory::load(mem).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
+    let data = CriticData::from_memory(&memory).map_err(|e| BadInput(format!("{}: {e}", mem.display())))?;
     let net = match &args.init {
         Some(p) => {
             let e = io::load(p).map_err(|e| BadInput(format!("cannot use the initial weights: {e}")))?;
@@ -219,7 +243,7 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
         }
         None => {
             MlpCritic::new("critic", memory_state(&memory), vec![args.width as usize; args.layers as usize], Activation::parse(&args.activation)?, args.seed)
-                .map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?
+                .map_err(|e| BadInput(format!("{}: {e}", mem.display())))?
                 .ensemble()
                 .clone()
         }
@@ -230,18 +254,24 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
         rounds: args.rounds as usize,
         discount: args.discount as f32,
         lambda: args.lambda as f32,
-        fit: FitConfig { epochs: args.epochs as usize, batch: args.batch as usize, holdout: args.holdout as f32, seed: args.seed, ..FitConfig::default() },
+        fit: FitConfig {
+            epochs: args.epochs.unwrap_or(100) as usize,
+            batch: args.batch.unwrap_or(256) as usize,
+            holdout: args.holdout as f32,
+            seed: args.seed,
+            ..FitConfig::default()
+        },
     };
     println!(
         "ami train --critic: {} transitions from {}, {} rounds of {} epochs, discount {}, lambda {}, {threads} thread(s)",
         data.len(),
-        args.memory.display(),
+        mem.display(),
         cfg.rounds,
         cfg.fit.epochs,
         cfg.discount,
         cfg.lambda
     );
-    let report = fit_critic(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    let report = fit_critic(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", mem.display())))?;
     if let Some(why) = &report.rejected {
         eprintln!("warning: {why}");
     }
@@ -258,7 +288,7 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
     );
     if args.json {
         let out = serde_json::json!({
-            "memory": args.memory, "out": args.out, "transitions": data.len(), "rounds": cfg.rounds, "epochs": report.epochs,
+            "memory": mem, "out": args.out, "transitions": data.len(), "rounds": cfg.rounds, "epochs": report.epochs,
             "train_loss": report.train_loss, "val_loss": report.val_loss, "mean_value": mean_v, "ms": report.ms, "rejected": report.rejected,
         });
         println!("{out}");
@@ -278,7 +308,8 @@ fn run_policy(args: &TrainArgs) -> anyhow::Result<()> {
     if args.members != 1 || args.probabilistic {
         return Err(anyhow::Error::new(BadInput("--policy fits one deterministic network: drop --members and --probabilistic".into())));
     }
-    let memory = RingMemory::load(&args.memory).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
+    let mem = memory_file(args)?;
+    let memory = RingMemory::load(mem).map_err(|e| BadInput(format!("cannot use the memory file: {e}")))?;
     let data = PolicyData::from_memory(&memory);
     let (s, a) = (memory_state(&memory), ami_core::ShortTermMemory::action_dim(&memory));
     let net = match &args.init {
@@ -297,15 +328,21 @@ fn run_policy(args: &TrainArgs) -> anyhow::Result<()> {
         }
         None => {
             let spec = MlpPolicy::spec(s, a, vec![args.width as usize; args.layers as usize], Activation::parse(&args.activation)?)
-                .map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+                .map_err(|e| BadInput(format!("{}: {e}", mem.display())))?;
             Ensemble::new(spec, args.seed)?
         }
     };
     let threads = threads(args);
     let mut trainer = Trainer::new(net, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
-    let cfg = FitConfig { epochs: args.epochs as usize, batch: args.batch as usize, holdout: args.holdout as f32, seed: args.seed, ..FitConfig::default() };
-    println!("ami train --policy: {} (state, action) pairs from {}, {} epochs, {threads} thread(s)", data.len(), args.memory.display(), cfg.epochs);
-    let report = fit_policy(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", args.memory.display())))?;
+    let cfg = FitConfig {
+        epochs: args.epochs.unwrap_or(100) as usize,
+        batch: args.batch.unwrap_or(256) as usize,
+        holdout: args.holdout as f32,
+        seed: args.seed,
+        ..FitConfig::default()
+    };
+    println!("ami train --policy: {} (state, action) pairs from {}, {} epochs, {threads} thread(s)", data.len(), mem.display(), cfg.epochs);
+    let report = fit_policy(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", mem.display())))?;
     if let Some(why) = &report.rejected {
         eprintln!("warning: {why}");
     }
@@ -320,7 +357,7 @@ fn run_policy(args: &TrainArgs) -> anyhow::Result<()> {
     );
     if args.json {
         let out = serde_json::json!({
-            "memory": args.memory, "out": args.out, "pairs": data.len(), "epochs": report.epochs,
+            "memory": mem, "out": args.out, "pairs": data.len(), "epochs": report.epochs,
             "train_loss": report.train_loss, "val_loss": report.val_loss, "val_mse": report.val_mse, "ms": report.ms, "rejected": report.rejected,
         });
         println!("{out}");

@@ -5,10 +5,10 @@
 //! The arena is `[0, 1]^2`. The wall covers `x` in `[wall_x - wall_width /
 //! 2, wall_x + wall_width / 2]` except the door, `y` in `[door_y -
 //! door_width / 2, door_y + door_width / 2]`; the arena's edge is a wall
-//! too. The state is `[x, y, vx, vy]`, the action a force `[fx, fy]` in
-//! `[-1, 1]^2`: `v' = v + dt (speed f - v)`, then the position moves one
-//! axis at a time, a move into a wall stopping that axis (as the mazes
-//! do). An observation is a `size x size` image, row 0 at the top, in
+//! too. The action `[fx, fy]` in `[-1, 1]^2` moves the agent by
+//! `step_size * f` (first order: what one image shows, its position, is
+//! the whole state), one axis at a time, a move into a wall stopping that
+//! axis (as the mazes do). An observation is a `size x size` image, row 0 at the top, in
 //! `[0, 1]`: background 0, walls 0.5, the agent a Gaussian dot of
 //! brightness 1. The goal is given as the image of the agent at the goal.
 //! An episode succeeds when the agent comes within `SUCCESS` (5% of the
@@ -19,10 +19,9 @@ use ndarray::{Array1, ArrayView1};
 
 /// Success radius, as a fraction of the arena's width.
 pub const SUCCESS: f64 = 0.05;
-/// Integration step.
-pub const DT: f64 = 0.1;
-/// Top speed (arena widths per second) at force 1.
-pub const SPEED: f64 = 0.25;
+/// How far from the wall (and the arena's edge) [`WallConfig::pair`]
+/// places starts and goals.
+pub const MARGIN: f64 = 0.08;
 
 /// The task's geometry and episode.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,13 +42,27 @@ pub struct WallConfig {
     pub goal: [f64; 2],
     /// Steps per episode.
     pub max_steps: usize,
+    /// Displacement per step at force 1 (arena widths; below the wall's
+    /// thickness, so no step jumps it).
+    pub step_size: f64,
     /// The agent dot's standard deviation, in pixels.
     pub dot: f64,
 }
 
 impl Default for WallConfig {
     fn default() -> Self {
-        Self { size: 64, wall_x: 0.5, wall_width: 0.06, door_y: 0.5, door_width: 0.2, start: [0.2, 0.8], goal: [0.8, 0.2], max_steps: 200, dot: 1.5 }
+        Self {
+            size: 64,
+            wall_x: 0.5,
+            wall_width: 0.06,
+            door_y: 0.5,
+            door_width: 0.2,
+            start: [0.2, 0.8],
+            goal: [0.8, 0.2],
+            max_steps: 100,
+            step_size: 0.05,
+            dot: 1.5,
+        }
     }
 }
 
@@ -65,10 +78,17 @@ impl WallConfig {
             ("door_y", self.door_y, 0.0, 1.0),
             ("door_width", self.door_width, 0.0, 1.0),
             ("dot", self.dot, 0.1, 64.0),
+            ("step_size", self.step_size, 0.0, 0.5),
         ] {
             if !(v.is_finite() && v > lo && v < hi) {
                 return Err(CoreError::config(field, format!("must be in ({lo}, {hi}), got {v}")));
             }
+        }
+        if self.step_size >= self.wall_width {
+            return Err(CoreError::config(
+                "step_size",
+                format!("must be below wall_width ({}) or a step could jump the wall, got {}", self.wall_width, self.step_size),
+            ));
         }
         if self.max_steps == 0 {
             return Err(CoreError::config("max_steps", "must be at least 1"));
@@ -86,10 +106,28 @@ impl WallConfig {
         let in_wall = (x - self.wall_x).abs() <= self.wall_width / 2.0 && (y - self.door_y).abs() > self.door_width / 2.0;
         inside && !in_wall
     }
-    /// One step from `[x, y, vx, vy]` under force `f` (clipped to `[-1, 1]`).
+    /// One step from `[x, y, vx, vy]` under force `f` (clipped to `[-1, 1]`):
+    /// the velocity becomes `step_size * f` and the position moves by it.
     pub fn step(&self, s: [f64; 4], f: [f64; 2]) -> [f64; 4] {
         let f = [f[0].clamp(-1.0, 1.0), f[1].clamp(-1.0, 1.0)];
-        super::sliding_step(s, f, DT, SPEED, 1.0, |x, y| self.is_free(x, y))
+        super::sliding_step(s, f, 1.0, self.step_size, 1.0, |x, y| self.is_free(x, y))
+    }
+    /// The start and goal of episode `seed` when pairs are drawn: uniform
+    /// in the free space at least [`MARGIN`] from the wall and the edges,
+    /// in different rooms (the start's room drawn too).
+    pub fn pair(&self, seed: u64) -> ([f64; 2], [f64; 2]) {
+        use rand::Rng;
+        let mut rng = ami_core::rng::rng(ami_core::rng::derive_seed(seed, "wall-pair"));
+        let left = rng.gen_bool(0.5);
+        let half = self.wall_width / 2.0 + MARGIN;
+        let mut room = |left: bool| -> [f64; 2] {
+            let (lo, hi) = if left { (MARGIN, self.wall_x - half) } else { (self.wall_x + half, 1.0 - MARGIN) };
+            // A room narrower than the margins: its middle.
+            let x = if hi > lo { rng.gen_range(lo..hi) } else { (lo + hi) / 2.0 };
+            [x, rng.gen_range(MARGIN..1.0 - MARGIN)]
+        };
+        let start = room(left);
+        (start, room(!left))
     }
     /// The image of the agent at `(x, y)`: `size * size` values, row-major,
     /// row 0 the top (`y = 1`).
@@ -117,6 +155,7 @@ impl WallConfig {
 #[derive(Debug, Clone)]
 pub struct WallEnv {
     cfg: WallConfig,
+    pairs: bool,
     state: [f64; 4],
     steps: usize,
     reached: bool,
@@ -126,7 +165,14 @@ impl WallEnv {
     /// The task `cfg` describes (checked).
     pub fn new(cfg: WallConfig) -> Result<Self> {
         cfg.check()?;
-        Ok(Self { state: [cfg.start[0], cfg.start[1], 0.0, 0.0], cfg, steps: 0, reached: false })
+        Ok(Self { state: [cfg.start[0], cfg.start[1], 0.0, 0.0], cfg, pairs: false, steps: 0, reached: false })
+    }
+    /// Each episode's start and goal drawn from its seed
+    /// ([`WallConfig::pair`]: in different rooms) instead of the
+    /// configured ones.
+    pub fn with_pairs(mut self) -> Self {
+        self.pairs = true;
+        self
     }
     /// The geometry.
     pub fn config(&self) -> &WallConfig {
@@ -157,7 +203,12 @@ impl Environment for WallEnv {
     fn max_steps(&self) -> usize {
         self.cfg.max_steps
     }
-    fn reset(&mut self, _seed: u64) -> Result<Array1<f32>> {
+    fn reset(&mut self, seed: u64) -> Result<Array1<f32>> {
+        if self.pairs {
+            let (start, goal) = self.cfg.pair(seed);
+            self.cfg.start = start;
+            self.cfg.goal = goal;
+        }
         self.state = [self.cfg.start[0], self.cfg.start[1], 0.0, 0.0];
         self.steps = 0;
         self.reached = false;
@@ -188,6 +239,10 @@ impl Environment for WallEnv {
     }
     fn success(&self) -> Option<bool> {
         Some(self.reached)
+    }
+    /// The true position `[x, y]` and the goal's (for traces and plots).
+    fn diagnostics(&self) -> Option<Array1<f32>> {
+        Some(Array1::from(vec![self.state[0] as f32, self.state[1] as f32, self.cfg.goal[0] as f32, self.cfg.goal[1] as f32]))
     }
 }
 
@@ -230,7 +285,7 @@ mod tests {
         for _ in 0..200 {
             s = cfg.step(s, [1.0, 0.0]);
         }
-        assert!(s[0] < cfg.wall_x - cfg.wall_width / 2.0 && s[0] > 0.45, "{s:?}");
+        assert!(s[0] < cfg.wall_x - cfg.wall_width / 2.0 && s[0] > 0.4, "{s:?}");
         // Through the door: reaches the other room.
         let mut s = [0.3, 0.5, 0.0, 0.0];
         for _ in 0..200 {

@@ -403,14 +403,20 @@ pub fn register(r: &mut Registry) {
             "a fixed quadratic cost sum_i q_i (s'_i - g_i)^2 + sum_j r_j a_j^2 (for environments without a cost of their own; plans on the fused kernels)",
             CostNode::ports(),
             vec![
-                ParamSpec::new("state_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "q_i, one per state coordinate").required(),
+                ParamSpec::new("state_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "q_i, one per state coordinate (or `state_weight`)"),
+                ParamSpec::new("state_weight", ParamType::float(0.0, 1e12), "q for every state coordinate (a distance in a learned embedding, whose width the file need not spell out)"),
                 ParamSpec::new("action_weights", ParamType::FloatList { min_len: 1, max_len: 4096 }, "r_j, one per action coordinate (default: none)"),
                 ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4096 }, "g, one per state coordinate (default: the task's goal, else zero; a configurator's goal replaces it)"),
                 subgoal_weight_param(),
             ],
             |ctx, p| {
                 let task = ctx.task()?;
-                let q = p.f32_list_opt("state_weights")?.unwrap_or_default();
+                let q = match (p.f32_list_opt("state_weights")?, p.f64_opt("state_weight")?) {
+                    (Some(q), None) => q,
+                    (None, Some(w)) => vec![w as f32; task.state_dim()],
+                    (Some(_), Some(_)) => return Err(CoreError::config("state_weight", "give `state_weights` or `state_weight`, not both")),
+                    (None, None) => return Err(CoreError::config("state_weights", "is required (one weight per state coordinate), or `state_weight` for all")),
+                };
                 let r = p.f32_list_opt("action_weights")?.unwrap_or_default();
                 let goal = p.f32_list_opt("goal")?;
                 let width = |field: &str, v: &[f32], want: usize, what: &str| -> Result<()> {
@@ -591,6 +597,8 @@ pub fn register(r: &mut Registry) {
     ];
     for imp in all.into_iter().chain([
         crate::learn::learned_model(),
+        crate::jepa::jepa_perception(),
+        crate::jepa::jepa_model(),
         crate::learn::world_model_trainer(),
         crate::learn::learned_critic(),
         crate::learn::critic_trainer(),

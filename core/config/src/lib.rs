@@ -43,6 +43,7 @@ pub mod agent;
 pub mod builtins;
 pub mod distill;
 mod file;
+pub mod jepa;
 pub mod learn;
 pub mod level;
 mod load;

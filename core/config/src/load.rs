@@ -243,6 +243,9 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
                 if task.is_none() {
                     task = b.task;
                 }
+                if let (Some(t), Some(w)) = (task.as_mut(), b.perceived_dim) {
+                    t.perceived_dim = Some(w);
+                }
                 if let Some(m) = b.model {
                     models.insert(node.name.clone(), m);
                 }

@@ -15,7 +15,10 @@ use ndarray::{Array1, Axis};
 /// refer to it) and changed by modulations.
 pub type SharedCost = ami_core::Shared<ami_core::Cost>;
 
-/// Perception as a node: `observation` -> `state`.
+/// Perception as a node: `observation` -> `state`. Goals given as
+/// observations (an environment's `goal` port: a goal image) arrive on
+/// `goal` and leave encoded on `goal`, so the configurator sets them on
+/// costs in the state's space; other modulations pass through.
 pub struct PerceptionNode {
     perception: Arc<dyn Perception>,
 }
@@ -27,7 +30,11 @@ impl PerceptionNode {
     }
     /// The ports of every perception node.
     pub fn ports() -> NodePorts {
-        NodePorts::new().input("observation", PortType::Observation, true).output("state", PortType::State)
+        NodePorts::new()
+            .input("observation", PortType::Observation, true)
+            .input("goal", PortType::Modulation, false)
+            .output("state", PortType::State)
+            .output("goal", PortType::Modulation)
     }
 }
 
@@ -39,6 +46,22 @@ impl Node for PerceptionNode {
         let obs = inputs.vector(0)?;
         let s = self.perception.encode(obs.insert_axis(Axis(0)))?;
         outputs.set_vector(0, s.row(0));
+        let given = inputs.modulations(1)?;
+        if given.is_empty() {
+            outputs.set_modulations(1, Vec::new());
+        } else {
+            let out = given
+                .iter()
+                .map(|m| match m {
+                    ami_core::Modulation::Goal(Some(g)) if g.len() == self.perception.obs_dim() => {
+                        let z = self.perception.encode(ndarray::ArrayView1::from(g.as_slice()).insert_axis(Axis(0)))?;
+                        Ok(ami_core::Modulation::Goal(Some(z.row(0).to_vec())))
+                    }
+                    other => Ok(other.clone()),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            outputs.set_modulations(1, out);
+        }
         Ok(())
     }
 }
@@ -540,7 +563,9 @@ impl EnvHandle {
 /// edge) -> `observation`, `reward`, `done`, `goal` (the episode's goal
 /// as a modulation on tick 0, for goal-conditioned environments) and
 /// `terminated` (the step reached a terminal state, as opposed to a time
-/// limit: what a memory records for its critic). On the
+/// limit: what a memory records for its critic) and `diagnostics` (the
+/// true state for traces, when the environment offers one:
+/// [`Environment::diagnostics`]). On the
 /// first tick of an episode it resets the environment with the episode
 /// seed. It ends the episode as truncated after
 /// [`Environment::max_steps`] steps even if the environment never says
@@ -566,6 +591,7 @@ impl EnvNode {
             .output("done", PortType::Done)
             .output("goal", PortType::Modulation)
             .output("terminated", PortType::Done)
+            .output("diagnostics", PortType::Observation)
     }
     /// Sum of rewards since the episode began.
     pub fn episode_return(&self) -> f64 {
@@ -620,6 +646,9 @@ impl Node for EnvNode {
             if let Some(g) = self.env.goal() {
                 outputs.set_modulations(3, vec![ami_core::Modulation::Goal(Some(g.to_vec()))]);
             }
+            if let Some(d) = self.env.diagnostics() {
+                outputs.set_vector(5, d.view());
+            }
             return Ok(());
         }
         if self.status.done() {
@@ -648,6 +677,9 @@ impl Node for EnvNode {
         outputs.set_scalar(1, step.reward);
         outputs.set_flag(2, self.status.done());
         outputs.set_flag(4, step.terminated);
+        if let Some(d) = self.env.diagnostics() {
+            outputs.set_vector(5, d.view());
+        }
         Ok(())
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {

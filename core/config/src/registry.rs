@@ -91,9 +91,12 @@ impl ModuleKind {
     pub(crate) fn build_stage(self) -> u8 {
         match self {
             ModuleKind::Environment => 0,
-            ModuleKind::WorldModel | ModuleKind::Critic | ModuleKind::Policy => 1,
-            ModuleKind::Cost | ModuleKind::Memory => 2,
-            _ => 3,
+            // Before everything that sizes itself by the state: a
+            // perception may change its width.
+            ModuleKind::Perception => 1,
+            ModuleKind::WorldModel | ModuleKind::Critic | ModuleKind::Policy => 2,
+            ModuleKind::Cost | ModuleKind::Memory => 3,
+            _ => 4,
         }
     }
 }
@@ -140,6 +143,10 @@ pub struct TaskResources {
     pub cost: Option<CostFactory>,
     /// The goal the configurator sets at tick 0, if the task has one.
     pub goal: Option<Vec<f32>>,
+    /// The state's width when a perception node maps observations to
+    /// states of another width (a JEPA's encoder); set by the loader once
+    /// the perception node is built (environments leave it `None`).
+    pub perceived_dim: Option<usize>,
 }
 
 /// Builds a fresh copy of a task's cost.
@@ -174,10 +181,12 @@ impl TaskResources {
     pub fn cost_or_empty(&self) -> Cost {
         self.cost.as_ref().map_or_else(Cost::new, |f| f())
     }
-    /// Width of the state: the true model's, or the observation's when the
-    /// environment has no model (identity perception).
+    /// Width of the state: the perception's when it maps observations to
+    /// another width (a JEPA's embedding), else the true model's, or the
+    /// observation's when the environment has no model (identity
+    /// perception).
     pub fn state_dim(&self) -> usize {
-        self.model.as_ref().map_or(self.obs_dim, |m| m.get().state_dim())
+        self.perceived_dim.unwrap_or_else(|| self.model.as_ref().map_or(self.obs_dim, |m| m.get().state_dim()))
     }
 }
 
@@ -308,12 +317,16 @@ pub struct Built {
     pub policy: Option<PolicyHandle>,
     /// The memory others may read (`memory` nodes).
     pub memory: Option<MemoryHandle>,
+    /// The width of the states a perception node makes, when it differs
+    /// from the observation's (the nodes built after it see it as the
+    /// task's [`TaskResources::state_dim`]).
+    pub perceived_dim: Option<usize>,
 }
 
 impl Built {
     /// A node that provides nothing to others.
     pub fn node(node: impl Node + 'static) -> Self {
-        Self { node: Box::new(node), task: None, model: None, cost: None, critic: None, policy: None, memory: None }
+        Self { node: Box::new(node), task: None, model: None, cost: None, critic: None, policy: None, memory: None, perceived_dim: None }
     }
 }
 

@@ -8,6 +8,8 @@
 //! `[H * W, C]` per sample, so a 3x3 patch is a contiguous run per pixel.
 
 use ami_core::error::{CoreError, Result};
+use ami_kernels::train::{self as kt, Mat};
+use ami_kernels::Isa;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
 
@@ -36,6 +38,10 @@ impl ConvSpec {
         } else {
             self.channels[l - 1]
         }
+    }
+    /// Side of the last feature map.
+    pub fn size_after(&self) -> usize {
+        self.side(self.channels.len())
     }
     /// Width of the flattened last feature map.
     pub fn flat(&self) -> usize {
@@ -80,34 +86,61 @@ impl ConvSpec {
 pub struct ConvEncoder {
     spec: ConvSpec,
     params: Vec<f32>,
+    /// `spec.offsets().0`, kept.
+    offsets: Vec<(usize, usize)>,
 }
 
-/// What a forward pass keeps for the backward one.
+/// What a forward pass keeps for the backward one. Pass the same cache to
+/// [`ConvEncoder::forward_into`] again and its buffers are reused (a batch
+/// of the same size allocates nothing but the embeddings).
 #[derive(Debug, Clone, Default)]
 pub struct ConvCache {
-    /// Per convolution: its im2col matrix per sample (`[out_hw, 9 in]`).
-    cols: Vec<Vec<Array2<f32>>>,
-    /// Per convolution: its output after the ReLU per sample (`[out_hw, out]`).
-    acts: Vec<Vec<Array2<f32>>>,
-    /// The flattened last feature maps (`[n, flat]`).
-    flat: Array2<f32>,
+    /// Samples in the batch.
+    n: usize,
+    /// The images as `[n * H * W, C]`.
+    input: Vec<f32>,
+    /// Per convolution: the batch's im2col matrix (`[n * out_hw, 9 in]`).
+    cols: Vec<Vec<f32>>,
+    /// Per convolution: its output after the ReLU (`[n * out_hw, out]`);
+    /// the last is also the flattened feature maps `[n, flat]`.
+    acts: Vec<Vec<f32>>,
+}
+
+/// Resizes `v` to `len` zeros unless it already has that length (then its
+/// contents stay: im2col's padding entries are zero from the first fill,
+/// and every other entry is overwritten).
+fn reuse(v: &mut Vec<f32>, len: usize) {
+    if v.len() != len {
+        v.clear();
+        v.resize(len, 0.0);
+    }
 }
 
 impl ConvEncoder {
     /// Weights drawn He-uniform from `seed`, biases zero.
     pub fn new(spec: ConvSpec, seed: u64) -> Result<Self> {
         spec.check()?;
-        let (offs, total) = spec.offsets();
+        let (offsets, total) = spec.offsets();
         let mut params = vec![0.0f32; total];
         let mut rng = ami_core::rng::rng(seed);
-        for (l, &(w, b)) in offs.iter().enumerate() {
+        for (l, &(w, b)) in offsets.iter().enumerate() {
             let fan_in = if l < spec.channels.len() { 9 * spec.cin(l) } else { spec.flat() };
             let bound = (6.0 / fan_in as f32).sqrt();
             for p in &mut params[w..b] {
                 *p = rng.gen_range(-bound..bound);
             }
         }
-        Ok(Self { spec, params })
+        Ok(Self { spec, params, offsets })
+    }
+    /// An encoder of shape `spec` with these parameters (the layout of
+    /// [`ConvEncoder::params`]).
+    pub fn from_params(spec: ConvSpec, params: Vec<f32>) -> Result<Self> {
+        spec.check()?;
+        let (offsets, total) = spec.offsets();
+        if params.len() != total {
+            return Err(CoreError::shape("ConvEncoder::from_params", format!("{total} parameters"), format!("{}", params.len())));
+        }
+        Ok(Self { spec, params, offsets })
     }
     /// The shape.
     pub fn spec(&self) -> &ConvSpec {
@@ -122,149 +155,186 @@ impl ConvEncoder {
         &mut self.params
     }
 
-    fn layer(&self, l: usize) -> (ArrayView2<'_, f32>, &[f32]) {
-        let (offs, _) = self.spec.offsets();
-        let (w, b) = offs[l];
+    /// Layer `l`'s weights (`[out, in]`) and bias.
+    fn layer(&self, l: usize) -> (Mat<'_>, &[f32]) {
+        let (w, b) = self.offsets[l];
         let (rows, cols) = if l < self.spec.channels.len() { (self.spec.channels[l], 9 * self.spec.cin(l)) } else { (self.spec.embed, self.spec.flat()) };
-        (ArrayView2::from_shape((rows, cols), &self.params[w..b]).expect("offsets"), &self.params[b..b + rows])
+        (Mat::rows(&self.params[w..b], rows, cols), &self.params[b..b + rows])
     }
 
     /// Embeddings of a batch of images (`[n, input_dim]`) -> `[n, embed]`,
-    /// and what the backward pass needs.
+    /// and what the backward pass needs. Each layer is one matrix product
+    /// over the whole batch.
     pub fn forward(&self, images: ArrayView2<'_, f32>) -> Result<(Array2<f32>, ConvCache)> {
+        let mut cache = ConvCache::default();
+        let z = self.forward_into(images, &mut cache)?;
+        Ok((z, cache))
+    }
+
+    /// [`ConvEncoder::forward`] into a cache whose buffers are reused.
+    pub fn forward_into(&self, images: ArrayView2<'_, f32>, cache: &mut ConvCache) -> Result<Array2<f32>> {
         let s = &self.spec;
         if images.ncols() != s.input_dim() {
             return Err(CoreError::shape("ConvEncoder::forward", format!("images of {} values", s.input_dim()), format!("{}", images.ncols())));
         }
         let n = images.nrows();
-        let mut cache = ConvCache {
-            cols: vec![Vec::with_capacity(n); s.channels.len()],
-            acts: vec![Vec::with_capacity(n); s.channels.len()],
-            flat: Array2::zeros((n, s.flat())),
-        };
+        let hw = s.size * s.size;
+        let convs = s.channels.len();
+        cache.n = n;
+        cache.cols.resize_with(convs, Vec::new);
+        cache.acts.resize_with(convs, Vec::new);
+        // [C, H, W] per row -> [n * H * W, C].
+        reuse(&mut cache.input, n * hw * s.in_channels);
         for (i, img) in images.rows().into_iter().enumerate() {
-            // [C, H, W] -> [H * W, C].
-            let hw = s.size * s.size;
-            let mut x = Array2::from_shape_fn((hw, s.in_channels), |(p, c)| img[c * hw + p]);
-            for l in 0..s.channels.len() {
-                let cols = im2col(&x, s.side(l), s.cin(l));
-                let (w, b) = self.layer(l);
-                let mut y = cols.dot(&w.t());
-                for mut row in y.rows_mut() {
-                    for (v, bias) in row.iter_mut().zip(b) {
-                        *v = (*v + bias).max(0.0);
-                    }
+            for c in 0..s.in_channels {
+                for p in 0..hw {
+                    cache.input[(i * hw + p) * s.in_channels + c] = img[c * hw + p];
                 }
-                cache.cols[l].push(cols);
-                x = y.clone();
-                cache.acts[l].push(y);
             }
-            cache.flat.row_mut(i).assign(&ndarray::ArrayView1::from(x.as_slice().expect("standard layout")));
         }
-        let (w, b) = self.layer(s.channels.len());
-        let z = cache.flat.dot(&w.t()) + ndarray::ArrayView1::from(b);
-        Ok((z, cache))
+        for l in 0..convs {
+            let (side, cin, cout) = (s.side(l), s.cin(l), s.channels[l]);
+            let out = s.side(l + 1);
+            let rows = n * out * out;
+            let mut cols = std::mem::take(&mut cache.cols[l]);
+            reuse(&mut cols, rows * 9 * cin);
+            im2col(if l == 0 { &cache.input } else { &cache.acts[l - 1] }, &mut cols, n, side, cin);
+            let mut y = std::mem::take(&mut cache.acts[l]);
+            reuse(&mut y, rows * cout);
+            let (w, b) = self.layer(l);
+            kt::matmul(Isa::detect(), Mat::rows(&cols, rows, 9 * cin), w.t(), 0.0, &mut y).expect("shapes agree by construction");
+            for row in y.chunks_exact_mut(cout) {
+                for (v, bias) in row.iter_mut().zip(b) {
+                    *v = (*v + bias).max(0.0);
+                }
+            }
+            cache.cols[l] = cols;
+            cache.acts[l] = y;
+        }
+        // [n * side^2, c] is [n, side^2 * c] in memory.
+        let (w, b) = self.layer(convs);
+        let mut z = product(Mat::rows(&cache.acts[convs - 1], n, s.flat()), w.t());
+        z += &ndarray::ArrayView1::from(b);
+        Ok(z)
     }
 
     /// The gradient of the parameters (flat, as [`ConvEncoder::params`])
     /// given `d loss / d z` (`[n, embed]`) and the forward pass's cache.
     pub fn backward(&self, cache: &ConvCache, grad_z: ArrayView2<'_, f32>) -> Result<Array1<f32>> {
         let s = &self.spec;
-        let n = cache.flat.nrows();
+        let n = cache.n;
         if grad_z.dim() != (n, s.embed) {
             return Err(CoreError::shape("ConvEncoder::backward", format!("[{n}, {}]", s.embed), format!("{:?}", grad_z.shape())));
         }
-        let (offs, total) = s.offsets();
-        let mut g = Array1::<f32>::zeros(total);
+        let mut g = Array1::<f32>::zeros(self.params.len());
         let last = s.channels.len();
-        let (wl, bl) = offs[last];
+        let (wl, bl) = self.offsets[last];
         // Linear map.
         let gs = g.as_slice_mut().expect("contiguous");
-        let gw = grad_z.t().dot(&cache.flat);
-        gs[wl..bl].copy_from_slice(gw.as_standard_layout().as_slice().expect("standard"));
+        let grad_z = grad_z.as_standard_layout();
+        let gz = Mat::rows(grad_z.as_slice().expect("standard"), n, s.embed);
+        let flat = Mat::rows(&cache.acts[last - 1], n, s.flat());
+        let gw = product(gz.t(), flat);
+        gs[wl..bl].copy_from_slice(gw.as_slice().expect("standard"));
         let gb = grad_z.sum_axis(Axis(0));
         gs[bl..bl + s.embed].copy_from_slice(gb.as_slice().expect("standard"));
         let (w, _) = self.layer(last);
-        let gflat = grad_z.dot(&w);
-        for i in 0..n {
-            let side = s.side(last);
-            let mut gy = Array2::from_shape_vec((side * side, s.cin(last)), gflat.row(i).to_vec()).expect("flat shape");
-            for l in (0..last).rev() {
-                // Through the ReLU.
-                let act = &cache.acts[l][i];
-                gy.zip_mut_with(act, |gv, &a| {
-                    if a <= 0.0 {
-                        *gv = 0.0;
-                    }
-                });
-                let (wo, bo) = offs[l];
-                let gw = gy.t().dot(&cache.cols[l][i]);
-                let gs = g.as_slice_mut().expect("contiguous");
-                for (d, v) in gs[wo..bo].iter_mut().zip(gw.as_standard_layout().iter()) {
-                    *d += v;
+        let side = s.side(last);
+        let mut gy = product(gz, w).into_shape_with_order((n * side * side, s.cin(last))).expect("flat shape");
+        for l in (0..last).rev() {
+            // Through the ReLU.
+            let gys = gy.as_slice_mut().expect("standard layout");
+            for (gv, &a) in gys.iter_mut().zip(&cache.acts[l]) {
+                if a <= 0.0 {
+                    *gv = 0.0;
                 }
-                for (d, v) in gs[bo..bo + s.channels[l]].iter_mut().zip(gy.sum_axis(Axis(0)).iter()) {
-                    *d += v;
-                }
-                if l > 0 {
-                    let (w, _) = self.layer(l);
-                    let gcols = gy.dot(&w);
-                    gy = col2im(&gcols, s.side(l), s.cin(l));
-                }
+            }
+            let (wo, bo) = self.offsets[l];
+            let rows = gy.nrows();
+            let gw = product(mat(&gy).t(), Mat::rows(&cache.cols[l], rows, 9 * s.cin(l)));
+            let gs = g.as_slice_mut().expect("contiguous");
+            for (d, v) in gs[wo..bo].iter_mut().zip(gw.iter()) {
+                *d += v;
+            }
+            for (d, v) in gs[bo..bo + s.channels[l]].iter_mut().zip(gy.sum_axis(Axis(0)).iter()) {
+                *d += v;
+            }
+            if l > 0 {
+                let (w, _) = self.layer(l);
+                let gcols = product(mat(&gy), w);
+                gy = col2im(&gcols, n, s.side(l), s.cin(l));
             }
         }
         Ok(g)
     }
 }
 
-/// The 3x3, stride 2, padding 1 patches of `x` (`[side * side, c]`):
-/// `[out * out, 9 c]`, out = ceil(side / 2).
-fn im2col(x: &Array2<f32>, side: usize, c: usize) -> Array2<f32> {
+/// `a b` (`a`, `b` given as kernel matrices) into a fresh `[a.rows, b.cols]`
+/// array, on the kernels' SIMD GEMM (one thread).
+pub(crate) fn product(a: Mat<'_>, b: Mat<'_>) -> Array2<f32> {
+    let mut c = Array2::<f32>::zeros((a.rows, b.cols));
+    kt::matmul(Isa::detect(), a, b, 0.0, c.as_slice_mut().expect("fresh array")).expect("shapes agree by construction");
+    c
+}
+
+/// A standard-layout array as a kernel matrix.
+pub(crate) fn mat(x: &Array2<f32>) -> Mat<'_> {
+    Mat::rows(x.as_slice().expect("standard layout"), x.nrows(), x.ncols())
+}
+
+/// The 3x3, stride 2, padding 1 patches of `n` maps `x` (`[n * side *
+/// side, c]`) into `dst` (`[n * out * out, 9 c]`, out = ceil(side / 2);
+/// the padding entries are left as they are: zero).
+fn im2col(src: &[f32], dst: &mut [f32], n: usize, side: usize, c: usize) {
     let out = side.div_ceil(2);
-    let mut cols = Array2::<f32>::zeros((out * out, 9 * c));
-    let src = x.as_slice().expect("activations are in standard layout");
-    let dst = cols.as_slice_mut().expect("fresh array");
-    for oy in 0..out {
-        for ox in 0..out {
-            let row = &mut dst[(oy * out + ox) * 9 * c..(oy * out + ox + 1) * 9 * c];
-            for ky in 0..3 {
-                let iy = (2 * oy + ky) as isize - 1;
-                if iy < 0 || iy as usize >= side {
-                    continue;
-                }
-                for kx in 0..3 {
-                    let ix = (2 * ox + kx) as isize - 1;
-                    if ix < 0 || ix as usize >= side {
+    for i in 0..n {
+        let (src, dst) = (&src[i * side * side * c..(i + 1) * side * side * c], &mut dst[i * out * out * 9 * c..(i + 1) * out * out * 9 * c]);
+        for oy in 0..out {
+            for ox in 0..out {
+                let row = &mut dst[(oy * out + ox) * 9 * c..(oy * out + ox + 1) * 9 * c];
+                for ky in 0..3 {
+                    let iy = (2 * oy + ky) as isize - 1;
+                    if iy < 0 || iy as usize >= side {
                         continue;
                     }
-                    let p = (iy as usize * side + ix as usize) * c;
-                    let k = (3 * ky + kx) * c;
-                    row[k..k + c].copy_from_slice(&src[p..p + c]);
+                    for kx in 0..3 {
+                        let ix = (2 * ox + kx) as isize - 1;
+                        if ix < 0 || ix as usize >= side {
+                            continue;
+                        }
+                        let p = (iy as usize * side + ix as usize) * c;
+                        let k = (3 * ky + kx) * c;
+                        row[k..k + c].copy_from_slice(&src[p..p + c]);
+                    }
                 }
             }
         }
     }
-    cols
 }
 
-/// The adjoint of [`im2col`]: patch gradients summed back into a
-/// `[side * side, c]` map.
-fn col2im(cols: &Array2<f32>, side: usize, c: usize) -> Array2<f32> {
+/// The adjoint of [`im2col`]: patch gradients summed back into `n`
+/// `[side * side, c]` maps.
+fn col2im(cols: &Array2<f32>, n: usize, side: usize, c: usize) -> Array2<f32> {
     let out = side.div_ceil(2);
-    let mut x = Array2::<f32>::zeros((side * side, c));
-    for oy in 0..out {
-        for ox in 0..out {
-            let row = cols.row(oy * out + ox);
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    let (iy, ix) = ((2 * oy + ky) as isize - 1, (2 * ox + kx) as isize - 1);
-                    if iy < 0 || ix < 0 || iy as usize >= side || ix as usize >= side {
-                        continue;
-                    }
-                    let mut dst = x.row_mut(iy as usize * side + ix as usize);
-                    let k = (3 * ky + kx) * c;
-                    for ch in 0..c {
-                        dst[ch] += row[k + ch];
+    let mut x = Array2::<f32>::zeros((n * side * side, c));
+    let src = cols.as_slice().expect("a fresh product is in standard layout");
+    let dst = x.as_slice_mut().expect("fresh array");
+    for i in 0..n {
+        let (src, dst) = (&src[i * out * out * 9 * c..(i + 1) * out * out * 9 * c], &mut dst[i * side * side * c..(i + 1) * side * side * c]);
+        for oy in 0..out {
+            for ox in 0..out {
+                let row = &src[(oy * out + ox) * 9 * c..(oy * out + ox + 1) * 9 * c];
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let (iy, ix) = ((2 * oy + ky) as isize - 1, (2 * ox + kx) as isize - 1);
+                        if iy < 0 || ix < 0 || iy as usize >= side || ix as usize >= side {
+                            continue;
+                        }
+                        let p = (iy as usize * side + ix as usize) * c;
+                        let k = (3 * ky + kx) * c;
+                        for (d, v) in dst[p..p + c].iter_mut().zip(&row[k..k + c]) {
+                            *d += v;
+                        }
                     }
                 }
             }

@@ -16,6 +16,10 @@
 //!   diagnostics (per-dimension spread, effective rank, `linear_probe`).
 //! * [`ConvEncoder`]: a small convolutional image encoder (3x3, stride 2,
 //!   ReLU, then linear) with its backward pass, a JEPA's encoder.
+//! * [`Jepa`] / [`JepaTrainer`]: a JEPA world model from pixels (the
+//!   encoder and an action-conditioned predictor trained in representation
+//!   space against collapse), its encoder as [`JepaPerception`] and its
+//!   predictor as a [`LearnedModel`].
 //! * [`TrajectoryWriter`] / [`read_trajectories`]: trajectory datasets
 //!   (observations such as images, actions, diagnostics) streamed to disk,
 //!   resumable, every record checksummed.
@@ -43,6 +47,7 @@ pub mod dfdx;
 pub mod ensemble;
 pub mod fit;
 pub mod io;
+pub mod jepa;
 pub mod model;
 pub mod norm;
 pub mod policy;
@@ -59,6 +64,7 @@ pub use conv::{ConvCache, ConvEncoder, ConvSpec};
 pub use critic::{fit_critic, CriticData, CriticFitConfig, MlpCritic};
 pub use ensemble::Ensemble;
 pub use fit::{fit, Chunking, Dataset, FitConfig, FitReport};
+pub use jepa::{Jepa, JepaConfig, JepaData, JepaEpoch, JepaPerception, JepaTrainer, Predictor, Regulariser, Target};
 pub use model::{LearnedModel, Propagation};
 pub use norm::Normalizer;
 pub use policy::{fit_policy, MlpPolicy, PolicyData};

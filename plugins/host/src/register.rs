@@ -107,6 +107,7 @@ fn environment_task(plugin: &Arc<Plugin>, module: &str, p: &Params) -> ami_core:
         model: Some(model),
         cost: Some(cost),
         goal: None,
+        perceived_dim: None,
     };
     Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })
 }
