@@ -22,7 +22,7 @@ pub struct JepaArgs {
     pub horizon: u64,
     /// JEPA: embedding width (small widths keep distances in the
     /// embedding meaningful far from a goal).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub embed: u64,
     /// JEPA: output channels of the encoder's 3x3 stride-2 convolutions.
     #[arg(long, default_value = "16,32,32", value_parser = widths)]
