@@ -123,7 +123,17 @@ fn fraction(s: &str) -> Result<f64, String> {
 /// Runs `ami train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(dataset) = &args.jepa {
-        return super::train_jepa::run(&args, dataset);
+        let shared = super::train_jepa::Shared {
+            out: &args.out,
+            epochs: args.epochs,
+            batch: args.batch,
+            lr: args.lr,
+            holdout: args.holdout,
+            seed: args.seed,
+            threads: args.threads,
+            json: args.json,
+        };
+        return super::train_jepa::run(&args.jepa_args, &shared, dataset);
     }
     if args.critic {
         return run_critic(&args);

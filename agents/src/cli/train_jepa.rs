@@ -8,7 +8,6 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
-use super::train::TrainArgs;
 use super::BadInput;
 use ami_learn::{read_trajectories, ConvSpec, Jepa, JepaConfig, JepaData, JepaTrainer, Regulariser, SigRegConfig, Target, VicRegConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -94,9 +93,21 @@ fn bad(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(BadInput(e.to_string()))
 }
 
+/// The settings `ami train --jepa` shares with the other trainers
+/// (`--epochs`, `--batch`, `--lr`, ...), taken from `ami train`'s arguments.
+pub struct Shared<'a> {
+    pub out: &'a Path,
+    pub epochs: Option<u64>,
+    pub batch: Option<u64>,
+    pub lr: f64,
+    pub holdout: f64,
+    pub seed: u64,
+    pub threads: u64,
+    pub json: bool,
+}
+
 /// Runs `ami train --jepa DATASET`.
-pub fn run(args: &TrainArgs, dataset: &Path) -> anyhow::Result<()> {
-    let j = &args.jepa_args;
+pub fn run(j: &JepaArgs, args: &Shared<'_>, dataset: &Path) -> anyhow::Result<()> {
     let (header, mut trajs) = read_trajectories(dataset).map_err(|e| bad(format!("cannot use the dataset: {e}")))?;
     let side = (header.obs_dim as f64).sqrt().round() as usize;
     if side * side != header.obs_dim || side < 8 {
@@ -188,7 +199,7 @@ pub fn run(args: &TrainArgs, dataset: &Path) -> anyhow::Result<()> {
             )
         });
         // Written every epoch: a stopped run keeps its last epoch.
-        trainer.jepa().save(&args.out).map_err(|e| bad(format!("cannot write the model: {e}")))?;
+        trainer.jepa().save(args.out).map_err(|e| bad(format!("cannot write the model: {e}")))?;
         curve.push(serde_json::json!({
             "epoch": epoch, "prediction": report.prediction, "regulariser": report.regulariser, "heldout_error": report.heldout_error,
             "std_min": report.std_min, "std_mean": report.std_mean, "effective_rank": report.effective_rank, "probe_r2": report.probe_r2,
