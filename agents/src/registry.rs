@@ -259,8 +259,7 @@ fn wall_params() -> Vec<ParamSpec> {
 
 fn wall_env(_: &ami_config::BuildContext<'_>, p: &ami_core::Params) -> ami_core::Result<Built> {
     let d = wall::WallConfig::default();
-    let point =
-        |field: &str, default: [f64; 2]| -> ami_core::Result<[f64; 2]> { Ok(p.f32_list_opt(field)?.map_or(default, |v| [f64::from(v[0]), f64::from(v[1])])) };
+    let point = |field: &str, default: [f64; 2]| -> ami_core::Result<[f64; 2]> { Ok(p.f64_list_opt(field)?.map_or(default, |v| [v[0], v[1]])) };
     let fixed = p.str_opt("pairs")? == Some("fixed");
     let cfg = wall::WallConfig {
         wall_x: p.f64("wall_x")?,

@@ -371,9 +371,16 @@ impl Params {
     /// Optional array of numbers as `f32`.
     pub fn f32_list_opt(&self, name: &str) -> Result<Option<Vec<f32>>> {
         match self.get(name) {
-            Some(ParamValue::List(items)) => {
-                items.iter().map(|v| v.as_f64().map(|x| x as f32).ok_or_else(|| Self::wrong(name, "numbers", v))).collect::<Result<_>>().map(Some)
-            }
+            Some(ParamValue::List(_)) => Ok(self.f64_list_opt(name)?.map(|v| v.into_iter().map(|x| x as f32).collect())),
+            Some(v) => Err(Self::wrong(name, "an array of numbers", v)),
+            None => Ok(None),
+        }
+    }
+    /// Optional array of numbers as `f64` (as written: error messages that
+    /// quote them show `0.9`, not the `f32` rounding `0.8999999761581421`).
+    pub fn f64_list_opt(&self, name: &str) -> Result<Option<Vec<f64>>> {
+        match self.get(name) {
+            Some(ParamValue::List(items)) => items.iter().map(|v| v.as_f64().ok_or_else(|| Self::wrong(name, "numbers", v))).collect::<Result<_>>().map(Some),
             Some(v) => Err(Self::wrong(name, "an array of numbers", v)),
             None => Ok(None),
         }

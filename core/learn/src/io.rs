@@ -34,7 +34,6 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Writes `ens` to `path` atomically (a temporary file renamed over it).
 pub fn save(ens: &Ensemble, path: &Path) -> Result<()> {
     let spec = ens.spec();
-    let io = |e: std::io::Error| CoreError::Io { path: path.to_path_buf(), source: e };
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for k in 0..spec.members {
         for l in 0..spec.layers() {
@@ -49,13 +48,7 @@ pub fn save(ens: &Ensemble, path: &Path) -> Result<()> {
     {
         tensors.push((name.to_string(), vec![v.len()], f32_bytes(v.as_slice().expect("contiguous"))));
     }
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(name, shape, data)| {
-            Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| CoreError::module("safetensors", e.to_string()))?))
-        })
-        .collect::<Result<_>>()?;
-    let meta: HashMap<String, String> = [
+    let meta = [
         ("format", FORMAT.to_string()),
         ("state_dim", spec.state_dim.to_string()),
         ("action_dim", spec.action_dim.to_string()),
@@ -63,17 +56,58 @@ pub fn save(ens: &Ensemble, path: &Path) -> Result<()> {
         ("probabilistic", spec.probabilistic.to_string()),
         ("min_logvar", spec.min_logvar.to_string()),
         ("max_logvar", spec.max_logvar.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| CoreError::module("safetensors", e.to_string()))?;
+    ];
+    write_safetensors(path, &tensors, &meta)
+}
+
+/// Writes f32 tensors `(name, shape, little-endian bytes)` and string
+/// metadata to `path` as safetensors, atomically (a temporary file in the
+/// same directory, synced, then renamed over `path`: a crash leaves the old
+/// file or the new one, never half of one). The bytes are a function of the
+/// arguments alone: the header's metadata keys are written sorted (the
+/// safetensors crate writes them in hash order), so the same weights give
+/// the same file, byte for byte.
+pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<u8>)], meta: &[(&str, String)]) -> Result<()> {
+    let io = |e: std::io::Error| CoreError::Io { path: path.to_path_buf(), source: e };
+    let st = |e: String| CoreError::module("safetensors", e);
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| st(e.to_string()))?)))
+        .collect::<Result<_>>()?;
+    let map: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let bytes = safetensors::serialize(views, Some(map)).map_err(|e| st(e.to_string()))?;
+    let bytes = canonical_header(&bytes).map_err(st)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     tmp.write_all(&bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// `bytes` (a serialized safetensors file) with its JSON header rewritten
+/// with every object's keys sorted, padded with spaces to a multiple of 8
+/// as the format asks. The tensors' data is untouched.
+fn canonical_header(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let n = u64::from_le_bytes(bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or("no header length")?) as usize;
+    let header = bytes.get(8..8 + n).ok_or("header past the end")?;
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let m: std::collections::BTreeMap<String, serde_json::Value> = m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::Value::Object(m.into_iter().collect())
+            }
+            other => other,
+        }
+    }
+    let mut head = serde_json::to_vec(&sorted(value)).map_err(|e| e.to_string())?;
+    head.resize(head.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + head.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Reads an ensemble written by [`save`] or by PyTorch (see the module

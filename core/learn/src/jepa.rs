@@ -26,8 +26,6 @@
 //! ([`CHUNKS`]) whose gradients are summed in order, so the weights are the
 //! same with any thread count.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,7 +34,7 @@ use ami_core::Perception;
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
 use crate::anticollapse::{linear_probe, sigreg, vicreg, EmbeddingStats, SigRegConfig, VicRegConfig};
@@ -243,7 +241,6 @@ impl Jepa {
     /// predictor's layers `predictor.{2 l}.weight` / `.bias`. Metadata:
     /// `format`, `in_channels`, `size`, `channels`, `embed`, `action_dim`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |e: std::io::Error| CoreError::Io { path: path.to_path_buf(), source: e };
         let s = self.encoder.spec();
         let p = self.encoder.params();
         let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
@@ -288,31 +285,16 @@ impl Jepa {
         }
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
             tensors.into_iter().map(|(n, sh, v)| (n, sh, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-        let views: Vec<(String, TensorView<'_>)> = bytes
-            .iter()
-            .map(|(name, shape, data)| {
-                Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(|e| CoreError::module("safetensors", e.to_string()))?))
-            })
-            .collect::<Result<_>>()?;
         let channels: Vec<String> = s.channels.iter().map(|c| c.to_string()).collect();
-        let meta: HashMap<String, String> = [
+        let meta = [
             ("format", FORMAT.to_string()),
             ("in_channels", s.in_channels.to_string()),
             ("size", s.size.to_string()),
             ("channels", channels.join(",")),
             ("embed", s.embed.to_string()),
             ("action_dim", self.predictor.action_dim().to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let out = safetensors::serialize(views, Some(meta)).map_err(|e| CoreError::module("safetensors", e.to_string()))?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        tmp.write_all(&out).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        ];
+        crate::io::write_safetensors(path, &bytes, &meta)
     }
 
     /// Reads a JEPA written by [`Jepa::save`] (or by PyTorch in that
@@ -986,6 +968,11 @@ mod tests {
         jepa.save(&path).unwrap();
         let back = Jepa::load(&path).unwrap();
         assert_eq!(back, jepa);
+        let first = std::fs::read(&path).unwrap();
+        for _ in 0..8 {
+            jepa.save(&path).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), first, "the same weights give the same bytes");
+        }
         // Damage is refused with the file's name.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.truncate(bytes.len() / 2);

@@ -87,6 +87,13 @@ fn save_and_load_round_trip_bit_for_bit_and_refuse_corruption() {
     ens.set_norm(ami_learn::Normalizer::fit(x.index_axis(ndarray::Axis(0), 0), y.index_axis(ndarray::Axis(0), 0)));
     io::save(&ens, &path).unwrap();
     assert_eq!(io::load(&path).unwrap(), ens);
+    // The same weights give the same file, byte for byte (the metadata's
+    // keys are sorted, not in hash order).
+    let first = std::fs::read(&path).unwrap();
+    for _ in 0..8 {
+        io::save(&ens, &path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), first);
+    }
     // A truncated file, and one whose bias has the wrong length.
     let bytes = std::fs::read(&path).unwrap();
     let err = io::from_bytes(&bytes[..bytes.len() - 10], &path).unwrap_err().to_string();
