@@ -94,12 +94,35 @@ fn collect_train_and_plan_with_a_jepa() {
     // Plan with it from an agent file.
     let file = dir.path().join("agent.toml");
     std::fs::write(&file, agent_file(&model, 4)).unwrap();
-    let out = ami(&["run", file.to_str().unwrap(), "--episodes", "1", "--json"]);
+    let trace = dir.path().join("trace.json");
+    let out = ami(&["run", file.to_str().unwrap(), "--episodes", "2", "--json", "--trace", trace.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["agent"], "wall-jepa");
-    assert_eq!(v["episodes"], 1);
+    assert_eq!(v["episodes"], 2);
+    // The trace: the walls read off the images (the wall's column, the
+    // door's gap), the true path and the latent path decoded by a probe.
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    assert_eq!(t["scale"], 64.0);
+    let rows: Vec<&str> = t["maze"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(rows.len(), 64);
+    let walls = |r: &str| r.char_indices().filter(|&(_, c)| c == '#').map(|(i, _)| i).collect::<Vec<_>>();
+    // wall_x 0.5, wall_width 0.06: columns 30..=33; the door (y 0.4..0.6)
+    // is rows 26..=37, free.
+    assert_eq!(walls(rows[5]), vec![30, 31, 32, 33], "{}", rows[5]);
+    assert!(walls(rows[32]).is_empty(), "{}", rows[32]);
+    for e in t["episodes"].as_array().unwrap() {
+        let (path, decoded) = (e["path"].as_array().unwrap(), e["decoded"].as_array().unwrap());
+        assert_eq!(path.len(), decoded.len());
+        assert!(path.len() >= 4);
+    }
+    let r2 = t["probe_r2"].as_array().unwrap();
+    assert!(r2.iter().all(|v| v.as_f64().unwrap() <= 1.0), "{r2:?}");
+    let png = dir.path().join("trace.png");
+    let out = ami(&["plot", trace.to_str().unwrap(), "-o", png.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
 
     // The perception passes the goal image on encoded: the cost and the
     // configurator see the goal in the embedding space.

@@ -1,7 +1,10 @@
 //! `ami plot TRACE.json`: what `ami run --trace` wrote for a maze, drawn
 //! as the maze (walls filled), each episode's executed path, its start and
 //! goal, the subgoals every `level` node handed down (one colour a level)
-//! and the places a level planned round. Up to four episodes, one panel
+//! and the places a level planned round. A task seen as images (the wall
+//! task) is drawn the same way: its walls read off the images, and the
+//! latent path (the perception's embeddings) decoded back to positions by
+//! a linear probe, next to the true path. Up to four episodes, one panel
 //! each.
 
 use plotters::coord::Shift;
@@ -19,6 +22,8 @@ struct Panel {
     success: Option<bool>,
     goal: Option<[f64; 2]>,
     path: Vec<(f64, f64)>,
+    /// The latent path decoded by the trace's linear probe.
+    decoded: Vec<(f64, f64)>,
     /// Per level: its name, subgoals and avoided points.
     levels: Vec<LevelMarks>,
 }
@@ -29,6 +34,8 @@ pub(crate) struct Trace {
     rows: Vec<Vec<bool>>,
     panels: Vec<Panel>,
     episodes: usize,
+    /// The probe's R^2 (x, y) on the trace's frames.
+    probe_r2: Option<(f64, f64)>,
 }
 
 fn point(v: &Value) -> Option<(f64, f64)> {
@@ -53,9 +60,19 @@ impl Trace {
             return Err(bad("`maze` rows must be non-empty and of one length"));
         }
         let eps = v.get("episodes").and_then(Value::as_array).ok_or_else(|| bad("no `episodes`"))?;
+        // Positions in [0, 1] of an image task are drawn on its pixel grid.
+        let scale = v.get("scale").and_then(Value::as_f64).unwrap_or(1.0);
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(bad("`scale` must be a positive number"));
+        }
+        let point = |v: &Value| point(v).map(|(x, y)| (x * scale, y * scale));
+        let points = |e: &Value, key: &str| -> Vec<(f64, f64)> {
+            e.get(key).and_then(Value::as_array).map(|p| p.iter().filter_map(point).collect()).unwrap_or_default()
+        };
+        let probe_r2 = v.get("probe_r2").and_then(Value::as_array).and_then(|r| Some((r.first()?.as_f64()?, r.get(1)?.as_f64()?)));
         let mut panels = Vec::new();
         for e in eps.iter().take(4) {
-            let path: Vec<(f64, f64)> = e.get("path").and_then(Value::as_array).map(|p| p.iter().filter_map(point).collect()).unwrap_or_default();
+            let path = points(e, "path");
             let mut levels = Vec::new();
             if let Some(ls) = e.get("levels").and_then(Value::as_object) {
                 for (name, l) in ls {
@@ -74,13 +91,14 @@ impl Trace {
                 success: e.get("success").and_then(Value::as_bool),
                 goal: e.get("goal").and_then(point).map(|(x, y)| [x, y]),
                 path,
+                decoded: points(e, "decoded"),
                 levels,
             });
         }
         if panels.is_empty() {
             return Err(bad("no episodes"));
         }
-        Ok(Self { task, rows, panels, episodes: eps.len() })
+        Ok(Self { task, rows, panels, episodes: eps.len(), probe_r2 })
     }
 
     /// Draws the panels side by side (two rows of two for three or four,
@@ -90,7 +108,8 @@ impl Trace {
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let title = title.map(str::to_string).unwrap_or_else(|| {
             let shown = self.panels.len();
-            format!("{}: {shown} of {} episode(s)", self.task, self.episodes)
+            let probe = self.probe_r2.map(|(x, y)| format!(" (probe R² {x:.3} / {y:.3})")).unwrap_or_default();
+            format!("{}: {shown} of {} episode(s){probe}", self.task, self.episodes)
         });
         let root = root.titled(&title, ("sans-serif", 22)).map_err(|e| err(e.to_string()))?;
         let n = self.panels.len();
@@ -139,6 +158,14 @@ impl Trace {
                 .map_err(|e| err(e.to_string()))?
                 .label("path")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLUE.stroke_width(2)));
+            if !panel.decoded.is_empty() {
+                let orange = RGBColor(230, 120, 20);
+                chart
+                    .draw_series(DashedLineSeries::new(panel.decoded.iter().copied(), 6, 4, orange.stroke_width(2)))
+                    .map_err(|e| err(e.to_string()))?
+                    .label("latent path, probe-decoded")
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], orange.stroke_width(2)));
+            }
             if let Some(&s) = panel.path.first() {
                 chart.draw_series(std::iter::once(Circle::new(s, 6, GREEN.filled()))).map_err(|e| err(e.to_string()))?;
             }

@@ -253,6 +253,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let diagnostics = agent.executor().output_index(&env_name, "diagnostics");
             let observation = agent.executor().output_index(&env_name, "observation");
             let goal_port = agent.executor().output_index(&env_name, "goal");
+            // The perception's state (a task seen as images: the latent
+            // path, decoded by a probe when the trace is written).
+            let state_port = agent.executor().node_names().iter().filter(|n| **n != env_name).find_map(|n| agent.executor().output_index(n, "state"));
+            let mut latent: Vec<Vec<f32>> = Vec::new();
+            let mut images: Option<(Vec<f32>, Vec<f32>)> = None;
             let mut goal: Option<Vec<f32>> = None;
             let mut diag_goal: Option<Vec<f32>> = None;
             let tracing = args.trace.is_some();
@@ -262,15 +267,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     let at = |port: Option<(usize, usize)>| port.and_then(|(n, p)| exec.output_at(n, p)).and_then(|v| v.as_vector());
                     if let Some(v) = at(diagnostics).or_else(|| at(observation)) {
                         path.push([v[0], v.get(1).copied().unwrap_or(0.0)]);
+                        if let (Some(_), Some(z)) = (at(diagnostics), at(state_port)) {
+                            latent.push(z.to_vec());
+                        }
                         if v.len() == 4 && diag_goal.is_none() && at(diagnostics).is_some() {
                             diag_goal = Some(vec![v[2], v[3]]);
                         }
                     }
                 }
+                let at_diag = |exec: &dyn ami_graph::Executor| diagnostics.and_then(|(n, p)| exec.output_at(n, p)).and_then(|v| v.as_vector()).map(|_| ());
                 if let (true, 1, Some((n, p))) = (tracing, t, goal_port) {
                     for m in exec.output_at(n, p).and_then(|v| v.as_modulations()).unwrap_or_default() {
                         if let ami_core::Modulation::Goal(Some(g)) = m {
                             goal = Some(g.clone());
+                            if let (Some(_), Some(obs)) = (at_diag(exec), observation.and_then(|(n, p)| exec.output_at(n, p)).and_then(|v| v.as_vector())) {
+                                if obs.len() == g.len() {
+                                    images = Some((obs.to_vec(), g.clone()));
+                                }
+                            }
                         }
                     }
                 }
@@ -288,7 +302,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 let success = r.as_ref().ok().and_then(|r| r.success);
                 // A goal given as an image is drawn where the simulator has it.
                 let goal = diag_goal.take().or(goal.take());
-                traces.borrow_mut().push(serde_json::json!({ "seed": seed, "phase": what, "success": success, "goal": goal, "path": path, "levels": levels }));
+                let mut episode = serde_json::json!({ "seed": seed, "phase": what, "success": success, "goal": goal, "path": path, "levels": levels });
+                if latent.len() == path.len() && !latent.is_empty() {
+                    episode["latent"] = serde_json::json!(latent);
+                }
+                if let Some((obs, goal_image)) = images.take() {
+                    episode["walls"] = serde_json::json!(image_walls(&obs, &goal_image));
+                }
+                traces.borrow_mut().push(episode);
             }
             if stop.load(Ordering::SeqCst) {
                 bar.finish_and_clear();
@@ -482,21 +503,85 @@ fn run_copies(
     Ok([done(a)?, done(b)?])
 }
 
-/// Writes `ami run --trace`: the task, its maze (a maze task's rows) and
-/// the episodes.
-fn write_trace(path: &std::path::Path, task: &str, episodes: Vec<serde_json::Value>) -> anyhow::Result<()> {
+/// The walls of a task seen as square grayscale images, as maze rows
+/// (`#` a wall pixel, `.` free; the top row first): the pixels drawn at the
+/// wall's grey (0.5) in both the first observation and the goal image (the
+/// agent's dot, drawn over the wall, is in only one of them). `None` when
+/// the images are not square.
+fn image_walls(obs: &[f32], goal: &[f32]) -> Option<Vec<String>> {
+    let side = (obs.len() as f64).sqrt().round() as usize;
+    if side * side != obs.len() || side < 2 || goal.len() != obs.len() {
+        return None;
+    }
+    let wall = |v: f32| (v - 0.5).abs() < 0.05;
+    Some((0..side).map(|r| (0..side).map(|c| if wall(obs[r * side + c]) && wall(goal[r * side + c]) { '#' } else { '.' }).collect()).collect())
+}
+
+/// Writes `ami run --trace`: the task, its maze (a maze task's rows, or an
+/// image task's walls with `scale` the image side), and the episodes; with
+/// latent paths (a task seen as images), each one decoded by a linear probe
+/// fitted on all of the trace's (latent, true position) pairs.
+fn write_trace(path: &std::path::Path, task: &str, mut episodes: Vec<serde_json::Value>) -> anyhow::Result<()> {
     let maze = task.strip_prefix("maze:").and_then(|m| {
         ami_agents::tasks::maze::Maze::builtin(m).or_else(|| std::fs::read_to_string(m).ok().and_then(|t| ami_agents::tasks::maze::Maze::parse(&t, m).ok()))
     });
+    let mut rows = maze.map(|m| m.text_rows());
+    let mut scale = 1.0;
+    if rows.is_none() {
+        if let Some(walls) = episodes.iter().find_map(|e| serde_json::from_value::<Vec<String>>(e.get("walls")?.clone()).ok()) {
+            scale = walls.len() as f64;
+            rows = Some(walls);
+        }
+    }
+    let probe_r2 = decode_latents(&mut episodes);
+    for e in &mut episodes {
+        if let Some(m) = e.as_object_mut() {
+            m.remove("walls");
+            m.remove("latent");
+        }
+    }
     let out = serde_json::json!({
         "trace": 1,
         "task": task,
-        "maze": maze.map(|m| m.text_rows()),
+        "maze": rows,
+        "scale": scale,
+        "probe_r2": probe_r2,
         "episodes": episodes,
     });
     std::fs::write(path, serde_json::to_string(&out)?).with_context(|| format!("cannot write {}", path.display()))?;
     println!("trace written to {}", path.display());
     Ok(())
+}
+
+/// Fits a linear probe from the episodes' latents to their true positions
+/// (all steps of all episodes), writes each episode's decoded path as
+/// `decoded`, and returns the probe's R^2 on those frames (`None` without
+/// latents).
+fn decode_latents(episodes: &mut [serde_json::Value]) -> Option<Vec<f64>> {
+    let rows = |e: &serde_json::Value, key: &str| serde_json::from_value::<Vec<Vec<f32>>>(e.get(key)?.clone()).ok();
+    let mut z = Vec::new();
+    let mut y = Vec::new();
+    for e in episodes.iter() {
+        if let (Some(l), Some(p)) = (rows(e, "latent"), rows(e, "path")) {
+            z.extend(l);
+            y.extend(p);
+        }
+    }
+    let d = z.first()?.len();
+    if z.len() < d + 2 || z.iter().any(|r| r.len() != d) {
+        return None;
+    }
+    let zm = ndarray::Array2::from_shape_vec((z.len(), d), z.concat()).ok()?;
+    let ym = ndarray::Array2::from_shape_vec((y.len(), 2), y.iter().flat_map(|p| [p[0], p.get(1).copied().unwrap_or(0.0)]).collect()).ok()?;
+    let probe = ami_learn::LinearProbe::fit(zm.view(), ym.view(), 1e-3).ok()?;
+    for e in episodes.iter_mut() {
+        if let Some(l) = rows(e, "latent") {
+            let lm = ndarray::Array2::from_shape_vec((l.len(), d), l.concat()).ok()?;
+            let decoded: Vec<[f32; 2]> = probe.predict(lm.view()).rows().into_iter().map(|r| [r[0], r[1]]).collect();
+            e["decoded"] = serde_json::json!(decoded);
+        }
+    }
+    ami_learn::linear_probe(zm.view(), ym.view(), zm.view(), ym.view(), 1e-3).ok()
 }
 
 /// One evaluation episode's line.

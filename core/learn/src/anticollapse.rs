@@ -258,20 +258,8 @@ pub fn linear_probe(
     if !(ridge.is_finite() && ridge >= 0.0) {
         return Err(CoreError::config("ridge", format!("must be finite and at least 0, got {ridge}")));
     }
-    // [z, 1] features; normal equations (X^T X + ridge I') w = X^T y.
-    let feats = |z: &ArrayView2<'_, f32>| {
-        let mut x = Array2::<f64>::ones((z.nrows(), d + 1));
-        x.slice_axis_mut(Axis(1), ndarray::Slice::from(..d)).assign(&z.mapv(f64::from));
-        x
-    };
-    let (x, xt) = (feats(&z_train), feats(&z_test));
-    let mut a = x.t().dot(&x);
-    for j in 0..d {
-        a[[j, j]] += ridge;
-    }
-    let b = x.t().dot(&y_train.mapv(f64::from));
-    let w = solve(a, b).ok_or_else(|| CoreError::config("ridge", "the probe's normal equations are singular: raise `ridge`"))?;
-    let pred = xt.dot(&w);
+    let probe = LinearProbe::fit(z_train, y_train, ridge)?;
+    let pred = probe.predict(z_test).mapv(f64::from);
     let y = y_test.mapv(f64::from);
     Ok((0..y.ncols())
         .map(|k| {
@@ -286,6 +274,47 @@ pub fn linear_probe(
             }
         })
         .collect())
+}
+
+/// A fitted linear probe: `y = [z, 1] W`, the ridge regression of
+/// [`linear_probe`] (`ridge` on the weights, not the bias). Decodes what an
+/// embedding encodes, e.g. the position along a planned path of latents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearProbe {
+    /// `[embed + 1, targets]`, the bias last.
+    pub weights: Array2<f64>,
+}
+
+impl LinearProbe {
+    /// Fits the probe from embeddings `z` to targets `y` (rows agree).
+    pub fn fit(z: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>, ridge: f64) -> Result<Self> {
+        if z.nrows() != y.nrows() || z.nrows() == 0 {
+            return Err(CoreError::shape("LinearProbe::fit", "as many embeddings as targets, at least one", format!("{:?} {:?}", z.shape(), y.shape())));
+        }
+        if !(ridge.is_finite() && ridge >= 0.0) {
+            return Err(CoreError::config("ridge", format!("must be finite and at least 0, got {ridge}")));
+        }
+        let d = z.ncols();
+        // [z, 1] features; normal equations (X^T X + ridge I') w = X^T y.
+        let x = Self::features(z);
+        let mut a = x.t().dot(&x);
+        for j in 0..d {
+            a[[j, j]] += ridge;
+        }
+        let b = x.t().dot(&y.mapv(f64::from));
+        let weights = solve(a, b).ok_or_else(|| CoreError::config("ridge", "the probe's normal equations are singular: raise `ridge`"))?;
+        Ok(Self { weights })
+    }
+    /// The decoded targets of embeddings `z` (`[n, targets]`).
+    pub fn predict(&self, z: ArrayView2<'_, f32>) -> Array2<f32> {
+        Self::features(z).dot(&self.weights).mapv(|v| v as f32)
+    }
+    fn features(z: ArrayView2<'_, f32>) -> Array2<f64> {
+        let d = z.ncols();
+        let mut x = Array2::<f64>::ones((z.nrows(), d + 1));
+        x.slice_axis_mut(Axis(1), ndarray::Slice::from(..d)).assign(&z.mapv(f64::from));
+        x
+    }
 }
 
 /// Solves `a x = b` (`a` square) by Gaussian elimination with partial

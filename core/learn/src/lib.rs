@@ -59,7 +59,7 @@ pub mod trajectories;
 
 #[cfg(feature = "dfdx")]
 pub use crate::dfdx::DfdxMlp;
-pub use anticollapse::{linear_probe, sigreg, vicreg, EmbeddingStats, Regularised, SigRegConfig, VicRegConfig};
+pub use anticollapse::{linear_probe, sigreg, vicreg, EmbeddingStats, LinearProbe, Regularised, SigRegConfig, VicRegConfig};
 pub use conv::{ConvCache, ConvEncoder, ConvSpec};
 pub use critic::{fit_critic, CriticData, CriticFitConfig, MlpCritic};
 pub use ensemble::Ensemble;
