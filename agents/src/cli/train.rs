@@ -130,7 +130,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             lr: args.lr,
             holdout: args.holdout,
             seed: args.seed,
-            threads: args.threads,
+            threads: threads(&args),
             json: args.json,
         };
         return super::train_jepa::run(&args.jepa_args, &shared, dataset);
@@ -175,13 +175,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let spec = ens.spec().clone();
     let mut trainer = Trainer::new(ens, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
-    let cfg = FitConfig {
-        epochs: args.epochs.unwrap_or(100) as usize,
-        batch: args.batch.unwrap_or(256) as usize,
-        holdout: args.holdout as f32,
-        seed: args.seed,
-        ..FitConfig::default()
-    };
+    let cfg = fit_config(&args);
     println!(
         "ami train: {} transitions from {}, {} member(s) of {:?} {}, {} epochs, batch {}, {threads} thread(s)",
         data.len(),
@@ -260,18 +254,7 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let threads = threads(args);
     let mut trainer = Trainer::new(net, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
-    let cfg = CriticFitConfig {
-        rounds: args.rounds as usize,
-        discount: args.discount as f32,
-        lambda: args.lambda as f32,
-        fit: FitConfig {
-            epochs: args.epochs.unwrap_or(100) as usize,
-            batch: args.batch.unwrap_or(256) as usize,
-            holdout: args.holdout as f32,
-            seed: args.seed,
-            ..FitConfig::default()
-        },
-    };
+    let cfg = CriticFitConfig { rounds: args.rounds as usize, discount: args.discount as f32, lambda: args.lambda as f32, fit: fit_config(args) };
     println!(
         "ami train --critic: {} transitions from {}, {} rounds of {} epochs, discount {}, lambda {}, {threads} thread(s)",
         data.len(),
@@ -304,6 +287,18 @@ fn run_critic(args: &TrainArgs) -> anyhow::Result<()> {
         println!("{out}");
     }
     Ok(())
+}
+
+/// The fitting settings `--epochs`, `--batch`, `--holdout` and `--seed`
+/// give a world model, a critic's rounds and a policy.
+fn fit_config(args: &TrainArgs) -> FitConfig {
+    FitConfig {
+        epochs: args.epochs.unwrap_or(100) as usize,
+        batch: args.batch.unwrap_or(256) as usize,
+        holdout: args.holdout as f32,
+        seed: args.seed,
+        ..FitConfig::default()
+    }
 }
 
 fn threads(args: &TrainArgs) -> usize {
@@ -344,13 +339,7 @@ fn run_policy(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let threads = threads(args);
     let mut trainer = Trainer::new(net, AdamConfig { lr: args.lr as f32, ..AdamConfig::default() }, threads);
-    let cfg = FitConfig {
-        epochs: args.epochs.unwrap_or(100) as usize,
-        batch: args.batch.unwrap_or(256) as usize,
-        holdout: args.holdout as f32,
-        seed: args.seed,
-        ..FitConfig::default()
-    };
+    let cfg = fit_config(args);
     println!("ami train --policy: {} (state, action) pairs from {}, {} epochs, {threads} thread(s)", data.len(), mem.display(), cfg.epochs);
     let report = fit_policy(&mut trainer, &data, &cfg).map_err(|e| BadInput(format!("{}: {e}", mem.display())))?;
     if let Some(why) = &report.rejected {

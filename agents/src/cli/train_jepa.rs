@@ -102,7 +102,8 @@ pub struct Shared<'a> {
     pub lr: f64,
     pub holdout: f64,
     pub seed: u64,
-    pub threads: u64,
+    /// Threads (resolved: at least 1).
+    pub threads: usize,
     pub json: bool,
 }
 
@@ -137,10 +138,7 @@ pub fn run(j: &JepaArgs, args: &Shared<'_>, dataset: &Path) -> anyhow::Result<()
     let heldout = JepaData::new(&trajs[trajs.len() - held..], horizon).map_err(|e| bad(format!("{}: {e}", dataset.display())))?;
     let spec = ConvSpec { in_channels: 1, size: side, channels: j.channels.0.clone(), embed: j.embed as usize };
     let jepa = Jepa::new(spec.clone(), header.action_dim, &j.predictor.0, args.seed).map_err(bad)?;
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n as usize,
-    };
+    let threads = args.threads;
     let regulariser = match j.regulariser.as_str() {
         "none" => Regulariser::None,
         "sigreg" => Regulariser::SigReg { weight: j.sigreg_weight as f32, cfg: SigRegConfig { seed: args.seed, ..SigRegConfig::default() } },

@@ -586,6 +586,9 @@ pub struct JepaTrainer {
     v: Vec<f32>,
     steps: u64,
     caches: Vec<ConvCache>,
+    /// The EMA target encoder's buffers, reused batch after batch like
+    /// the online encoder's.
+    target_caches: Vec<ConvCache>,
     rng: ami_core::rng::AmiRng,
 }
 
@@ -634,7 +637,17 @@ impl JepaTrainer {
         let n = jepa.encoder.params().len() + jepa.predictor.params().len();
         let target = matches!(cfg.target, Target::Ema(_)).then(|| jepa.encoder.clone());
         let rng = ami_core::rng::rng(cfg.seed ^ 0x5eed);
-        Ok(Self { jepa, target, cfg, m: vec![0.0; n], v: vec![0.0; n], steps: 0, caches: vec![ConvCache::default(); CHUNKS], rng })
+        Ok(Self {
+            jepa,
+            target,
+            cfg,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            steps: 0,
+            caches: vec![ConvCache::default(); CHUNKS],
+            target_caches: vec![ConvCache::default(); CHUNKS],
+            rng,
+        })
     }
     /// The model so far.
     pub fn jepa(&self) -> &Jepa {
@@ -681,8 +694,7 @@ impl JepaTrainer {
         let targets = match &self.target {
             None => z.clone(),
             Some(t) => {
-                let mut caches = vec![ConvCache::default(); CHUNKS];
-                let parts = par_chunks(self.cfg.threads, &mut caches, |i, cache| {
+                let parts = par_chunks(self.cfg.threads, &mut self.target_caches, |i, cache| {
                     t.forward_into(frames.slice_axis(Axis(0), ndarray::Slice::from(ranges[i].clone())), cache)
                 })?;
                 let mut out = Array2::<f32>::zeros(z.dim());
