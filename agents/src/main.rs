@@ -54,7 +54,35 @@ enum Command {
     Plugin(cli::plugin::PluginCommand),
 }
 
+/// Whether a panic is `println!` finding stdout closed (`ami run | head -1`).
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+    message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
+}
+
 fn main() -> ExitCode {
+    // A closed stdout ends ami quietly, as it ends any Unix filter: no
+    // panic message, the exit status of a SIGPIPE (141), destructors run
+    // (Python children of the Gymnasium bridge are stopped).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(payload) => {
+            if is_broken_pipe(&*payload) {
+                ExitCode::from(141)
+            } else {
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => cli::run::run(args),

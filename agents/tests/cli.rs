@@ -145,3 +145,45 @@ fn collect_records_wall_images_with_their_positions_and_resumes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("door_width"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Sizes are checked before anything is allocated or spawned: an absurd
+/// count is bad input (exit 2, naming the flag and its range), not a
+/// panic, an 8 GB allocation or 100,000 threads.
+#[test]
+fn absurd_sizes_are_refused_before_running() {
+    for (args, needle) in [
+        (&["run", "--task", "pendulum", "--episodes", "18446744073709551615"][..], "--episodes"),
+        (&["run", "--task", "pendulum", "--episodes", "1000000000"][..], "1..=1000000"),
+        (&["run", "--task", "pendulum", "--eval-episodes", "1000000000"][..], "--eval-episodes"),
+        (&["bench", "--workload", "w.safetensors", "--planner", "cem", "--threads", "100000"][..], "is not a thread count in 0..=256"),
+        (&["bench", "--workload", "w.safetensors", "--planner", "cem", "--min-time", "nan"][..], "is not a number of seconds"),
+        (&["bench", "--workload", "w.safetensors", "--planner", "cem", "--min-time", "1e300"][..], "is not a number of seconds"),
+    ] {
+        let out = ami(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// `ami run | head -1`: a closed stdout ends ami quietly (the status of a
+/// SIGPIPE, no panic).
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_ami_quietly() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ami"))
+        .args(["run", "--task", "pendulum", "--episodes", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("ami run:"), "{first}");
+    // The reader is dropped: the pipe is closed before the episodes print.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -162,7 +162,7 @@ impl ParamType {
             (ParamType::Float { min, max }, ParamValue::Int(_) | ParamValue::Float(_)) => {
                 let x = v.as_f64().unwrap_or(f64::NAN);
                 if !x.is_finite() || x < *min || x > *max {
-                    Err((false, format!("must be a finite number in [{min}, {max}], got {x}")))
+                    Err((false, format!("must be a finite number in [{}, {}], got {}", number(*min), number(*max), number(x))))
                 } else {
                     Ok(ParamValue::Float(x))
                 }
@@ -196,11 +196,22 @@ impl ParamType {
     }
 }
 
+/// A number as a person writes it: `1000`, `0.05`, `1e300` (not 301
+/// digits), `-inf`.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if v.is_finite() && a != 0.0 && !(1e-4..1e9).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 impl fmt::Display for ParamType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamType::Int { min, max } => write!(f, "an integer in {min}..={max}"),
-            ParamType::Float { min, max } => write!(f, "a number in [{min}, {max}]"),
+            ParamType::Float { min, max } => write!(f, "a number in [{}, {}]", number(*min), number(*max)),
             ParamType::Bool => f.write_str("a boolean"),
             ParamType::Str { choices } if choices.is_empty() => f.write_str("a string"),
             ParamType::Str { choices } => write!(f, "one of the strings {}", choices.join(", ")),
@@ -607,4 +618,27 @@ macro_rules! settings {
     };
     (@range $lo:expr, $hi:expr) => { Some(($lo as f64, $hi as f64)) };
     (@range) => { None };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_as_people_write_them() {
+        assert_eq!(number(1000.0), "1000");
+        assert_eq!(number(0.05), "0.05");
+        assert_eq!(number(-2.5), "-2.5");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(1e300), "1e300");
+        assert_eq!(number(1e12), "1e12");
+        assert_eq!(number(-1e-7), "-1e-7");
+        assert_eq!(number(f64::INFINITY), "inf");
+        assert_eq!(ParamType::float(0.0, 1e12).to_string(), "a number in [0, 1e12]");
+        // A range error quotes the bounds the same way, not in 301 digits.
+        let spec = ParamSpec::new("w", ParamType::float(-1e300, 1e300), "a weight");
+        let issues = Params::validate(std::slice::from_ref(&spec), &[("w".into(), ParamValue::Float(f64::INFINITY))]).unwrap_err();
+        let err = issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
+        assert!(err.contains("[-1e300, 1e300], got inf"), "{err}");
+    }
 }

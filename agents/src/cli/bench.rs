@@ -89,23 +89,23 @@ pub struct BenchArgs {
     /// Training: timed steps (after 10 warm-up steps).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub steps: u64,
-    /// Kernel threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Kernel threads (0: all cores; at most 256).
+    #[arg(long, default_value_t = 0, value_parser = thread_count)]
     pub threads: usize,
     /// Seeds 0..n-1 for the plan-quality check.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub seeds: u64,
     /// Minimum number of timed calls.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub calls: u64,
     /// Keep timing (up to --max-calls) until this many seconds are spent.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     pub min_time: f64,
     /// Most timed calls.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_calls: u64,
     /// Warm-up calls after the first.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub warmup: u64,
     /// Instruction set (scalar, avx2, avx512, neon; default: the best).
     #[arg(long)]
@@ -237,4 +237,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A duration in seconds: finite, 0 to a day.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds in [0, 86400]")),
+    }
+}
+
+/// A thread count: 0 (one per core) to 256.
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(v) if v <= 256 => Ok(v),
+        _ => Err(format!("`{s}` is not a thread count in 0..=256 (0: one per core)")),
+    }
 }

@@ -41,8 +41,9 @@ pub struct RunArgs {
     /// actions; cem-discrete, beam for discrete ones).
     #[arg(long, value_parser = planner_name)]
     pub planner: Option<String>,
-    /// Number of episodes (default: the file's, else 10).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Number of episodes (default: the file's, else 10; at most a
+    /// million, as in a file).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub episodes: Option<u64>,
     /// Seed of the first episode; episodes use seeds S..S+N-1 (default: the
     /// file's, else 0).
@@ -61,8 +62,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Evaluation episodes (no training, no recording, no exploration)
-    /// after learning (default: the file's `eval_episodes`, else none).
-    #[arg(long)]
+    /// after learning (default: the file's `eval_episodes`, else none; at
+    /// most a million).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub eval_episodes: Option<u64>,
     /// Seed of the first evaluation episode (default: the file's
     /// `eval_seed`, else 100).
