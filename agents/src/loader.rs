@@ -254,6 +254,23 @@ pub fn load(source: &AgentSource, opts: &LoadOptions) -> Result<Loaded> {
             register_plugin(&mut registry, p)?;
         }
     }
+    // A pin that matched no library loaded is a mistake (a misspelt name
+    // would otherwise leave the real plugin unverified).
+    let unused: Vec<String> = match &host {
+        Some(h) => h.unused_pins().into_iter().map(str::to_string).collect(),
+        None => opts.host.sha256.keys().cloned().collect(),
+    };
+    if !unused.is_empty() {
+        let loaded: Vec<String> = host.iter().flat_map(|h| h.plugins()).map(|p| format!("`{}`", p.info().decl.name)).collect();
+        let loaded = if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") };
+        return Err(CoreError::config(
+            "plugin-sha256",
+            format!(
+                "the pin(s) {} name no plugin loaded (loaded: {loaded}); a pin's key is a plugin name or a library path",
+                unused.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     let graph = ami_config::build(cfg, problems, &registry, base.as_deref())?;
     Ok(Loaded { graph, source: source.describe(), host })
 }

@@ -41,6 +41,8 @@ pub struct PluginHost {
     config: PluginHostConfig,
     plugins: Vec<Arc<Plugin>>,
     warnings: Vec<String>,
+    /// The pins' keys that matched a library loaded.
+    used_pins: std::collections::BTreeSet<String>,
 }
 
 /// Splits `plugin:NAME/MODULE` or `NAME/MODULE`.
@@ -60,7 +62,7 @@ fn hex(bytes: &[u8]) -> String {
 impl PluginHost {
     /// A host with a configuration.
     pub fn new(config: PluginHostConfig) -> Self {
-        Self { config, plugins: Vec::new(), warnings: Vec::new() }
+        Self { config, plugins: Vec::new(), warnings: Vec::new(), used_pins: Default::default() }
     }
     /// The configuration.
     pub fn config(&self) -> &PluginHostConfig {
@@ -69,6 +71,12 @@ impl PluginHost {
     /// Adds a SHA-256 pin (hex) for a plugin name or library path.
     pub fn pin(&mut self, key: impl Into<String>, sha256_hex: impl Into<String>) {
         self.config.sha256.insert(key.into(), sha256_hex.into());
+    }
+    /// The pins whose key matched no library loaded so far (a misspelt
+    /// plugin name pins nothing: the caller refuses it once every plugin is
+    /// loaded, rather than run unverified code).
+    pub fn unused_pins(&self) -> Vec<&str> {
+        self.config.sha256.keys().filter(|k| !self.used_pins.contains(*k)).map(String::as_str).collect()
     }
     /// Adds a search directory.
     pub fn add_search_path(&mut self, dir: impl Into<PathBuf>) {
@@ -137,10 +145,10 @@ impl PluginHost {
             if let Some(p) = self.plugin(&name) {
                 return Ok(p.clone());
             }
-            if !given.exists() {
-                let p = self.find(&name)?;
-                return self.load_path(&p);
-            }
+            // A bare name is looked up in the search paths only: a file of
+            // that name in the working directory is not loaded.
+            let p = self.find(&name)?;
+            return self.load_path(&p);
         }
         self.load_path(given)
     }
@@ -153,10 +161,12 @@ impl PluginHost {
         }
         let digest = hex(&sha2::Sha256::digest(&bytes));
         let info = decl::read_declaration(path, &bytes)?;
-        if let Some((key, want)) = self.pin_for(path, &canonical, &info.name) {
+        let pin = self.pin_for(path, &canonical, &info.name).map(|(k, v)| (k.clone(), v.clone()));
+        if let Some((key, want)) = pin {
+            self.used_pins.insert(key.clone());
             let want_l = want.trim().to_ascii_lowercase();
             if want_l.len() != 64 || !want_l.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(PluginError::BadPin { key: key.clone(), value: want.clone() });
+                return Err(PluginError::BadPin { key, value: want });
             }
             if want_l != digest {
                 return Err(PluginError::Sha256Mismatch { path: path.to_path_buf(), expected: want_l, found: digest });
