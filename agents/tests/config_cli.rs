@@ -220,3 +220,19 @@ fn the_docs_implementation_table_is_the_registry() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), table);
 }
+
+/// A memory that could not be saved is refused by `ami check`, not after
+/// the first episode's work.
+#[test]
+fn a_save_path_in_a_missing_folder_is_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pendulum.toml")).unwrap();
+    for (save, needle) in [("no/such/folder/m.bin", "the folder"), (".", "is a directory: name a file")] {
+        let file = dir.path().join("agent.toml");
+        std::fs::write(&file, text.replace("params = { capacity = 10000 }", &format!("params = {{ capacity = 10000, save_path = {save:?} }}"))).unwrap();
+        let out = ami(&["check", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{save}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("node `memory`") && err.contains("save_path") && err.contains(needle), "{save}: {err}");
+    }
+}

@@ -491,6 +491,16 @@ pub fn register(r: &mut Registry) {
                 if save.as_ref().is_some_and(|s| s.as_os_str().is_empty()) {
                     return Err(CoreError::config("save_path", "must not be empty"));
                 }
+                // Refused now, not after the first episode's work is done.
+                if let Some(s) = &save {
+                    if s.is_dir() {
+                        return Err(CoreError::config("save_path", format!("{} is a directory: name a file", s.display())));
+                    }
+                    let dir = s.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                    if !dir.is_dir() {
+                        return Err(CoreError::config("save_path", format!("{}: the folder {} does not exist", s.display(), dir.display())));
+                    }
+                }
                 let memory = ami_core::MemoryHandle::new(Box::new(mem));
                 Ok(Built { memory: Some(memory.clone()), ..Built::node(MemoryNode::shared(memory, save).with_phase(ctx.phase.clone())) })
             },
