@@ -179,8 +179,9 @@ impl ParamType {
                 let mut out = Vec::with_capacity(items.len());
                 for (k, it) in items.iter().enumerate() {
                     match it.as_f64() {
-                        Some(x) if x.is_finite() => out.push(ParamValue::Float(x)),
-                        Some(x) => return Err((false, format!("entry {k} must be finite, got {x}"))),
+                        // Lists are read as f32: 1e300 would become inf.
+                        Some(x) if x.is_finite() && x.abs() <= f64::from(f32::MAX) => out.push(ParamValue::Float(x)),
+                        Some(x) => return Err((false, format!("entry {k} must be a finite 32-bit number (at most 3.4e38 in size), got {}", number(x)))),
                         None => return Err((true, format!("entry {k} must be a number, got a {}", it.type_name()))),
                     }
                 }
@@ -640,5 +641,11 @@ mod tests {
         let issues = Params::validate(std::slice::from_ref(&spec), &[("w".into(), ParamValue::Float(f64::INFINITY))]).unwrap_err();
         let err = issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
         assert!(err.contains("[-1e300, 1e300], got inf"), "{err}");
+        // A list entry that would overflow the f32 it is read as.
+        let spec = ParamSpec::new("goal", ParamType::FloatList { min_len: 1, max_len: 4 }, "a goal");
+        let list = ParamValue::List(vec![ParamValue::Float(0.5), ParamValue::Float(1e300)]);
+        let issues = Params::validate(std::slice::from_ref(&spec), &[("goal".into(), list)]).unwrap_err();
+        let err = issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
+        assert!(err.contains("entry 1 must be a finite 32-bit number (at most 3.4e38 in size), got 1e300"), "{err}");
     }
 }
