@@ -236,3 +236,25 @@ fn a_save_path_in_a_missing_folder_is_refused_before_running() {
         assert!(err.contains("node `memory`") && err.contains("save_path") && err.contains(needle), "{save}: {err}");
     }
 }
+
+/// An environment node that cannot be built is one problem: the nodes that
+/// only lack its task, and the inputs fed from it, say nothing more.
+#[test]
+fn a_broken_environment_is_one_problem_not_six() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pendulum.toml")).unwrap();
+    assert!(text.contains("implementation = \"pendulum\""));
+    for (broken, needle) in [
+        (text.replace("implementation = \"pendulum\"", "implementation = \"pendulm\""), "unknown environment implementation `pendulm`"),
+        (text.replace("implementation = \"pendulum\"", "implementation = \"wall\"\nparams = { step_size = 0.1 }"), "or a step could jump the wall"),
+    ] {
+        let file = dir.path().join("agent.toml");
+        std::fs::write(&file, &broken).unwrap();
+        let out = ami(&["check", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let problems: Vec<&str> = err.lines().filter(|l| l.trim_start().starts_with("- ")).collect();
+        assert_eq!(problems.len(), 1, "{err}");
+        assert!(problems[0].contains("node `env`") && problems[0].contains(needle), "{err}");
+    }
+}

@@ -218,10 +218,17 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let phase = ami_core::RunPhase::new();
     let first_env = envs.first().copied();
+    // Declared but unresolvable (an unknown implementation): reported as such.
+    let mut env_failed = envs.is_empty() && env_declared;
     let mut order: Vec<usize> = (0..cfg.nodes.len()).filter(|&i| Some(i) == first_env || !envs.contains(&i)).collect();
     order.sort_by_key(|&i| resolved[i].as_ref().map_or(9, |(k, _, _)| k.build_stage()));
     for i in order {
-        let Some((_, imp, Some(params))) = &resolved[i] else { continue };
+        let Some((_, imp, Some(params))) = &resolved[i] else {
+            // Its parameters were refused (reported): nodes that only lack
+            // its task say nothing more.
+            env_failed |= Some(i) == first_env;
+            continue;
+        };
         let node = &cfg.nodes[i];
         let ctx = BuildContext {
             node: &node.name,
@@ -263,7 +270,13 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
                 }
                 built[i] = Some(b.node);
             }
-            Err(e) => problems.push(build_problem(node, e)),
+            // A node that only lacks the task of an environment that failed
+            // to build is not a second problem.
+            Err(e) if env_failed && e.to_string().contains(crate::registry::NEEDS_TASK) => {}
+            Err(e) => {
+                env_failed |= Some(i) == first_env;
+                problems.push(build_problem(node, e));
+            }
         }
     }
     // The graph: every declared node (stubs where building failed), edges.
@@ -282,10 +295,15 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
         gb.set_rate(&node.name, node.rate);
         gb.set_background(&node.name, node.background);
     }
+    // Inputs the file feeds from a node that could not be resolved: their
+    // missing edge is not a second problem.
+    let mut cut = std::collections::HashSet::new();
     for e in &cfg.edges {
         let touches = |s: &str| s.split_once('.').is_some_and(|(n, _)| unresolved.contains(n));
         if !touches(&e.from) && !touches(&e.to) {
             gb.add_edge(e.clone());
+        } else if let Some((n, p)) = e.to.split_once('.') {
+            cut.insert((n.to_string(), p.to_string()));
         }
     }
     // Reference edges: a parameter naming another node whose input port of
@@ -305,7 +323,16 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     for p in problems {
         gb.report(p);
     }
-    let graph = gb.build()?;
+    let graph = gb.build().map_err(|e| match e {
+        CoreError::Invalid(ps) if !cut.is_empty() => CoreError::Invalid(
+            ps.into_iter()
+                .filter(|p| {
+                    !(p.kind == ProblemKind::MissingInput && p.node.as_ref().zip(p.port.as_ref()).is_some_and(|(n, q)| cut.contains(&(n.clone(), q.clone()))))
+                })
+                .collect(),
+        ),
+        other => other,
+    })?;
     let Some(task) = task else {
         return Err(CoreError::Invalid(vec![
             Problem::new(ProblemKind::MissingNode, "the environment node supplied no task").at(Some(Location::file(&cfg.file)))

@@ -251,7 +251,7 @@ impl<'a> BuildContext<'a> {
     }
     /// The task, or an error saying the node needs an environment node.
     pub fn task(&self) -> Result<&'a TaskResources> {
-        self.task.ok_or_else(|| CoreError::config("kind", "needs the task of an environment node (its dimensions, world model and cost): add one to the agent"))
+        self.task.ok_or_else(|| CoreError::config("kind", NEEDS_TASK))
     }
     /// The world model named by parameter `param` (a `world_model` node's
     /// name), or the task's true model when the parameter is not set.
@@ -473,3 +473,8 @@ pub fn plugin_of(implementation: &str) -> Option<&str> {
     let (plugin, module) = rest.split_once('/')?;
     (!plugin.is_empty() && !module.is_empty()).then_some(plugin)
 }
+
+/// What [`BuildContext::task`] says without an environment's task (the
+/// loader leaves it out when the environment node itself failed to build:
+/// one root cause, one message).
+pub(crate) const NEEDS_TASK: &str = "needs the task of an environment node (its dimensions, world model and cost): add one to the agent";
