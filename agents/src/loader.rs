@@ -149,8 +149,10 @@ fn plugin_task_planner_defaults(planner: &str) -> Vec<(String, ParamValue)> {
     v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-fn plugin_error(what: String, e: impl std::fmt::Display) -> CoreError {
-    CoreError::module("plugin host", format!("{what}: {e}"))
+/// A plugin that could not be loaded, saying which and why; exit 2 when
+/// the library or its name is the user's input.
+fn plugin_error(what: String, e: ami_plugin_host::PluginError) -> CoreError {
+    CoreError::External { user_input: e.is_user_input(), error: format!("{what}: {e}").into() }
 }
 
 /// The standard agent on built-in `task` with `planner`, as agent-file
@@ -256,20 +258,9 @@ pub fn load(source: &AgentSource, opts: &LoadOptions) -> Result<Loaded> {
     }
     // A pin that matched no library loaded is a mistake (a misspelt name
     // would otherwise leave the real plugin unverified).
-    let unused: Vec<String> = match &host {
-        Some(h) => h.unused_pins().into_iter().map(str::to_string).collect(),
-        None => opts.host.sha256.keys().cloned().collect(),
-    };
-    if !unused.is_empty() {
-        let loaded: Vec<String> = host.iter().flat_map(|h| h.plugins()).map(|p| format!("`{}`", p.info().decl.name)).collect();
-        let loaded = if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") };
-        return Err(CoreError::config(
-            "plugin-sha256",
-            format!(
-                "the pin(s) {} name no plugin loaded (loaded: {loaded}); a pin's key is a plugin name or a library path",
-                unused.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-            ),
-        ));
+    match &host {
+        Some(h) => h.check_pins()?,
+        None => PluginHost::new(opts.host.clone()).check_pins()?,
     }
     let graph = ami_config::build(cfg, problems, &registry, base.as_deref())?;
     Ok(Loaded { graph, source: source.describe(), host })

@@ -61,6 +61,11 @@ fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
 }
 
 fn main() -> ExitCode {
+    // A child the plugin host started to try a library before loading it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = ami_plugin_host::probe_child::main_if_asked(&args) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(2));
+    }
     // A closed stdout ends ami quietly, as it ends any Unix filter: no
     // panic message, the exit status of a SIGPIPE (141), destructors run
     // (Python children of the Gymnasium bridge are stopped).

@@ -2,6 +2,7 @@
 //! its parameters (what `docs/agent-files.md` tabulates).
 
 use super::plugin::PluginLibArgs;
+use anyhow::Context;
 
 /// Arguments of `ami list`.
 #[derive(clap::Args, Debug)]
@@ -20,9 +21,10 @@ pub fn run(args: ListArgs) -> anyhow::Result<()> {
     let opts = args.plugins.load_options()?;
     let mut host = ami_plugin_host::PluginHost::new(opts.host);
     for p in &opts.plugins {
-        let plugin = host.load(p).map_err(|e| anyhow::anyhow!("loading plugin `{p}`: {e}"))?;
+        let plugin = host.load(p).with_context(|| format!("loading plugin `{p}`"))?;
         ami_plugin_host::register_plugin(&mut registry, &plugin)?;
     }
+    host.check_pins()?;
     if args.markdown {
         print!("{}", registry.markdown_table());
         return Ok(());

@@ -48,6 +48,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ami_core::CoreError>().is_some_and(|c| c.is_user_input()) {
             return 2;
         }
+        if cause.downcast_ref::<ami_plugin_host::PluginError>().is_some_and(|p| p.is_user_input()) {
+            return 2;
+        }
         if cause.downcast_ref::<BadInput>().is_some() {
             return 2;
         }

@@ -47,13 +47,26 @@ pub struct PluginArgs {
 impl PluginLibArgs {
     /// The loader options these flags give.
     pub fn load_options(&self) -> anyhow::Result<LoadOptions> {
-        let mut host = PluginHostConfig { search_paths: self.plugin_dirs.clone(), allow_panic_abort: self.allow_panic_abort, ..Default::default() };
+        let mut host = PluginHostConfig {
+            search_paths: self.plugin_dirs.clone(),
+            allow_panic_abort: self.allow_panic_abort,
+            probe: probe_command(),
+            ..Default::default()
+        };
         for pin in &self.plugin_sha256 {
             let (k, v) = pin.split_once('=').with_context(|| format!("--plugin-sha256 `{pin}`: expected KEY=HEX"))?;
             host.sha256.insert(k.to_string(), v.to_string());
         }
         Ok(LoadOptions { plugins: self.plugins.clone(), host })
     }
+}
+
+/// How this binary probes a library before loading it: itself, in a child
+/// process (`ami` answers [`ami_plugin_host::probe::PROBE_ARG`] in `main`),
+/// so a corrupt library crashes the child, not ami. None when the
+/// executable's path is unknown (then libraries load in-process).
+fn probe_command() -> Option<ami_plugin_host::ProbeCommand> {
+    ami_plugin_host::ProbeCommand::current_exe().ok()
 }
 
 /// `ami plugin`: inspect plugin libraries, start a new plugin.
@@ -127,16 +140,15 @@ fn ports(kind: Kind, d: Option<&Dims>) -> String {
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&a.path).with_context(|| format!("plugin {}: cannot read the file", a.path.display()))?;
-    let d = decl::read_declaration(&a.path, &bytes)?;
+    let d = PluginHost::inspect_file(&a.path)?;
     let verdict = decl::check_declaration(&a.path, &d, false);
     let mut plugin: Option<std::sync::Arc<Plugin>> = None;
     let mut load_error = None;
     if !a.no_load && verdict.is_ok() {
-        let mut host = PluginHost::new(PluginHostConfig::default());
+        let mut host = PluginHost::new(PluginHostConfig { probe: probe_command(), ..Default::default() });
         match host.load(&a.path) {
             Ok(p) => plugin = Some(p),
-            Err(e) => load_error = Some(e.to_string()),
+            Err(e) => load_error = Some(e),
         }
     }
     let modules: Vec<(ModuleInfo, Option<Dims>)> =
@@ -183,9 +195,10 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
             "panic": if d.panic_unwind() { "unwind" } else { "abort" },
             "layout_hash": format!("{:#018x}", d.layout_hash),
             "decl_size": d.decl_size,
+            "sha256": plugin.as_ref().and_then(|p| p.info().sha256.clone()),
             "compatible": verdict.is_ok(),
             "refusal": verdict.as_ref().err().map(|e| e.to_string()),
-            "load_error": load_error,
+            "load_error": load_error.as_ref().map(|e| e.to_string()),
             "modules": mods,
         });
         println!("{out}");
@@ -233,7 +246,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         return Err(e.into());
     }
     if let Some(e) = load_error {
-        bail!(e);
+        return Err(e.into());
     }
     Ok(())
 }

@@ -65,6 +65,24 @@ pub enum PluginError {
         /// The value given.
         value: String,
     },
+    /// Loading the library in a probe child process failed: it crashed,
+    /// hung or reported an error.
+    #[error("plugin {path}: refused: {reason}")]
+    Probe {
+        /// The library file.
+        path: PathBuf,
+        /// What happened to the child.
+        reason: String,
+    },
+    /// SHA-256 pins whose key matched no library loaded (a misspelt name
+    /// would leave the real plugin unverified).
+    #[error("the pin(s) {pins} name no plugin loaded (loaded: {loaded}); a pin's key is a plugin name or a library path")]
+    UnusedPins {
+        /// The pins' keys, quoted.
+        pins: String,
+        /// The plugins loaded, quoted, or `none`.
+        loaded: String,
+    },
     /// `dlopen` failed.
     #[error("plugin {path}: cannot open the library: {reason}")]
     Open {
@@ -146,12 +164,21 @@ pub enum PluginError {
     },
 }
 
+impl PluginError {
+    /// Whether the error is the user's input (a library that is missing,
+    /// corrupt, incompatible or mispinned, a bad reference or module name):
+    /// the CLI exits 2. A module's own failure or panic is not.
+    pub fn is_user_input(&self) -> bool {
+        !matches!(self, PluginError::Module { .. } | PluginError::Panicked { .. })
+    }
+}
+
 impl From<PluginError> for CoreError {
     fn from(e: PluginError) -> Self {
         match &e {
             PluginError::Module { plugin, module, message } => CoreError::module(format!("plugin:{plugin}/{module}"), message.clone()),
             PluginError::Panicked { plugin, module, .. } => CoreError::module(format!("plugin:{plugin}/{module}"), e.to_string()),
-            _ => CoreError::module("plugin host", e.to_string()),
+            _ => CoreError::External { user_input: e.is_user_input(), error: Box::new(e) },
         }
     }
 }

@@ -15,8 +15,10 @@ use crate::adapters::{
 };
 use crate::decl::{self, DeclInfo};
 use crate::error::PluginError;
+use crate::image::Image;
 use crate::info::PluginInfo;
 use crate::plugin::Plugin;
+use crate::probe::{self, ProbeCommand};
 use crate::register_abi::register;
 
 /// Where plugins come from and what is trusted. Deserialisable, so agent
@@ -33,7 +35,16 @@ pub struct PluginHostConfig {
     /// Accept plugins built with `panic = "abort"` (with a warning) instead
     /// of refusing them; their panics abort the process.
     pub allow_panic_abort: bool,
+    /// Load each library in a child process first ([`crate::probe`]), so a
+    /// corrupt file crashes the child, not this process. Not settable from
+    /// a file: the program embedding the host decides.
+    #[serde(skip)]
+    pub probe: Option<ProbeCommand>,
 }
+
+/// The largest library file the host reads (1 GiB): a larger one is refused
+/// before anything is allocated for it.
+pub const MAX_LIBRARY_BYTES: u64 = 1 << 30;
 
 /// The plugin host: loads libraries and creates module instances.
 #[derive(Debug, Default)]
@@ -52,6 +63,33 @@ pub fn parse_reference(r: &str) -> Result<(&str, &str), PluginError> {
         Some((p, m)) if !p.is_empty() && !m.is_empty() && !m.contains('/') => Ok((p, m)),
         _ => Err(PluginError::BadReference(r.to_string())),
     }
+}
+
+/// Reads a library file through one descriptor: a regular file of at most
+/// [`MAX_LIBRARY_BYTES`], checked before anything is allocated for it.
+fn read_library(path: &Path) -> Result<Vec<u8>, PluginError> {
+    let io = |source| PluginError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(PluginError::NotALibrary { path: path.to_path_buf(), reason: "not a regular file".into() });
+    }
+    if meta.len() > MAX_LIBRARY_BYTES {
+        return Err(PluginError::NotALibrary {
+            path: path.to_path_buf(),
+            reason: format!("{} bytes, more than the {MAX_LIBRARY_BYTES} a plugin may have", meta.len()),
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded again while reading: the file may grow after the check.
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_LIBRARY_BYTES + 1), &mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_LIBRARY_BYTES {
+        return Err(PluginError::NotALibrary {
+            path: path.to_path_buf(),
+            reason: format!("grew past the {MAX_LIBRARY_BYTES} bytes a plugin may have while being read"),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Lower-case hexadecimal digits of `bytes`.
@@ -77,6 +115,19 @@ impl PluginHost {
     /// loaded, rather than run unverified code).
     pub fn unused_pins(&self) -> Vec<&str> {
         self.config.sha256.keys().filter(|k| !self.used_pins.contains(*k)).map(String::as_str).collect()
+    }
+    /// Refuses pins that matched no library loaded ([`PluginError::UnusedPins`]);
+    /// call it once every plugin is loaded.
+    pub fn check_pins(&self) -> Result<(), PluginError> {
+        let unused = self.unused_pins();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let loaded: Vec<String> = self.plugins.iter().map(|p| format!("`{}`", p.name())).collect();
+        Err(PluginError::UnusedPins {
+            pins: unused.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+            loaded: if loaded.is_empty() { "none".to_string() } else { loaded.join(", ") },
+        })
     }
     /// Adds a search directory.
     pub fn add_search_path(&mut self, dir: impl Into<PathBuf>) {
@@ -131,8 +182,7 @@ impl PluginHost {
 
     /// Reads and checks a library's declaration without loading it.
     pub fn inspect_file(path: &Path) -> Result<DeclInfo, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_path_buf(), source })?;
-        decl::read_declaration(path, &bytes)
+        decl::read_declaration(path, &read_library(path)?)
     }
 
     /// Loads a library given by path, or by plugin name through the search
@@ -153,15 +203,23 @@ impl PluginHost {
         self.load_path(given)
     }
 
+    /// Opens the library once and checks and loads exactly the bytes read
+    /// (never the path a second time: a file swapped in between would be
+    /// loaded unverified).
     fn load_path(&mut self, path: &Path) -> Result<Arc<Plugin>, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_path_buf(), source })?;
+        let bytes = read_library(path)?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         if let Some(p) = self.plugins.iter().find(|p| p.info.path.as_deref() == Some(canonical.as_path())) {
             return Ok(p.clone());
         }
-        let digest = hex(&sha2::Sha256::digest(&bytes));
-        let info = decl::read_declaration(path, &bytes)?;
-        let pin = self.pin_for(path, &canonical, &info.name).map(|(k, v)| (k.clone(), v.clone()));
+        self.load_bytes(path, &canonical, &bytes)
+    }
+
+    /// Checks `bytes` (the library read from `path`) and loads them.
+    pub(crate) fn load_bytes(&mut self, path: &Path, canonical: &Path, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
+        let digest = hex(&sha2::Sha256::digest(bytes));
+        let info = decl::read_declaration(path, bytes)?;
+        let pin = self.pin_for(path, canonical, &info.name).map(|(k, v)| (k.clone(), v.clone()));
         if let Some((key, want)) = pin {
             self.used_pins.insert(key.clone());
             let want_l = want.trim().to_ascii_lowercase();
@@ -180,13 +238,19 @@ impl PluginHost {
                 existing: p.info.path.clone().unwrap_or_else(|| PathBuf::from("<static>")),
             });
         }
+        // What is probed and loaded is the image of the bytes just checked.
+        let image = Image::new(bytes).map_err(|source| PluginError::Io { path: path.to_path_buf(), source })?;
+        if let Some(cmd) = &self.config.probe {
+            probe::probe(cmd, &image, path, self.config.allow_panic_abort)?;
+        }
         // Open with RTLD_NOW | RTLD_LOCAL: all symbols resolved up front, none
         // leaking into the global namespace.
         let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
         // SAFETY: loading runs the library's initialisers; the user configured
-        // this path, and its declaration passed every check above.
-        let lib = unsafe { libloading::os::unix::Library::open(Some(&canonical), flags) }
+        // this path, and the image's bytes passed every check above.
+        let lib = unsafe { libloading::os::unix::Library::open(Some(image.load_path()), flags) }
             .map_err(|e| PluginError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+        image.keep();
         let symbol = info.symbol.clone().unwrap_or_else(|| format!("{}{}", ami_plugin_abi::DECL_SYMBOL, info.name));
         let sym_name = format!("{symbol}\0");
         // SAFETY: the symbol is the `PluginDecl` static (checked in the file);
@@ -206,10 +270,7 @@ impl PluginHost {
         if (&in_memory.magic, in_memory.abi_major, in_memory.abi_minor, in_memory.layout_hash, &in_memory.name)
             != (&info.magic, info.abi_major, info.abi_minor, info.layout_hash, &info.name)
         {
-            return Err(PluginError::Open {
-                path: path.to_path_buf(),
-                reason: "the declaration in memory differs from the one in the file (file changed while loading?)".into(),
-            });
+            return Err(PluginError::Open { path: path.to_path_buf(), reason: "the declaration in memory differs from the one in the file".into() });
         }
         // SAFETY: checked declaration in a library that stays loaded.
         let modules = unsafe { register(decl, path) }?;
@@ -218,7 +279,7 @@ impl PluginHost {
         }
         self.warnings.extend(warnings);
         let plugin = Arc::new(Plugin {
-            info: Arc::new(PluginInfo { decl: info, path: Some(canonical), sha256: Some(digest), poisoned: Mutex::new(Vec::new()) }),
+            info: Arc::new(PluginInfo { decl: info, path: Some(canonical.to_path_buf()), sha256: Some(digest), poisoned: Mutex::new(Vec::new()) }),
             modules,
         });
         self.plugins.push(plugin.clone());

@@ -13,6 +13,13 @@
 //! the magic, ABI major, ABI minor, declaration size, layout hash, target or
 //! panic strategy do not fit. Libraries are never unloaded.
 //!
+//! The file is opened **once**: the bytes read are hashed, checked, copied
+//! into a sealed anonymous file and loaded from there, so a file
+//! swapped or rewritten meanwhile is never loaded unverified. A host with a
+//! [`ProbeCommand`] first loads that image in a child process
+//! ([`probe`]): a corrupt library that crashes the system loader crashes
+//! the child, and the host refuses it.
+//!
 //! Every call into a plugin goes through a `catch_unwind` shim on the
 //! plugin's side: a module that panics is **poisoned** (never called again,
 //! never destroyed), the call returns an error naming the plugin and the
@@ -33,9 +40,12 @@ mod adapters;
 pub mod decl;
 mod error;
 mod host;
+pub(crate) mod image;
 mod info;
 mod instance;
 mod plugin;
+pub mod probe;
+pub mod probe_child;
 mod register;
 mod register_abi;
 
@@ -45,9 +55,10 @@ pub use adapters::{
 pub use ami_plugin_abi as abi;
 pub use decl::DeclInfo;
 pub use error::PluginError;
-pub use host::{parse_reference, PluginHost, PluginHostConfig};
+pub use host::{parse_reference, PluginHost, PluginHostConfig, MAX_LIBRARY_BYTES};
 pub use info::{ModuleInfo, ParamInfo, PluginInfo};
 pub use plugin::{probe_dims, Plugin};
+pub use probe::ProbeCommand;
 pub use register::{host_config, libraries_to_load, register_plugin};
 
 /// The size of the declaration header read from files (re-exported for tests).
