@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::path::Path;
 
 use ndarray::{Array1, Array2, ArrayView1};
@@ -135,6 +134,14 @@ const FORMAT_VERSION: u32 = 2;
 const FLAG_IMAGINED: u8 = 1;
 const FLAG_TERMINATED: u8 = 2;
 const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 8 + 8;
+/// The most transitions a [`RingMemory`] holds (the `capacity` parameter's
+/// bound; a file declaring more is refused before anything is allocated).
+pub const MAX_CAPACITY: usize = 1_000_000;
+/// The widest state or action a [`RingMemory`] stores.
+pub const MAX_WIDTH: usize = 1 << 20;
+/// The most floats a [`RingMemory`] allocates (`capacity * (2 * state +
+/// action)`): 4 GiB.
+pub const MAX_FLOATS: usize = 1 << 30;
 
 impl RingMemory {
     /// An empty memory for states of width `state_dim`, actions of width
@@ -142,6 +149,26 @@ impl RingMemory {
     pub fn new(state_dim: usize, action_dim: usize, capacity: usize) -> Result<Self> {
         if capacity == 0 {
             return Err(CoreError::config("memory.capacity", "must be at least 1"));
+        }
+        if capacity > MAX_CAPACITY {
+            return Err(CoreError::config("memory.capacity", format!("{capacity} transitions, more than the {MAX_CAPACITY} a memory may hold")));
+        }
+        if state_dim > MAX_WIDTH || action_dim > MAX_WIDTH {
+            return Err(CoreError::config(
+                "memory.width",
+                format!("states of width {state_dim} and actions of width {action_dim}: each may be at most {MAX_WIDTH}"),
+            ));
+        }
+        // Checked before anything is allocated: a ring of that many floats.
+        let floats = capacity as u128 * (2 * state_dim + action_dim) as u128;
+        if floats > MAX_FLOATS as u128 {
+            return Err(CoreError::config(
+                "memory.capacity",
+                format!(
+                    "{capacity} transitions of {} floats each need {floats} floats, more than the {MAX_FLOATS} (4 GiB) a memory may use",
+                    2 * state_dim + action_dim
+                ),
+            ));
         }
         Ok(Self {
             capacity,
@@ -176,7 +203,21 @@ impl RingMemory {
     /// Loads a memory written by [`ShortTermMemory::save`]. A truncated,
     /// altered or foreign file is refused with [`CoreError::CorruptFile`].
     pub fn load(path: &Path) -> Result<Self> {
+        let corrupt = |reason: String| CoreError::CorruptFile { path: path.to_path_buf(), reason };
+        // No memory this build can hold is larger: refuse before reading.
+        let largest = HEADER_LEN as u64 + 4 + 4 * MAX_FLOATS as u64 + 13 * MAX_CAPACITY as u64;
+        let size = std::fs::metadata(path).map_err(|source| CoreError::Io { path: path.to_path_buf(), source })?.len();
+        if size > largest {
+            return Err(corrupt(format!("{size} bytes, larger than any memory this build can hold ({largest} bytes)")));
+        }
         let bytes = std::fs::read(path).map_err(|source| CoreError::Io { path: path.to_path_buf(), source })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// [`RingMemory::load`] from the bytes of a file; `path` names them in
+    /// errors. Every size the header declares is checked before anything
+    /// is allocated for it.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let corrupt = |reason: String| CoreError::CorruptFile { path: path.to_path_buf(), reason };
         if bytes.len() < HEADER_LEN + 4 {
             return Err(corrupt(format!("file is {} bytes, shorter than the {}-byte header", bytes.len(), HEADER_LEN + 4)));
@@ -209,7 +250,8 @@ impl RingMemory {
             return Err(corrupt(format!("checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x})")));
         }
         let capacity = usize::try_from(capacity).map_err(|_| corrupt("capacity too large".into()))?;
-        let mut m = RingMemory::new(state_dim, action_dim, capacity).map_err(|e| corrupt(e.to_string()))?;
+        // RingMemory::new checks the sizes before allocating anything.
+        let mut m = RingMemory::new(state_dim, action_dim, capacity).map_err(|e| corrupt(format!("header: {e}")))?;
         let mut s = vec![0.0f32; state_dim];
         let mut a = vec![0.0f32; action_dim];
         let mut n = vec![0.0f32; state_dim];
@@ -363,7 +405,6 @@ impl ShortTermMemory for RingMemory {
     }
 
     fn save(&self, path: &Path) -> Result<()> {
-        let io = |source| CoreError::Io { path: path.to_path_buf(), source };
         let (sd, ad) = (self.state_dim(), self.action_dim());
         let record = 8 + 1 + 4 + 4 * (2 * sd + ad);
         let mut buf = Vec::with_capacity(HEADER_LEN + self.len * record + 4);
@@ -386,12 +427,7 @@ impl ShortTermMemory for RingMemory {
         }
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        tmp.write_all(&buf).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        crate::fsio::write_atomic(path, &buf)
     }
 
     fn clear(&mut self) {
