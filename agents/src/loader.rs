@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use ami_config::{parse_agent, plugin_of, read_agent_file, standard_agent_toml, AgentConfig, AgentGraph, NodeSpec, Registry};
-use ami_core::{CoreError, ParamValue, Result};
+use ami_core::{CoreError, ParamValue, Problem, ProblemKind, Result};
 use ami_plugin_host::abi::ModuleKind as Kind;
 use ami_plugin_host::{host_config, libraries_to_load, register_plugin, PluginHost, PluginHostConfig};
 
@@ -244,13 +244,32 @@ pub fn load(source: &AgentSource, opts: &LoadOptions) -> Result<Loaded> {
                 h.load(p).map_err(|e| plugin_error(format!("loading plugin `{p}`"), e))?;
             }
         }
-        for p in &libraries {
-            h.load(p).map_err(|e| plugin_error(format!("loading plugin `{}` listed in [plugins]", p.display()), e))?;
+        // Libraries the file names are problems at their line, reported
+        // with the file's other problems (and not followed by an unknown
+        // implementation for each node of a plugin that did not load).
+        let mut failed: Vec<Problem> = Vec::new();
+        for (i, p) in libraries.iter().enumerate() {
+            if let Err(e) = h.load(p) {
+                let at = cfg.plugins.load_at.get(i).cloned().flatten().or_else(|| cfg.plugins.location.clone());
+                failed.push(Problem::new(ProblemKind::Build, format!("[plugins] load `{}`: {e}", p.display())).at(at));
+            }
         }
         for n in &names {
             if h.plugin(n).is_none() {
-                h.load(n).map_err(|e| plugin_error(format!("the agent names plugin `{n}`"), e))?;
+                if let Err(e) = h.load(n) {
+                    let node = cfg.nodes.iter().find(|node| plugin_of(&node.implementation) == Some(n.as_str()));
+                    let mut problem = Problem::new(ProblemKind::Build, format!("plugin `{n}`: {e}"));
+                    if let Some(node) = node {
+                        problem = problem.node(&node.name).at(node.implementation_location.clone().or_else(|| node.location.clone()));
+                    }
+                    failed.push(problem);
+                }
             }
+        }
+        if !failed.is_empty() {
+            let mut all = problems;
+            all.extend(failed);
+            return Err(CoreError::Invalid(all));
         }
         for p in h.plugins() {
             register_plugin(&mut registry, p)?;

@@ -89,6 +89,17 @@ fn main() -> ExitCode {
 
 fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Library warnings (a plugin built with panic = "abort", planning that
+    // skipped non-finite samples, ...) go to stderr; AMI_LOG=info|debug
+    // shows more, AMI_LOG=error less.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AMI_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
     let result = match cli.command {
         Some(Command::Run(args)) => cli::run::run(args),
         Some(Command::Check(args)) => cli::check::run(args),
@@ -107,7 +118,7 @@ fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::describe(&e));
             ExitCode::from(cli::exit_code(&e))
         }
     }

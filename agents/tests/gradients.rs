@@ -93,7 +93,7 @@ fn task_costs_have_gradients_that_match_finite_differences() {
         cost.add_step_gradient(0, s.view(), a.view(), next.view(), gs.view_mut(), ga.view_mut(), gn.view_mut()).unwrap();
         let energy = |s: &Array2<f32>, a: &Array2<f32>, x: &Array2<f32>| -> f64 {
             let mut e = Array1::zeros(n);
-            cost.step_energy(0, s.view(), a.view(), x.view(), e.view_mut());
+            cost.step_energy(0, s.view(), a.view(), x.view(), e.view_mut()).unwrap();
             e.iter().map(|&v| f64::from(v)).sum()
         };
         let h = 1e-2f32;

@@ -112,10 +112,10 @@ fn pendulum_model_and_cost_match_gymnasium() {
             let a = action.insert_axis(ndarray::Axis(0));
             let n = next.insert_axis(ndarray::Axis(0));
             let mut out = Array1::zeros(1);
-            PendulumCost.add_cost(&ctx, 1.0, s.view(), a.view(), n.view(), out.view_mut());
+            PendulumCost.add_cost(&ctx, 1.0, s.view(), a.view(), n.view(), out.view_mut()).unwrap();
             close_rel(&format!("{at}: cost"), out[0], -r.reward, 1e-4);
             // The weight scales and the term adds.
-            PendulumCost.add_cost(&ctx, 0.5, s.view(), a.view(), n.view(), out.view_mut());
+            PendulumCost.add_cost(&ctx, 0.5, s.view(), a.view(), n.view(), out.view_mut()).unwrap();
             close_rel(&format!("{at}: weighted cost"), out[0], -1.5 * r.reward, 1e-4);
         }
     }
@@ -162,7 +162,7 @@ fn cartpole_model_matches_gymnasium_and_cost_flags_failures() {
             let s = obs.insert_axis(ndarray::Axis(0));
             let a = action.insert_axis(ndarray::Axis(0));
             let n = next.insert_axis(ndarray::Axis(0));
-            CartPoleCost.add_cost(&ctx, 1.0, s.view(), a.view(), n.view(), out.view_mut());
+            CartPoleCost.add_cost(&ctx, 1.0, s.view(), a.view(), n.view(), out.view_mut()).unwrap();
             assert!(out[0] >= 0.0, "{at}");
             assert_eq!(out[0] >= CartPoleCost::FAILURE_PENALTY, r.terminated, "{at}: cost {} vs terminated {}", out[0], r.terminated);
         }

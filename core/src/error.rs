@@ -45,12 +45,15 @@ pub enum CoreError {
         known: String,
     },
     /// Every sample of a planning iteration had a non-finite energy.
-    #[error("planner `{planner}`: all {samples} samples had non-finite energy (the world model or cost produced NaN/inf)")]
+    #[error("planner `{planner}`: all {samples} samples had non-finite energy (NaN/inf from {sources})")]
     NonFinite {
         /// The planner.
         planner: String,
         /// How many samples were evaluated.
         samples: usize,
+        /// The modules whose outputs were non-finite, with their row counts
+        /// ([`crate::modules::NonFiniteTally::describe`]).
+        sources: String,
     },
     /// A module failed.
     #[error("module `{module}`: {message}")]
@@ -164,6 +167,19 @@ impl CoreError {
     /// A module error.
     pub fn module(module: impl Into<String>, message: impl Into<String>) -> Self {
         CoreError::Module { module: module.into(), message: message.into() }
+    }
+    /// Every one of `samples` samples of `planner` had a non-finite energy;
+    /// `tally` says which modules produced it.
+    pub fn non_finite(planner: impl Into<String>, samples: usize, tally: &crate::modules::NonFiniteTally) -> Self {
+        CoreError::NonFinite { planner: planner.into(), samples, sources: tally.describe() }
+    }
+    /// A [`CoreError::NonFinite`] with its sources from `tally` (other
+    /// errors unchanged).
+    pub fn with_sources(self, tally: &crate::modules::NonFiniteTally) -> Self {
+        match self {
+            CoreError::NonFinite { planner, samples, .. } => CoreError::non_finite(planner, samples, tally),
+            e => e,
+        }
     }
 }
 

@@ -169,8 +169,8 @@ impl Critic for SharedCritic {
     fn name(&self) -> &str {
         &self.name
     }
-    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>) {
-        self.handle.get().add_value(ctx, weight, states, out);
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>) -> Result<()> {
+        self.handle.get().add_value(ctx, weight, states, out)
     }
     fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
         Err(CoreError::config(format!("critic.{}", self.name), "a shared critic is trained by its trainer, which publishes new versions to its handle"))

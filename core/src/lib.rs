@@ -38,7 +38,7 @@
 //! let mut next = Array2::zeros((1, 1));
 //! model.predict(array![[0.0]].view(), array![[2.0]].view(), next.view_mut()).unwrap();
 //! let mut e = ndarray::Array1::zeros(1);
-//! cost.step_energy(0, array![[0.0]].view(), array![[2.0]].view(), next.view(), e.view_mut());
+//! cost.step_energy(0, array![[0.0]].view(), array![[2.0]].view(), next.view(), e.view_mut()).unwrap();
 //! assert_eq!(e[0], 1.0);
 //! ```
 #![forbid(unsafe_code)]
@@ -47,6 +47,7 @@
 pub mod bounds;
 pub mod env;
 pub mod error;
+pub mod fsio;
 pub mod handle;
 pub mod modules;
 pub mod params;
@@ -60,5 +61,5 @@ pub use error::{CoreError, Result};
 pub use handle::{CriticHandle, Handle, MemoryHandle, ModelHandle, PolicyHandle, RunPhase, Shared, SharedCritic};
 pub use modules::*;
 pub use params::{ParamSpec, ParamType, ParamValue, Params, Settings};
-pub use planner::{Plan, PlanRequest, Planner};
+pub use planner::{interrupt_requested, request_interrupt, Plan, PlanRequest, Planner};
 pub use problem::{Location, Problem, ProblemKind};

@@ -5,6 +5,8 @@
 
 use ndarray::{Array2, ArrayView1};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::bounds::Budget;
 use crate::error::Result;
 use crate::modules::{Cost, WorldModel};
@@ -27,6 +29,23 @@ impl<'a> PlanRequest<'a> {
     }
 }
 
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks every planning call in the process to return after its current
+/// iteration (a Ctrl-C handler calls it): a long call (thousands of
+/// iterations, a slow model) ends in one iteration's time with its best
+/// plan so far, and the runner, which checks its own flag between ticks,
+/// stops the episode.
+pub fn request_interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`request_interrupt`] was called (planners check it between
+/// iterations, as they check their deadline).
+pub fn interrupt_requested() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
 /// The result of a planning call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -38,6 +57,9 @@ pub struct Plan {
     pub iterations: usize,
     /// Action sequences evaluated.
     pub evaluated: usize,
+    /// The modules whose outputs were non-finite during the call, with the
+    /// rows each made so (their samples were skipped); empty when none.
+    pub non_finite: crate::modules::NonFiniteTally,
 }
 
 impl Plan {

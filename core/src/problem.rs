@@ -145,6 +145,8 @@ impl fmt::Display for Problem {
             write!(f, "{l}: ")?;
         }
         match (&self.node, &self.port) {
+            // A parameter's problem names it as a parameter, not a port.
+            (Some(n), Some(p)) if self.message.contains(&format!("parameter `{p}`")) => write!(f, "node `{n}`: ")?,
             (Some(n), Some(p)) => write!(f, "node `{n}`, port `{p}`: ")?,
             (Some(n), None) => write!(f, "node `{n}`: ")?,
             _ => {}

@@ -219,7 +219,7 @@ fn particle_reference(ens: &Ensemble, cost: &ami_core::Cost, s0: &Array1<f32>, a
                     let mut next = Array2::zeros(s.dim());
                     ens.predict_member(m, s.view(), a, next.view_mut(), None);
                     let mut e = Array1::zeros(1);
-                    cost.step_energy(t, s.view(), a, next.view(), e.view_mut());
+                    cost.step_energy(t, s.view(), a, next.view(), e.view_mut()).unwrap();
                     total += f64::from(e[0]);
                     s = next;
                 }

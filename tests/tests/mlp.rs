@@ -153,6 +153,6 @@ fn goal_energy_is_the_workload_cost() {
     cost.set_goal(Some(ndarray::array![1.0, 0.0]));
     let mut e = Array1::zeros(1);
     let s = ndarray::array![[0.0, 0.0]];
-    cost.step_energy(0, s.view(), ndarray::array![[2.0]].view(), ndarray::array![[3.0, 1.0]].view(), e.view_mut());
+    cost.step_energy(0, s.view(), ndarray::array![[2.0]].view(), ndarray::array![[3.0, 1.0]].view(), e.view_mut()).unwrap();
     assert!((e[0] - (4.0 + 1.0 + 0.04)).abs() < 1e-6);
 }

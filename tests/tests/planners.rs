@@ -185,10 +185,11 @@ impl Critic for DistCritic {
     fn name(&self) -> &str {
         "critic"
     }
-    fn add_value(&self, _ctx: &CostContext<'_>, w: f32, states: ArrayView2<'_, f32>, mut out: ndarray::ArrayViewMut1<'_, f32>) {
+    fn add_value(&self, _ctx: &CostContext<'_>, w: f32, states: ArrayView2<'_, f32>, mut out: ndarray::ArrayViewMut1<'_, f32>) -> Result<()> {
         for (o, s) in out.iter_mut().zip(states.rows()) {
             *o += w * s.iter().map(|x| x * x).sum::<f32>();
         }
+        Ok(())
     }
     fn train(&mut self, _b: &TransitionBatch, _d: f32) -> ami_core::Result<f32> {
         Ok(0.0)

@@ -282,13 +282,16 @@ fn a_panicking_module_is_contained_and_poisoned() {
     let one = Array2::<f32>::zeros((1, 1));
     let e = f.predict(one.view(), one.view(), Array2::zeros((1, 1)).view_mut()).unwrap_err().to_string();
     assert_eq!(e, "module `plugin:testkit/failing`: deliberate failure");
-    // A panicking cost term gives NaN energies and is poisoned.
+    // A panicking cost term is an error of the call, naming it, and is
+    // poisoned: the next call says so too.
     let c = h.intrinsic_cost("testkit/panicky_cost", "{}").unwrap();
     let mut cost = Cost::new();
     cost.add_intrinsic(Arc::new(c), 1.0).unwrap();
     let mut e1 = Array1::zeros(3);
-    cost.step_energy(0, s.view(), s.view(), s.view(), e1.view_mut());
-    assert!(e1.iter().all(|x| x.is_nan()));
+    let e = cost.step_energy(0, s.view(), s.view(), s.view(), e1.view_mut()).unwrap_err().to_string();
+    assert!(e.contains("plugin `testkit` module `panicky_cost` panicked: deliberate panic in a cost"), "{e}");
+    let e = cost.step_energy(0, s.view(), s.view(), s.view(), e1.view_mut()).unwrap_err().to_string();
+    assert!(e.contains("poisoned"), "{e}");
     // A panicking environment step: an error naming the plugin, the host keeps running.
     let mut env = h.environment("testkit/walk", r#"{"panic_at_step": 2}"#).unwrap();
     env.reset(0).unwrap();
@@ -321,7 +324,7 @@ fn every_module_kind_works_through_its_adapter() {
     cost.set_goal(Some(ndarray::array![1.0, 0.0]));
     let mut e = Array1::zeros(1);
     let z = ndarray::array![[3.0f32, 1.0]];
-    cost.step_energy(0, z.view(), z.view(), z.view(), e.view_mut());
+    cost.step_energy(0, z.view(), z.view(), z.view(), e.view_mut()).unwrap();
     assert_eq!(e[0], 2.0 * (4.0 + 1.0));
     // Actor calling back the host's cost.
     let mut actor = h.actor("testkit/greedy", r#"{"dim": 2, "limit": 1}"#).unwrap();
@@ -331,7 +334,7 @@ fn every_module_kind_works_through_its_adapter() {
     // Critic.
     let mut critic = h.critic("testkit/zero_critic", r#"{"bias": 1.5}"#).unwrap();
     let mut v = Array1::zeros(2);
-    critic.add_value(&cost.context(0), 2.0, g.view(), v.view_mut());
+    critic.add_value(&cost.context(0), 2.0, g.view(), v.view_mut()).unwrap();
     assert_eq!(v, ndarray::array![3.0f32, 3.0]);
     let mut mem = ami_core::RingMemory::new(2, 2, 8).unwrap();
     for t in 0..3u64 {
@@ -473,5 +476,5 @@ fn plugins_to_load_come_from_the_parsed_file_not_its_text() {
     // A node that names a plugin does load it (and says which one is missing).
     let text = ami_agents::DEFAULT_AGENT.replace("implementation = \"pendulum\"", "implementation = \"plugin:nosuch/env\"");
     let err = load(&AgentSource::Text { text, name: "named.toml".into() }, &LoadOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("the agent names plugin `nosuch`"), "{err}");
+    assert!(err.contains("named.toml:19: node `env`: plugin `nosuch`: plugin `nosuch` is not loaded and no library for it was found"), "{err}");
 }

@@ -137,12 +137,13 @@ impl IntrinsicCost for Fingertip {
         _a: ArrayView2<'_, f32>,
         next: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
-        let Some(g) = ctx.goal else { return };
+    ) -> ami_core::Result<()> {
+        let Some(g) = ctx.goal else { return Ok(()) };
         for (o, n) in out.iter_mut().zip(next.rows()) {
             let (x, y) = tip(n[0], n[1]);
             *o += w * ((x - g[0]).powi(2) + (y - g[1]).powi(2));
         }
+        Ok(())
     }
     fn goal_dim(&self) -> Option<usize> {
         Some(2)
@@ -245,7 +246,17 @@ fn mismatches_are_refused_when_the_agent_is_built() {
         fn name(&self) -> &str {
             "nograd"
         }
-        fn add_cost(&self, _: &CostContext<'_>, _: f32, _: ArrayView2<'_, f32>, _: ArrayView2<'_, f32>, _: ArrayView2<'_, f32>, _: ArrayViewMut1<'_, f32>) {}
+        fn add_cost(
+            &self,
+            _: &CostContext<'_>,
+            _: f32,
+            _: ArrayView2<'_, f32>,
+            _: ArrayView2<'_, f32>,
+            _: ArrayView2<'_, f32>,
+            _: ArrayViewMut1<'_, f32>,
+        ) -> ami_core::Result<()> {
+            Ok(())
+        }
     }
     let mut c = cost();
     c.add_intrinsic(std::sync::Arc::new(NoGrad), 1.0).unwrap();

@@ -40,6 +40,24 @@ pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> any
     Ok(loaded.graph)
 }
 
+/// The error and its causes on one line, each said once: a cause whose
+/// message the one before it already ends with (an error that prints its
+/// source) is not repeated.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out += ": ";
+        }
+        out += &text;
+    }
+    out
+}
+
 /// The exit code for an error: 2 for bad input (an invalid, unreadable or
 /// non-UTF-8 agent file, a refused parameter: [`ami_core::CoreError::is_user_input`],
 /// like clap's bad arguments), 130 when interrupted, 1 otherwise.

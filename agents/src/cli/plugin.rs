@@ -153,6 +153,18 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     }
     let modules: Vec<(ModuleInfo, Option<Dims>)> =
         plugin.as_ref().map(|p| p.modules().iter().map(|m| (m.clone(), probe_dims(p, &m.name, "{}").ok())).collect()).unwrap_or_default();
+    // An environment runs with its plugin's world models: their action
+    // widths must agree (the state width may differ through a perception).
+    let envs = modules.iter().filter(|(m, _)| m.kind == Kind::ENVIRONMENT).filter_map(|(m, d)| Some((m, d.as_ref()?)));
+    let mismatches: Vec<String> = envs
+        .flat_map(|(e, ed)| {
+            modules.iter().filter(|(m, _)| m.kind == Kind::WORLD_MODEL).filter_map(move |(m, d)| {
+                let md = d.as_ref()?;
+                (md.action_dim != ed.action_dim)
+                    .then(|| format!("world model `{}` takes actions of width {}, environment `{}` gives {}", m.name, md.action_dim, e.name, ed.action_dim))
+            })
+        })
+        .collect();
     // How agent files see each module: the implementation the registry
     // declares for it (kind, ports, every parameter).
     let mut registry = ami_agents::registry();
@@ -199,6 +211,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
             "compatible": verdict.is_ok(),
             "refusal": verdict.as_ref().err().map(|e| e.to_string()),
             "load_error": load_error.as_ref().map(|e| e.to_string()),
+            "width_mismatches": mismatches,
             "modules": mods,
         });
         println!("{out}");
@@ -217,6 +230,9 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         }
         if let Some(e) = &load_error {
             println!("  load           FAILED: {e}");
+        }
+        for m in &mismatches {
+            println!("  WARNING        {m}: an agent cannot plan with the two together");
         }
         if a.no_load {
             println!("  modules        (not loaded: --no-load)");

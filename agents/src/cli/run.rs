@@ -173,7 +173,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let stop = stop.clone();
         // Ctrl-C: finish the current tick, call every node's finish (memory
         // saves), join the executor's threads, exit non-zero.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+        let _ = ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            // Long planning calls end after their current iteration.
+            ami_core::request_interrupt();
+        });
     }
     agent.set_interrupt(stop.clone());
     let learning = !agent.handles().trainers.is_empty();
@@ -380,6 +384,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 eval_runs.push(evaluate(&mut agent, i + 1)?);
             }
         }
+        // Memories are saved once, when the run ends.
+        agent.finish().context("ending the run")?;
         trace_episodes = traces.into_inner();
     }
     bar.finish_and_clear();
@@ -480,6 +486,10 @@ fn run_copies(
                                 }
                             }
                         }
+                    }
+                    // Each copy's memories are saved once, when it is done.
+                    if let (Ok((agent, _)), Ok(())) = (built.as_mut(), &outcome) {
+                        outcome = agent.finish().context("ending the run");
                     }
                     built.map(|_| ()).and(outcome)
                 })
@@ -611,12 +621,15 @@ fn eval_summary(after: usize, seeds: &[u64], results: &[ami_agents::EpisodeResul
 struct Outcomes {
     success: Vec<Option<bool>>,
     evaluations: Vec<f64>,
+    /// Where the non-finite values the actor's planning skipped came from.
+    non_finite: ami_core::modules::NonFiniteTally,
 }
 
 impl Outcomes {
     fn add(&mut self, r: &ami_agents::EpisodeResult) {
         self.success.push(r.success);
         self.evaluations.push(r.evaluations_per_decision());
+        self.non_finite.merge(&r.non_finite);
     }
     /// The success rate, when every episode has a success criterion.
     fn rate(&self) -> Option<f64> {
@@ -636,6 +649,9 @@ impl Outcomes {
         if self.mean_evaluations() > 0.0 {
             note += &format!("; {:.0} world-model evaluations per decision", self.mean_evaluations());
         }
+        if !self.non_finite.is_empty() {
+            note += &format!("; samples skipped for non-finite energy from {}", self.non_finite.describe());
+        }
         note
     }
     fn write(&self, out: &mut serde_json::Value) {
@@ -643,6 +659,9 @@ impl Outcomes {
         out["success_rate"] = serde_json::json!(self.rate());
         out["evaluations_per_decision"] = serde_json::json!(self.evaluations);
         out["mean_evaluations_per_decision"] = serde_json::json!(self.mean_evaluations());
+        // Rows of each module's output that were non-finite while planning.
+        let counts: serde_json::Map<String, serde_json::Value> = self.non_finite.modules.iter().map(|(m, n)| (m.clone(), serde_json::json!(n))).collect();
+        out["non_finite"] = serde_json::Value::Object(counts);
     }
 }
 

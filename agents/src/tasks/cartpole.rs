@@ -249,7 +249,7 @@ impl IntrinsicCost for CartPoleCost {
         actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+    ) -> Result<()> {
         let (xt, tt, fmax) = (X_THRESHOLD as f32, THETA_THRESHOLD as f32, FORCE_MAG as f32);
         for ((o, s), a) in out.iter_mut().zip(next_states.rows()).zip(actions.rows()) {
             let (x, x_dot, theta, theta_dot) = (s[0], s[1], s[2], s[3]);
@@ -262,6 +262,7 @@ impl IntrinsicCost for CartPoleCost {
             }
             *o += weight * c;
         }
+        Ok(())
     }
     fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
         Some(self)
@@ -376,7 +377,7 @@ mod tests {
         let next = array![[0.0f32, 0.0, 0.0, 0.0], [0.0, 0.0, 0.1, 0.0], [0.0, 0.0, 0.25, 0.0]];
         let actions = array![[0.0f32], [0.0], [0.0]];
         let mut out = ndarray::Array1::zeros(3);
-        CartPoleCost.add_cost(&ctx, 1.0, states.view(), actions.view(), next.view(), out.view_mut());
+        CartPoleCost.add_cost(&ctx, 1.0, states.view(), actions.view(), next.view(), out.view_mut()).unwrap();
         assert_eq!(out[0], 0.0);
         assert!(out[1] > 0.0 && out[1] < 1.0);
         assert!(out[2] > 100.0);

@@ -196,7 +196,7 @@ impl IntrinsicCost for PendulumCost {
         actions: ArrayView2<'_, f32>,
         _next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+    ) -> Result<()> {
         let max_torque = MAX_TORQUE as f32;
         for ((o, s), a) in out.iter_mut().zip(states.rows()).zip(actions.rows()) {
             // atan2 already lies in [-pi, pi]: it is the normalised angle.
@@ -204,6 +204,7 @@ impl IntrinsicCost for PendulumCost {
             let u = a[0].clamp(-max_torque, max_torque);
             *o += weight * (th * th + 0.1 * s[2] * s[2] + 0.001 * u * u);
         }
+        Ok(())
     }
     fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
         Some(self)
@@ -311,7 +312,7 @@ mod tests {
             let a = array![[u]];
             model.predict(s.view(), a.view(), n.view_mut()).unwrap();
             out.fill(0.5);
-            PendulumCost.add_cost(&CostContext { goal: None, subgoal: None, step: 0 }, 2.0, s.view(), a.view(), n.view(), out.view_mut());
+            PendulumCost.add_cost(&CostContext { goal: None, subgoal: None, step: 0 }, 2.0, s.view(), a.view(), n.view(), out.view_mut()).unwrap();
             let step = env.step(a.row(0)).unwrap();
             for j in 0..3 {
                 assert!((n[[0, j]] - step.observation[j]).abs() < 1e-4, "{n} vs {}", step.observation);

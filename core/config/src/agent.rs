@@ -144,6 +144,9 @@ pub struct EpisodeResult {
     /// World-model evaluations (one state stepped once) of the episode's
     /// planning, by the actor and every `level` node together.
     pub evaluations: u64,
+    /// The modules whose outputs were non-finite while the actor planned
+    /// this episode (those samples were skipped), with row counts.
+    pub non_finite: ami_core::modules::NonFiniteTally,
 }
 
 impl EpisodeResult {
@@ -282,6 +285,11 @@ impl Agent {
         &self.env
     }
 
+    /// The actor's count of non-finite outputs since the agent was built.
+    fn non_finite(&self) -> ami_core::modules::NonFiniteTally {
+        self.handles.actor.as_ref().map(|a| a.stats().non_finite).unwrap_or_default()
+    }
+
     /// World-model evaluations of the actor and the levels since the agent
     /// was built.
     fn evaluations(&self) -> u64 {
@@ -311,6 +319,15 @@ impl Agent {
         self.interrupt = Some(flag);
     }
 
+    /// Ends the run: every node's `finish` (memories with a `save_path` are
+    /// written, once, however many episodes ran). Call it when the last
+    /// episode is done; dropping the agent finishes it too, but then an
+    /// error (a full disk) is lost. An episode that fails or is
+    /// interrupted finishes the agent itself before returning its error.
+    pub fn finish(&mut self) -> Result<()> {
+        self.exec.finish()
+    }
+
     /// Runs one episode with `seed` until the environment reports done.
     /// `on_tick` is called after every tick (for progress display).
     pub fn run_episode(&mut self, seed: u64, mut on_tick: impl FnMut(u64)) -> Result<EpisodeResult> {
@@ -322,6 +339,7 @@ impl Agent {
     pub fn run_episode_with(&mut self, seed: u64, mut on_tick: impl FnMut(u64, &dyn Executor)) -> Result<EpisodeResult> {
         self.exec.reset(seed)?;
         let evaluations_before = self.evaluations();
+        let non_finite_before = self.non_finite();
         let mut plan_ms = 0.0;
         let mut decisions = 0u64;
         // (count, total ms) of Mode-1 and Mode-2 decisions.
@@ -353,11 +371,13 @@ impl Agent {
                 return Err(CoreError::module("agent", format!("interrupted at tick {} of the episode with seed {seed}", self.exec.ticks())));
             }
         }
-        self.exec.finish()?;
+        // Background runs still in flight count in this episode.
+        self.exec.settle()?;
         let success = self.handles.env.as_ref().and_then(|e| e.status().success);
         Ok(EpisodeResult {
             success,
             evaluations: self.evaluations() - evaluations_before,
+            non_finite: self.non_finite().since(&non_finite_before),
             seed,
             episode_return,
             steps: self.exec.ticks().saturating_sub(1) as usize,

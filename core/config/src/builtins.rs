@@ -70,6 +70,10 @@ fn check_goal(task: &TaskResources, g: &[f32], field: &str) -> Result<()> {
     Ok(())
 }
 
+/// The most iterations (and the longest horizon) a schedule event may set:
+/// the built-in planners' bound.
+const MAX_EVENT_ITERATIONS: usize = 1000;
+
 fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Modulation)>> {
     let mut out = Vec::new();
     let goal = params.f32_list_opt("goal")?.or_else(|| task.goal.clone());
@@ -102,6 +106,11 @@ fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Mo
         }
         match (e.iterations, e.deadline_ms) {
             (Some(0), _) => return Err(bad("iterations must be at least 1".into())),
+            // The planners' own bound: a larger budget would be refused (or
+            // plan for hours) when the event fires, not now.
+            (Some(it), _) if it > MAX_EVENT_ITERATIONS => {
+                return Err(bad(format!("iterations {it} is more than the {MAX_EVENT_ITERATIONS} a planner runs per call")))
+            }
             (Some(it), d) => {
                 let deadline = match d {
                     Some(ms) if ms > 0.0 && ms.is_finite() && ms < 1e9 => Some(Duration::from_secs_f64(ms / 1e3)),
@@ -139,7 +148,7 @@ fn schedule_events(task: &TaskResources, params: &Params) -> Result<Vec<(u64, Mo
         }
         match e.horizon {
             Some(0) => return Err(bad("horizon must be at least 1".into())),
-            Some(h) if h > 10_000 => return Err(bad(format!("horizon must be at most 10000, got {h}"))),
+            Some(h) if h > MAX_EVENT_ITERATIONS => return Err(bad(format!("horizon must be at most {MAX_EVENT_ITERATIONS} (the planners' bound), got {h}"))),
             Some(h) => out.push((e.tick, Modulation::Horizon(h))),
             None => {}
         }
@@ -305,6 +314,11 @@ pub fn planning_actor(ctx: &BuildContext<'_>, p: &Params, planner: Box<dyn Plann
     }
     check_planner_fits(planner.as_ref(), model.get().as_ref(), &cost.read(), task.action_dim)?;
     let state_dim = model.get().state_dim();
+    // The state the actor is fed is what perception makes: a model of
+    // another width would fail at tick 0.
+    if let Some(w) = task.perceived_dim.filter(|&w| w != state_dim) {
+        return Err(CoreError::config("model", format!("the world model's states have width {state_dim}, but perception gives the actor states of width {w}")));
+    }
     let mut actor = PlanningActor::with_handle(planner, model);
     if let Some((policy, how)) = crate::distill::policy_use(ctx, p, state_dim)? {
         actor = actor.with_policy(policy, how, ctx.phase.clone())?;
@@ -340,7 +354,8 @@ fn memory_params() -> Vec<ParamSpec> {
 pub fn register(r: &mut Registry) {
     let all = [
         Implementation::new(ModuleKind::Perception, "identity", "the observation is the state", PerceptionNode::ports(), vec![], |ctx, _| {
-            Ok(Built::node(PerceptionNode::new(Arc::new(IdentityPerception::new(ctx.task()?.obs_dim)))))
+            let obs = ctx.task()?.obs_dim;
+            Ok(Built { perceived_dim: Some(obs), ..Built::node(PerceptionNode::new(Arc::new(IdentityPerception::new(obs)))) })
         }),
         Implementation::new(
             ModuleKind::Configurator,
@@ -451,7 +466,7 @@ pub fn register(r: &mut Registry) {
         Implementation::new(
             ModuleKind::Memory,
             "ring",
-            "a bounded ring of observed transitions, saved at the end of each episode if `save_path` is set",
+            "a bounded ring of observed transitions, saved once when the run ends (or an episode fails or is interrupted) if `save_path` is set",
             MemoryNode::ports(),
             memory_params(),
             |ctx, p| {

@@ -187,6 +187,11 @@ pub struct PluginsConfig {
     pub sha256: BTreeMap<String, String>,
     /// Accept plugins built with `panic = "abort"`.
     pub allow_panic_abort: bool,
+    /// Where each `load` entry is written (same order as `load`), so a
+    /// library that cannot be loaded is reported at its line.
+    pub load_at: Vec<Option<Location>>,
+    /// Where the `[plugins]` table is.
+    pub location: Option<Location>,
 }
 
 impl PluginsConfig {
@@ -323,6 +328,7 @@ fn read_plugins(p: &mut Parser<'_>, v: &Spanned<Val>, out: &mut PluginsConfig) {
         return;
     };
     const KNOWN: [&str; 4] = ["load", "search", "sha256", "allow_panic_abort"];
+    out.location = p.lines.at(v.span().start);
     for (k, v) in t {
         let key = k.get_ref().as_str();
         match key {
@@ -333,6 +339,9 @@ fn read_plugins(p: &mut Parser<'_>, v: &Spanned<Val>, out: &mut PluginsConfig) {
                         for it in items {
                             if let Some(s) = p.string(it, &format!("plugins.{key} entry"), None) {
                                 list.push(s);
+                                if key == "load" {
+                                    out.load_at.push(p.lines.at(it.span().start));
+                                }
                             }
                         }
                     }
@@ -466,6 +475,10 @@ fn read_node(p: &mut Parser<'_>, item: &Spanned<Val>, n: usize) -> Option<NodeCo
             "kind" => {
                 node.kind_location = p.lines.at(v.span().start);
                 match p.string(v, "`kind`", Some(&name)) {
+                    Some(s) if s.trim().is_empty() => {
+                        p.schema_node(&name, v.span().start, "`kind` is empty: give the node's kind (environment, perception, actor, cost, ...)".to_string());
+                        ok = false;
+                    }
                     Some(s) => node.kind = s,
                     None => ok = false,
                 }
@@ -473,6 +486,10 @@ fn read_node(p: &mut Parser<'_>, item: &Spanned<Val>, n: usize) -> Option<NodeCo
             "implementation" => {
                 node.implementation_location = p.lines.at(v.span().start);
                 match p.string(v, "`implementation`", Some(&name)) {
+                    Some(s) if s.trim().is_empty() => {
+                        p.schema_node(&name, v.span().start, "`implementation` is empty: name one (`ami list` shows them by kind)".to_string());
+                        ok = false;
+                    }
                     Some(s) => node.implementation = s,
                     None => ok = false,
                 }

@@ -224,11 +224,12 @@ impl IntrinsicCost for AvoidCost {
         _actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+    ) -> Result<()> {
         let k = 1.0 / (self.radius * self.radius);
         for ((o, a), b) in out.iter_mut().zip(states.rows()).zip(next_states.rows()) {
             *o += weight * self.points.iter().map(|p| (1.0 - Self::closest(a, b, p).1 * k).max(0.0).powi(2)).sum::<f32>();
         }
+        Ok(())
     }
     fn differentiable(&self) -> Option<&dyn DifferentiableCost> {
         Some(self)
@@ -664,7 +665,7 @@ impl Node for LevelNode {
         outputs.set_vector(0, self.out.view());
         // Report to the level above on its subgoal (the target).
         if let Some(a) = above {
-            let e = self.cost.subgoal_energy(z.view()).unwrap_or(0.0);
+            let e = self.cost.subgoal_energy(z.view())?.unwrap_or(0.0);
             write_progress(&mut self.progress, e, ctx.tick - self.target_since, a);
             outputs.set_vector(1, self.progress.view());
         }
@@ -800,7 +801,7 @@ mod tests {
         let b = array![[2.0f32, 0.0], [2.0, 1.0], [2.0, 0.2]];
         let act = Array2::zeros((3, 1));
         let mut out = Array1::zeros(3);
-        bump.add_cost(&ctx(), 10.0, a.view(), act.view(), b.view(), out.view_mut());
+        bump.add_cost(&ctx(), 10.0, a.view(), act.view(), b.view(), out.view_mut()).unwrap();
         // Through the centre (both ends a cell away): the full height.
         assert!((out[0] - 10.0).abs() < 1e-5, "{out}");
         // A cell off: beyond the radius, zero.
@@ -819,7 +820,7 @@ mod tests {
         bump.add_gradient(&ctx(), 3.0, a.view(), act.view(), b.view(), gs.view_mut(), ga.view_mut(), gn.view_mut());
         let energy = |a: &Array2<f32>, b: &Array2<f32>| {
             let mut o = Array1::zeros(2);
-            bump.add_cost(&ctx(), 3.0, a.view(), act.view(), b.view(), o.view_mut());
+            bump.add_cost(&ctx(), 3.0, a.view(), act.view(), b.view(), o.view_mut()).unwrap();
             o
         };
         let h = 1e-3;

@@ -127,6 +127,9 @@ pub struct ActorStats {
     pub last_action: Option<Array1<f32>>,
     /// The last plan, for planning actors.
     pub last_plan: Option<Plan>,
+    /// The modules whose outputs were non-finite while planning (their
+    /// samples skipped), with row counts, since the handle was made.
+    pub non_finite: ami_core::modules::NonFiniteTally,
 }
 
 impl ActorStats {
@@ -177,6 +180,8 @@ pub struct ActorNode {
     initial: CostSettings,
     last: Array1<f32>,
     handle: ActorHandle,
+    /// Whether this episode's planning already warned of skipped samples.
+    warned: bool,
 }
 
 impl ActorNode {
@@ -184,7 +189,7 @@ impl ActorNode {
     pub fn new(actor: Box<dyn Actor>, cost: SharedCost) -> Self {
         let last = Array1::zeros(actor.action_dim());
         let initial = cost.read().settings();
-        Self { actor, cost, initial, last, handle: ActorHandle::default() }
+        Self { actor, cost, initial, last, handle: ActorHandle::default(), warned: false }
     }
     /// The ports of every actor node.
     pub fn ports() -> NodePorts {
@@ -223,9 +228,10 @@ impl Node for ActorNode {
         self.cost.write().restore(&self.initial);
         self.actor.reset(seed);
         self.last.fill(0.0);
+        self.warned = false;
         Ok(())
     }
-    fn tick(&mut self, _ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
+    fn tick(&mut self, ctx: &TickContext, inputs: &Inputs<'_>, outputs: &mut Outputs<'_>) -> Result<()> {
         for m in inputs.modulations(1)? {
             if !self.cost.write().apply(m)? {
                 self.actor.modulate(m)?;
@@ -253,6 +259,21 @@ impl Node for ActorNode {
             (Some(p), Decision::Planned) => p.model_steps(),
             _ => 0,
         };
+        let skipped = match (&plan, decision) {
+            (Some(p), Decision::Planned) if !p.non_finite.is_empty() => Some(p.non_finite.clone()),
+            _ => None,
+        };
+        if let Some(t) = &skipped {
+            // Once per episode: the counts are in the run's summary.
+            if !std::mem::replace(&mut self.warned, true) {
+                tracing::warn!(
+                    "actor: planning skipped samples with non-finite energy at tick {} (episode seed {}), from {}; warned once per episode",
+                    ctx.tick,
+                    ctx.seed,
+                    t.describe()
+                );
+            }
+        }
         self.handle.update(|s| {
             s.decisions += 1;
             s.total_ms += ms;
@@ -269,6 +290,9 @@ impl Node for ActorNode {
             }
             s.last_action = Some(a.clone());
             s.last_plan = plan;
+            if let Some(t) = &skipped {
+                s.non_finite.merge(t);
+            }
         });
         outputs.set_vector(0, a.view());
         outputs.set_scalar(1, ms);
@@ -377,7 +401,7 @@ impl Node for CostNode {
         let next = inputs.vector(0)?;
         {
             let cost = self.cost.read();
-            if let (Some(g), Some(e)) = (cost.subgoal(), cost.subgoal_energy(next)) {
+            if let (Some(g), Some(e)) = (cost.subgoal(), cost.subgoal_energy(next)?) {
                 write_progress(&mut self.progress, e, ctx.tick - self.since, g);
                 outputs.set_vector(2, self.progress.view());
             }
@@ -385,7 +409,7 @@ impl Node for CostNode {
         let (Some(prev), Some(action)) = (inputs.vector_opt(1)?, inputs.vector_opt(2)?) else {
             return Ok(());
         };
-        self.cost.read().step_energy(0, prev.insert_axis(Axis(0)), action.insert_axis(Axis(0)), next.insert_axis(Axis(0)), self.out.view_mut());
+        self.cost.read().step_energy(0, prev.insert_axis(Axis(0)), action.insert_axis(Axis(0)), next.insert_axis(Axis(0)), self.out.view_mut())?;
         outputs.set_scalar(0, f64::from(self.out[0]));
         Ok(())
     }
@@ -559,6 +583,11 @@ impl EnvHandle {
     }
 }
 
+/// The longest episode the runner lets an environment run (one without a
+/// step limit, such as a Gymnasium environment with no `TimeLimit`, is
+/// truncated there rather than run for ever).
+pub const MAX_EPISODE_STEPS: usize = 1_000_000;
+
 /// The environment as a graph node: `action` (fed back through a delayed
 /// edge) -> `observation`, `reward`, `done`, `goal` (the episode's goal
 /// as a modulation on tick 0, for goal-conditioned environments) and
@@ -569,7 +598,7 @@ impl EnvHandle {
 /// first tick of an episode it resets the environment with the episode
 /// seed. It ends the episode as truncated after
 /// [`Environment::max_steps`] steps even if the environment never says
-/// so, and refuses an action of the wrong width or a non-finite
+/// so (and after [`MAX_EPISODE_STEPS`] when it declares no limit), and refuses an action of the wrong width or a non-finite
 /// observation with an error naming the environment.
 pub struct EnvNode {
     env: Box<dyn Environment>,
@@ -670,7 +699,7 @@ impl Node for EnvNode {
         self.status.episode_return += step.reward;
         self.status.steps += 1;
         self.status.terminated = step.terminated;
-        self.status.truncated = step.truncated || self.status.steps >= self.env.max_steps();
+        self.status.truncated = step.truncated || self.status.steps >= self.env.max_steps().min(MAX_EPISODE_STEPS);
         self.status.success = self.env.success();
         self.handle.set(self.status);
         outputs.set_vector(0, step.observation.view());

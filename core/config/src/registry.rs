@@ -257,7 +257,7 @@ impl<'a> BuildContext<'a> {
     /// name), or the task's true model when the parameter is not set.
     pub fn world_model(&self, params: &Params, param: &str) -> Result<ModelHandle> {
         match params.str_opt(param)? {
-            Some(name) => self.models.get(name).cloned().ok_or_else(|| missing(param, "world_model", name, self.models.keys())),
+            Some(name) => self.models.get(name).cloned().ok_or_else(|| self.unbuilt(missing(param, "world_model", name, self.models.keys()))),
             None => Ok(self.task()?.model()?.clone()),
         }
     }
@@ -265,7 +265,7 @@ impl<'a> BuildContext<'a> {
     /// with it), or a fresh copy of the task's cost when it is not set.
     pub fn cost(&self, params: &Params, param: &str) -> Result<SharedCost> {
         match params.str_opt(param)? {
-            Some(name) => self.costs.get(name).cloned().ok_or_else(|| missing(param, "cost", name, self.costs.keys())),
+            Some(name) => self.costs.get(name).cloned().ok_or_else(|| self.unbuilt(missing(param, "cost", name, self.costs.keys()))),
             None => Ok(Shared::of(self.task()?.new_cost()?)),
         }
     }
@@ -273,18 +273,28 @@ impl<'a> BuildContext<'a> {
     /// the parameter is set.
     pub fn critic(&self, params: &Params, param: &str) -> Result<Option<CriticHandle>> {
         let Some(name) = params.str_opt(param)? else { return Ok(None) };
-        self.critics.get(name).cloned().map(Some).ok_or_else(|| missing(param, "critic", name, self.critics.keys()))
+        self.critics.get(name).cloned().map(Some).ok_or_else(|| self.unbuilt(missing(param, "critic", name, self.critics.keys())))
     }
     /// The policy named by parameter `param` (a `policy` node's name).
     pub fn policy(&self, params: &Params, param: &str) -> Result<PolicyHandle> {
         let name = params.str_opt(param)?.ok_or_else(|| CoreError::config(param, "missing: name the policy node"))?;
-        self.policies.get(name).cloned().ok_or_else(|| missing(param, "policy", name, self.policies.keys()))
+        self.policies.get(name).cloned().ok_or_else(|| self.unbuilt(missing(param, "policy", name, self.policies.keys())))
     }
     /// The memory named by parameter `param` (a `memory` node's name), for
     /// nodes that read the short-term memory (trainers).
     pub fn memory(&self, params: &Params, param: &str) -> Result<MemoryHandle> {
         let name = params.str_opt(param)?.ok_or_else(|| CoreError::config(param, "missing: name the memory node"))?;
-        self.memories.get(name).cloned().ok_or_else(|| missing(param, "memory", name, self.memories.keys()))
+        self.memories.get(name).cloned().ok_or_else(|| self.unbuilt(missing(param, "memory", name, self.memories.keys())))
+    }
+    /// `missing` (a referenced node that was not built), or, without a
+    /// task, that the task is missing: then the node named was not built
+    /// for want of it, and the environment's own problem is the one to
+    /// report.
+    fn unbuilt(&self, missing: CoreError) -> CoreError {
+        match self.task {
+            Some(_) => missing,
+            None => CoreError::config("kind", NEEDS_TASK),
+        }
     }
     /// Resolves a path parameter against [`BuildContext::base_dir`].
     pub fn path(&self, p: &str) -> std::path::PathBuf {

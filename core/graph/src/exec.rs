@@ -77,6 +77,12 @@ pub trait Executor: Send {
     /// Calls every node's `finish` once (waiting first for any background
     /// run in flight). Reports the first error after calling all of them.
     fn finish(&mut self) -> Result<()>;
+    /// Waits for any background run in flight (the end of an episode), so
+    /// what the nodes counted is complete, without finishing them. The
+    /// default has nothing in flight.
+    fn settle(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Calls `f` with node `name` (to read a concrete node's state through
     /// [`Node::as_any`]); returns false if there is no such node.
     fn inspect(&self, name: &str, f: &mut dyn FnMut(&dyn Node)) -> bool;

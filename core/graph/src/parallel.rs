@@ -428,6 +428,9 @@ impl Executor for ParallelExecutor {
     fn node_names(&self) -> &[String] {
         &self.shared.names
     }
+    fn settle(&mut self) -> Result<()> {
+        self.drain_background()
+    }
     fn reset(&mut self, seed: u64) -> Result<()> {
         // A run still in flight belongs to the previous episode.
         let _ = self.drain_background();

@@ -104,12 +104,25 @@ pub(crate) fn validate(nodes: &[NodeEntry], edges: &[EdgeSpec], mut problems: Ve
     }
     for (i, n) in nodes.iter().enumerate() {
         for (k, p) in ports[i].inputs.iter().enumerate() {
-            if p.required && bindings[i][k] == Binding::None {
+            if !p.required {
+                continue;
+            }
+            // What the input holds on the first tick of an episode.
+            let first_tick = match bindings[i][k] {
+                Binding::None => Some("has no incoming edge".to_string()),
+                Binding::Delayed { node, .. } => Some(format!(
+                    "is fed only by a delayed edge (from `{}`), so it has no value on the first tick of an episode: feed it with an edge that is not `delayed`",
+                    nodes[node].name
+                )),
+                Binding::Current { node, .. } if nodes[node].background && node != i => Some(format!(
+                    "is fed by `{}`, which runs in the background: its outputs arrive a tick late at the earliest, so this input has no value on the first tick",
+                    nodes[node].name
+                )),
+                _ => None,
+            };
+            if let Some(why) = first_tick {
                 problems.push(
-                    Problem::new(ProblemKind::MissingInput, format!("required input ({}) has no incoming edge", p.ty))
-                        .node(&n.name)
-                        .port(&p.name)
-                        .at(n.location.clone()),
+                    Problem::new(ProblemKind::MissingInput, format!("required input ({}) {why}", p.ty)).node(&n.name).port(&p.name).at(n.location.clone()),
                 );
             }
         }

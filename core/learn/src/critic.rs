@@ -91,15 +91,14 @@ impl Critic for MlpCritic {
     fn name(&self) -> &str {
         &self.name
     }
-    fn add_value(&self, _ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+    fn add_value(&self, _ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) -> Result<()> {
         if states.ncols() != self.state_dim() {
             // The planner checked the widths when the agent was built; a
-            // mismatch here is a bug, shown as NaN energies (which planners
-            // skip and report) rather than a panic.
-            out.fill(f32::NAN);
-            return;
+            // mismatch here is a bug, reported rather than a panic.
+            return Err(CoreError::shape(format!("critic `{}`", self.name), format!("states [*, {}]", self.state_dim()), format!("[*, {}]", states.ncols())));
         }
         out.scaled_add(weight, &self.values(states));
+        Ok(())
     }
     fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
         Err(CoreError::module(self.name.clone(), "an MLP critic is trained by a `critic` trainer node (ami_learn::critic::fit_critic), not by Critic::train"))

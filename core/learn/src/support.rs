@@ -188,10 +188,11 @@ impl IntrinsicCost for SupportCost {
         _actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+    ) -> Result<()> {
         for ((o, a), b) in out.iter_mut().zip(states.rows()).zip(next_states.rows()) {
             *o += weight * self.support.outside(a, b);
         }
+        Ok(())
     }
 }
 
@@ -224,7 +225,7 @@ mod tests {
         let (a, b) = (array![[0.5f32], [0.5], [0.5]], array![[0.9f32], [2.5], [5.0]]);
         let mut out = Array1::zeros(3);
         let ctx = CostContext { goal: None, subgoal: None, step: 0 };
-        cost.add_cost(&ctx, 10.0, a.view(), Array2::zeros((3, 1)).view(), b.view(), out.view_mut());
+        cost.add_cost(&ctx, 10.0, a.view(), Array2::zeros((3, 1)).view(), b.view(), out.view_mut()).unwrap();
         assert_eq!(out[0], 0.0, "inside");
         // From 0.5 to 2.5 in steps of 0.25: 1.0, 1.25, 1.5, 1.75 of 8 are in the gap.
         assert!((out[1] - 10.0 * 4.0 / 8.0).abs() < 1e-5, "{out}");

@@ -240,7 +240,7 @@ impl Planner for Beam {
                 }
             }
             req.model.predict(sc.from.view(), sc.acts.view(), sc.next.view_mut())?;
-            req.cost.step_energy(t, sc.from.view(), sc.acts.view(), sc.next.view(), sc.step.view_mut());
+            req.cost.step_energy(t, sc.from.view(), sc.acts.view(), sc.next.view(), sc.step.view_mut())?;
             expanded += children;
             sc.child_e.clear();
             sc.child_e.extend((0..rows).map(|r| sc.cur_e[(r / (k * p)) * p + r % p] + sc.step[r]));
@@ -259,7 +259,7 @@ impl Planner for Beam {
             let with_terminal = terminal && (last || self.cfg.value_to_go);
             if with_terminal {
                 sc.terminal.fill(0.0);
-                req.cost.add_terminal_energy(t + 1, sc.next.view(), sc.terminal.view_mut());
+                req.cost.add_terminal_energy(t + 1, sc.next.view(), sc.terminal.view_mut())?;
             }
             sc.score.clear();
             let mut group = vec![0.0f32; p];
@@ -273,7 +273,7 @@ impl Planner for Beam {
             sc.order.clear();
             sc.order.extend((0..children).filter(|&c| sc.score[c].is_finite()));
             if sc.order.is_empty() {
-                return Err(CoreError::NonFinite { planner: NAME.into(), samples: children });
+                return Err(CoreError::non_finite(NAME, children, &Default::default()));
             }
             let cmp = |a: &usize, b: &usize| sc.score[*a].total_cmp(&sc.score[*b]).then(a.cmp(b));
             if self.cfg.merge {
@@ -333,6 +333,6 @@ impl Planner for Beam {
         let actions = rows(&picks);
         self.warm = Some(picks);
         // `evaluated` counts whole sequences: model steps over the horizon.
-        Ok(Plan { actions, energy, iterations: 1, evaluated: expanded.div_ceil(t_len) })
+        Ok(Plan { actions, energy, iterations: 1, evaluated: expanded.div_ceil(t_len), non_finite: Default::default() })
     }
 }

@@ -7,7 +7,7 @@ use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{check_request, final_plan, start_plan, update_settings, Deadline};
+use crate::common::{check_request, final_plan, start_plan, tally_fused, update_settings, Deadline};
 use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
@@ -163,6 +163,7 @@ impl Cem {
         let mut std = vec![self.cfg.init_std; t_len * a_dim];
         let mut best: Option<(f32, Vec<f32>)> = None;
         let (mut iterations, mut evaluated) = (0, 0);
+        let mut tally = ami_core::modules::NonFiniteTally::default();
         for it in 0..self.cfg.iterations {
             if deadline.expired(iterations) {
                 break;
@@ -170,10 +171,11 @@ impl Cem {
             let spec = Sampling { mean: &mean, std: &std, low: &self.bounds.low, high: &self.bounds.high, key: derive_key(key, it as u64) };
             let e = self.energies.as_slice_mut().expect("contiguous");
             cpu.sample_energies(fp.net, &fp.cost, &fp.s0, &spec, &mut self.batch, e).map_err(|e| fast::kernel_err("cem", e))?;
+            tally_fused(&mut tally, e);
             evaluated += n;
             iterations += 1;
             let Some(k) = lowest_k(&self.energies, self.cfg.elite_count(), &mut self.order) else {
-                return Err(CoreError::NonFinite { planner: "cem".into(), samples: n });
+                return Err(CoreError::non_finite("cem", n, &tally));
             };
             if self.cfg.return_best {
                 let i0 = self.order[0];
@@ -187,7 +189,7 @@ impl Cem {
         let actions = fast::to_plan(t_len, a_dim, mean);
         let energy = fast::plan_energy("cem", &cpu, fp, &actions)?;
         let best = best.map(|(e, b)| (e, fast::to_plan(t_len, a_dim, b)));
-        let plan = final_plan("cem", (actions, energy), best, iterations, evaluated)?;
+        let plan = final_plan("cem", (actions, energy), best, iterations, evaluated, tally)?;
         self.warm = Some(plan.actions.clone());
         Ok(plan)
     }
@@ -323,6 +325,8 @@ impl Planner for Cem {
                 return self.plan_fast(&fp, mean, &deadline);
             }
         }
+        // Counts from a call that failed part-way are not this call's.
+        self.rollout.take_tally();
         let mut std = Array2::from_elem((t_len, a_dim), self.cfg.init_std);
         if self.samples.dim() != (t_len, n, a_dim) {
             self.samples = Array3::zeros((t_len, n, a_dim));
@@ -347,7 +351,7 @@ impl Planner for Cem {
             evaluated += n;
             iterations += 1;
             let Some(k) = lowest_k(&self.energies, self.cfg.elite_count(), &mut self.order) else {
-                return Err(CoreError::NonFinite { planner: "cem".into(), samples: n });
+                return Err(CoreError::non_finite("cem", n, &self.rollout.take_tally()));
             };
             if self.cfg.return_best {
                 let i0 = self.order[0];
@@ -360,7 +364,7 @@ impl Planner for Cem {
             refit(mean_s, std_s, a_dim, &self.order, k, &self.cfg, |t, j| samples.index_axis(ndarray::Axis(0), t).index_axis_move(ndarray::Axis(1), j));
         }
         let energy = Rollout::energy_of(req.model, req.cost, req.state, &mean)?;
-        let plan = final_plan("cem", (mean, energy), best, iterations, evaluated)?;
+        let plan = final_plan("cem", (mean, energy), best, iterations, evaluated, self.rollout.take_tally())?;
         self.warm = Some(plan.actions.clone());
         Ok(plan)
     }

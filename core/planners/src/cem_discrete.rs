@@ -272,6 +272,8 @@ impl Planner for DiscreteCem {
         }
         let mut best: Option<(f32, Vec<usize>)> = None;
         let (mut iterations, mut evaluated) = (0, 0);
+        // Counts from a call that failed part-way are not this call's.
+        self.rollout.take_tally();
         for it in 0..self.cfg.iterations {
             if deadline.expired(iterations) {
                 break;
@@ -281,7 +283,7 @@ impl Planner for DiscreteCem {
             evaluated += n;
             iterations += 1;
             let Some(k) = lowest_k(&self.energies, self.cfg.elite_count(), &mut self.order) else {
-                return Err(CoreError::NonFinite { planner: NAME.into(), samples: n });
+                return Err(CoreError::non_finite(NAME, n, &self.rollout.take_tally()));
             };
             let i0 = self.order[0];
             if best.as_ref().is_none_or(|(e, _)| self.energies[i0] < *e) {
@@ -295,6 +297,6 @@ impl Planner for DiscreteCem {
             actions.row_mut(t).assign(&ndarray::ArrayView1::from(self.choices.row(k)));
         }
         self.warm = Some(picks);
-        Ok(Plan { actions, energy, iterations, evaluated })
+        Ok(Plan { actions, energy, iterations, evaluated, non_finite: self.rollout.take_tally() })
     }
 }

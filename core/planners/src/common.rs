@@ -128,10 +128,20 @@ impl Deadline {
         Self { start: std::time::Instant::now(), ms }
     }
     /// Whether a new iteration must not start after `done` iterations
-    /// (the first always runs).
+    /// (the first always runs): the deadline passed, or the process was
+    /// interrupted ([`ami_core::request_interrupt`]).
     pub(crate) fn expired(&self, done: usize) -> bool {
-        done > 0 && self.ms.is_some_and(|d| self.start.elapsed().as_secs_f64() * 1e3 >= d)
+        done > 0 && (ami_core::interrupt_requested() || self.ms.is_some_and(|d| self.start.elapsed().as_secs_f64() * 1e3 >= d))
     }
+}
+
+/// What the fused kernels' energies say of non-finite values: they do not
+/// break the rollout down by module.
+pub(crate) const FUSED: &str = "the world model or critic (in the fused rollout)";
+
+/// Counts the non-finite energies of a fused-kernel batch in `tally`.
+pub(crate) fn tally_fused(tally: &mut ami_core::modules::NonFiniteTally, energies: &[f32]) {
+    tally.add(|| FUSED.into(), energies.iter().filter(|e| !e.is_finite()).count() as u64);
 }
 
 /// Picks the returned plan of a sampling planner: the final mean, or the
@@ -143,6 +153,7 @@ pub(crate) fn final_plan(
     best: Option<(f32, Array2<f32>)>,
     iterations: usize,
     evaluated: usize,
+    non_finite: ami_core::modules::NonFiniteTally,
 ) -> Result<ami_core::Plan> {
     let (mut actions, mut energy) = mean;
     if let Some((e, b)) = best {
@@ -152,7 +163,7 @@ pub(crate) fn final_plan(
         }
     }
     if actions.iter().any(|v| !v.is_finite()) {
-        return Err(CoreError::NonFinite { planner: planner.into(), samples: evaluated });
+        return Err(CoreError::non_finite(planner, evaluated, &non_finite));
     }
-    Ok(ami_core::Plan { actions, energy, iterations, evaluated })
+    Ok(ami_core::Plan { actions, energy, iterations, evaluated, non_finite })
 }

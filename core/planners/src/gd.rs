@@ -285,14 +285,14 @@ impl Planner for Gd {
         };
         let best = (0..n).filter(|&i| self.energies[i].is_finite()).min_by(|&a, &b| self.energies[a].total_cmp(&self.energies[b]).then(a.cmp(&b)));
         let Some(best) = best else {
-            return Err(CoreError::NonFinite { planner: "gd".into(), samples: n });
+            return Err(CoreError::non_finite("gd", n, &Default::default()));
         };
         let actions = fast::to_plan(t_len, a_dim, self.batch.sequence(best));
         if actions.iter().any(|v| !v.is_finite()) {
-            return Err(CoreError::NonFinite { planner: "gd".into(), samples: n });
+            return Err(CoreError::non_finite("gd", n, &Default::default()));
         }
         self.warm = Some(actions.clone());
-        Ok(Plan { actions, energy: self.energies[best], iterations: steps, evaluated: n * steps })
+        Ok(Plan { actions, energy: self.energies[best], iterations: steps, evaluated: n * steps, non_finite: Default::default() })
     }
 }
 
@@ -335,7 +335,7 @@ pub fn energy_gradient(
         let a = actions.index_axis(Axis(0), t);
         let mut next = Array2::zeros((b, s_dim));
         model.predict(states[t].view(), a, next.view_mut())?;
-        cost.step_energy(t, states[t].view(), a, next.view(), step.view_mut());
+        cost.step_energy(t, states[t].view(), a, next.view(), step.view_mut())?;
         energies += &step;
         states.push(next);
     }
@@ -343,7 +343,7 @@ pub fn energy_gradient(
     let mut gs = Array2::<f32>::zeros((b, s_dim));
     if cost.has_terminal() {
         // The critics' value of the final states, and its gradient.
-        cost.add_terminal_energy(t_len, states[t_len].view(), energies.view_mut());
+        cost.add_terminal_energy(t_len, states[t_len].view(), energies.view_mut())?;
         cost.add_terminal_gradient(t_len, states[t_len].view(), gs.view_mut())?;
     }
     let (mut cs, mut ca) = (Array2::<f32>::zeros((b, s_dim)), Array2::<f32>::zeros((b, a_dim)));

@@ -7,7 +7,7 @@ use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{check_request, final_plan, start_plan, update_settings, Deadline};
+use crate::common::{check_request, final_plan, start_plan, tally_fused, update_settings, Deadline};
 use crate::declaration::{build_from_settings, FromSettings, PlannerDecl};
 use crate::fast::{self, FastProblem};
 use crate::rollout::Rollout;
@@ -133,6 +133,7 @@ impl Mppi {
         let mut mean: Vec<f32> = mean.iter().copied().collect();
         let std = vec![self.cfg.noise_std; t_len * a_dim];
         let (mut iterations, mut evaluated) = (0, 0);
+        let mut tally = ami_core::modules::NonFiniteTally::default();
         for it in 0..self.cfg.iterations {
             if deadline.expired(iterations) {
                 break;
@@ -140,14 +141,16 @@ impl Mppi {
             let spec = Sampling { mean: &mean, std: &std, low: &self.bounds.low, high: &self.bounds.high, key: derive_key(key, it as u64) };
             let e = self.energies.as_slice_mut().expect("contiguous");
             cpu.sample_energies(fp.net, &fp.cost, &fp.s0, &spec, &mut self.batch, e).map_err(|e| fast::kernel_err("mppi", e))?;
+            tally_fused(&mut tally, e);
             evaluated += n;
             iterations += 1;
             let batch = &self.batch;
-            update(&self.cfg, &self.energies, &mut self.weights, &mut mean, a_dim, |t, j| ndarray::ArrayView1::from(batch.row(t, j)))?;
+            update(&self.cfg, &self.energies, &mut self.weights, &mut mean, a_dim, |t, j| ndarray::ArrayView1::from(batch.row(t, j)))
+                .map_err(|e| e.with_sources(&tally))?;
         }
         let mean = fast::to_plan(t_len, a_dim, mean);
         let energy = fast::plan_energy("mppi", &cpu, fp, &mean)?;
-        let plan = final_plan("mppi", (mean, energy), None, iterations, evaluated)?;
+        let plan = final_plan("mppi", (mean, energy), None, iterations, evaluated, tally)?;
         self.warm = Some(plan.actions.clone());
         Ok(plan)
     }
@@ -167,7 +170,7 @@ fn update<R: std::ops::Index<usize, Output = f32>>(
 ) -> Result<()> {
     let lambda = if cfg.relative_temperature { cfg.temperature * energy_spread(energies) } else { cfg.temperature };
     if !softmax_weights(energies, lambda, weights) {
-        return Err(CoreError::NonFinite { planner: "mppi".into(), samples: energies.len() });
+        return Err(CoreError::non_finite("mppi", energies.len(), &Default::default()));
     }
     for t in 0..mean.len() / a_dim.max(1) {
         for j in 0..a_dim {
@@ -296,6 +299,8 @@ impl Planner for Mppi {
                 return self.plan_fast(&fp, mean, &deadline);
             }
         }
+        // Counts from a call that failed part-way are not this call's.
+        self.rollout.take_tally();
         if self.samples.dim() != (t_len, n, a_dim) {
             self.samples = Array3::zeros((t_len, n, a_dim));
         }
@@ -320,10 +325,11 @@ impl Planner for Mppi {
             let samples = &self.samples;
             update(&self.cfg, &self.energies, &mut self.weights, mean.as_slice_mut().expect("standard layout"), a_dim, |t, j| {
                 samples.index_axis(ndarray::Axis(0), t).index_axis_move(ndarray::Axis(1), j)
-            })?;
+            })
+            .map_err(|e| e.with_sources(&self.rollout.take_tally()))?;
         }
         let energy = Rollout::energy_of(req.model, req.cost, req.state, &mean)?;
-        let plan = final_plan("mppi", (mean, energy), None, iterations, evaluated)?;
+        let plan = final_plan("mppi", (mean, energy), None, iterations, evaluated, self.rollout.take_tally())?;
         self.warm = Some(plan.actions.clone());
         Ok(plan)
     }

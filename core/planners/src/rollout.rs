@@ -1,7 +1,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView3, Axis};
 
 use ami_core::error::Result;
-use ami_core::modules::{Cost, WorldModel};
+use ami_core::modules::{Cost, NonFiniteTally, WorldModel};
 
 /// Scratch buffers to evaluate the energy of many action sequences through
 /// a world model with the generic batched calls; reused across calls so a
@@ -15,12 +15,28 @@ pub struct Rollout {
     /// several particles.
     particle_e: Array1<f32>,
     acts: Array2<f32>,
+    /// Where the non-finite values met since the last
+    /// [`Rollout::take_tally`] came from.
+    tally: NonFiniteTally,
+}
+
+/// Counts in `tally` the rows of `next` the world model made non-finite
+/// (from a finite state).
+pub(crate) fn tally_model(tally: &mut NonFiniteTally, cur: ndarray::ArrayView2<'_, f32>, next: ndarray::ArrayView2<'_, f32>) {
+    let rows = cur.rows().into_iter().zip(next.rows()).filter(|(c, n)| c.iter().all(|v| v.is_finite()) && n.iter().any(|v| !v.is_finite())).count();
+    tally.add(|| "the world model".into(), rows as u64);
 }
 
 impl Rollout {
     /// Empty scratch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The modules that produced non-finite values since the last call,
+    /// with their row counts; resets the count.
+    pub fn take_tally(&mut self) -> NonFiniteTally {
+        std::mem::take(&mut self.tally)
     }
 
     /// Writes into `energies[n]` the energy of action sequence `n` of
@@ -62,12 +78,13 @@ impl Rollout {
         for t in 0..t_len {
             let a = actions.index_axis(Axis(0), t);
             model.predict(self.cur.view(), a, self.next.view_mut())?;
-            cost.step_energy(t, self.cur.view(), a, self.next.view(), self.step.view_mut());
+            tally_model(&mut self.tally, self.cur.view(), self.next.view());
+            cost.step_energy_tallied(t, self.cur.view(), a, self.next.view(), self.step.view_mut(), Some(&mut self.tally))?;
             *energies += &self.step;
             std::mem::swap(&mut self.cur, &mut self.next);
         }
         if cost.has_terminal() {
-            cost.add_terminal_energy(t_len, self.cur.view(), energies.view_mut());
+            cost.add_terminal_energy_tallied(t_len, self.cur.view(), energies.view_mut(), Some(&mut self.tally))?;
         }
         Ok(())
     }
@@ -109,7 +126,8 @@ impl Rollout {
                 row.assign(&a.row(r / p));
             }
             model.predict(self.cur.view(), self.acts.view(), self.next.view_mut())?;
-            cost.step_energy(t, self.cur.view(), self.acts.view(), self.next.view(), self.step.view_mut());
+            tally_model(&mut self.tally, self.cur.view(), self.next.view());
+            cost.step_energy_tallied(t, self.cur.view(), self.acts.view(), self.next.view(), self.step.view_mut(), Some(&mut self.tally))?;
             self.particle_e += &self.step;
             if particles.reassign {
                 // The trajectory in row q + 1 of each group moves to row q
@@ -128,7 +146,7 @@ impl Rollout {
             }
         }
         if cost.has_terminal() {
-            cost.add_terminal_energy(t_len, self.cur.view(), self.particle_e.view_mut());
+            cost.add_terminal_energy_tallied(t_len, self.cur.view(), self.particle_e.view_mut(), Some(&mut self.tally))?;
         }
         for (i, e) in energies.iter_mut().enumerate() {
             let pe = &self.particle_e.as_slice().expect("contiguous")[i * p..(i + 1) * p];

@@ -29,7 +29,9 @@ pub trait IntrinsicCost: Send + Sync {
     fn name(&self) -> &str;
     /// **Adds** `weight * IC(s, a, s')` of every row of the batch to `out`
     /// (`[batch]`). `states` is the state before the action, `next_states`
-    /// the predicted (or observed) state after it.
+    /// the predicted (or observed) state after it. An error (a term that
+    /// cannot price this batch) stops the planning call and reaches the
+    /// user with the term's own message.
     fn add_cost(
         &self,
         ctx: &CostContext<'_>,
@@ -38,7 +40,7 @@ pub trait IntrinsicCost: Send + Sync {
         actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         out: ArrayViewMut1<'_, f32>,
-    );
+    ) -> Result<()>;
     /// The quadratic form of the term, if it has one. Fused planner kernels
     /// use it to evaluate the cost inside the rollout.
     fn as_quadratic(&self) -> Option<&QuadraticCost> {
@@ -92,7 +94,7 @@ pub trait Critic: Send + Sync {
     /// Name of the critic term.
     fn name(&self) -> &str;
     /// **Adds** `weight * V(s)` for every row of `states` to `out`.
-    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>);
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>) -> Result<()>;
     /// One training step on a batch of transitions; returns the loss.
     fn train(&mut self, batch: &TransitionBatch, discount: f32) -> Result<f32>;
     /// The critic as `Any`, so the module that made it (a trainer) can
@@ -119,6 +121,83 @@ pub trait Critic: Send + Sync {
     }
 }
 
+/// For each row, whether any of `arrays` (same row count) has a NaN or
+/// infinite entry in it.
+pub fn non_finite_rows(arrays: &[ArrayView2<'_, f32>]) -> Vec<bool> {
+    let rows = arrays.first().map_or(0, |a| a.nrows());
+    (0..rows).map(|r| arrays.iter().any(|a| a.ncols() > 0 && a.row(r).iter().any(|v| !v.is_finite()))).collect()
+}
+
+/// Marks the rows of `out` that are non-finite and not yet in `blamed`,
+/// returning how many there were.
+pub fn blame(blamed: &mut [bool], out: ArrayView1<'_, f32>) -> u64 {
+    let mut n = 0;
+    for (b, v) in blamed.iter_mut().zip(out.iter()) {
+        if !*b && !v.is_finite() {
+            *b = true;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Where the non-finite values (NaN, inf) a planner met came from: for each
+/// module, the rows of a batch in which its output first became
+/// non-finite. Planners fill it while evaluating ([`Cost::step_energy_tallied`]
+/// and the rollouts) and return it in their plan; the actor warns naming
+/// the modules and `ami run --json` counts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NonFiniteTally {
+    /// `(module, rows)`, in the order first met: `world model`,
+    /// ``cost term `goal` ``, ``critic `v` ``.
+    pub modules: Vec<(String, u64)>,
+}
+
+impl NonFiniteTally {
+    /// Counts `rows` more for the module `name()` names (nothing when 0).
+    pub fn add(&mut self, name: impl FnOnce() -> String, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        let name = name();
+        match self.modules.iter_mut().find(|(m, _)| *m == name) {
+            Some((_, n)) => *n += rows,
+            None => self.modules.push((name, rows)),
+        }
+    }
+    /// Adds another tally's counts.
+    pub fn merge(&mut self, other: &NonFiniteTally) {
+        for (m, n) in &other.modules {
+            self.add(|| m.clone(), *n);
+        }
+    }
+    /// What was counted since `before` (an earlier copy of this tally).
+    pub fn since(&self, before: &NonFiniteTally) -> NonFiniteTally {
+        let mut out = NonFiniteTally::default();
+        for (m, n) in &self.modules {
+            let old = before.modules.iter().find(|(b, _)| b == m).map_or(0, |(_, k)| *k);
+            out.add(|| m.clone(), n.saturating_sub(old));
+        }
+        out
+    }
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+    /// Rows counted, over every module.
+    pub fn total(&self) -> u64 {
+        self.modules.iter().map(|(_, n)| n).sum()
+    }
+    /// ``the world model (12 rows), cost term `goal` (3 rows)``, or
+    /// `the world model or cost` when nothing was counted.
+    pub fn describe(&self) -> String {
+        if self.modules.is_empty() {
+            return "the world model or cost".into();
+        }
+        self.modules.iter().map(|(m, n)| format!("{m} ({n} row{})", if *n == 1 { "" } else { "s" })).collect::<Vec<_>>().join(", ")
+    }
+}
+
 /// A fixed critic `V(s) = sum_i w_i (s_i - g_i)^2` (the goal `g` from the
 /// context, zero without one): a hand-written estimate of the cost still to
 /// come, used as a terminal cost so a short horizon sees further. It does
@@ -141,7 +220,7 @@ impl Critic for QuadraticCritic {
     fn name(&self) -> &str {
         &self.name
     }
-    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) -> Result<()> {
         for (o, s) in out.iter_mut().zip(states.rows()) {
             let mut v = 0.0f32;
             for (i, (&si, &wi)) in s.iter().zip(&self.weights).enumerate() {
@@ -150,6 +229,7 @@ impl Critic for QuadraticCritic {
             }
             *o += weight * v;
         }
+        Ok(())
     }
     fn train(&mut self, _batch: &TransitionBatch, _discount: f32) -> Result<f32> {
         Err(CoreError::config(format!("critic.{}", self.name), "a quadratic critic is fixed and does not train"))
@@ -192,7 +272,7 @@ impl IntrinsicCost for QuadraticCost {
         actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+    ) -> Result<()> {
         let q = &self.state_weights;
         let r = &self.action_weights;
         for ((o, s), a) in out.iter_mut().zip(next_states.rows()).zip(actions.rows()) {
@@ -209,6 +289,7 @@ impl IntrinsicCost for QuadraticCost {
             }
             *o += weight * c;
         }
+        Ok(())
     }
     fn as_quadratic(&self) -> Option<&QuadraticCost> {
         Some(self)
@@ -319,11 +400,12 @@ impl IntrinsicCost for SubgoalDistance {
         _actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
-        let Some(g) = ctx.subgoal else { return };
+    ) -> Result<()> {
+        let Some(g) = ctx.subgoal else { return Ok(()) };
         for (o, s) in out.iter_mut().zip(next_states.rows()) {
             *o += weight * self.distance(s, g);
         }
+        Ok(())
     }
     fn subgoal_dim(&self) -> Option<usize> {
         Some(self.weights.len())
@@ -499,18 +581,18 @@ impl Cost {
     /// from the subgoal), or `None` without a subgoal or a term that
     /// reads it: the achieved cost a lower level reports to the level
     /// above.
-    pub fn subgoal_energy(&self, state: ArrayView1<'_, f32>) -> Option<f32> {
-        let g = self.subgoal.as_ref()?;
+    pub fn subgoal_energy(&self, state: ArrayView1<'_, f32>) -> Result<Option<f32>> {
+        let Some(g) = self.subgoal.as_ref() else { return Ok(None) };
         let ctx = CostContext { goal: self.goal(), subgoal: Some(g.view()), step: 0 };
         let states = state.insert_axis(ndarray::Axis(0));
         let actions = ndarray::Array2::<f32>::zeros((1, 0));
         let mut out = [0.0f32];
         let mut any = false;
         for t in self.terms.iter().filter(|t| t.term.subgoal_dim().is_some()) {
-            t.term.add_cost(&ctx, 1.0, states, actions.view(), states, ArrayViewMut1::from(&mut out[..]));
+            t.term.add_cost(&ctx, 1.0, states, actions.view(), states, ArrayViewMut1::from(&mut out[..]))?;
             any = true;
         }
-        any.then_some(out[0])
+        Ok(any.then_some(out[0]))
     }
 
     /// Checks that a subgoal of width `width` fits every term that reads
@@ -571,22 +653,42 @@ impl Cost {
     }
 
     /// Writes the weighted intrinsic energy of each transition of the batch
-    /// into `out` (overwriting it).
+    /// into `out` (overwriting it). A term's error is returned as it is.
     pub fn step_energy(
         &self,
         step: usize,
         states: ArrayView2<'_, f32>,
         actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
+        out: ArrayViewMut1<'_, f32>,
+    ) -> Result<()> {
+        self.step_energy_tallied(step, states, actions, next_states, out, None)
+    }
+
+    /// [`Cost::step_energy`], counting in `tally` the rows each term made
+    /// non-finite (one pass over `out` per term).
+    pub fn step_energy_tallied(
+        &self,
+        step: usize,
+        states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+        mut tally: Option<&mut NonFiniteTally>,
+    ) -> Result<()> {
         out.fill(0.0);
         let ctx = self.context(step);
+        // Rows whose inputs are already non-finite are not a term's doing.
+        let mut blamed = if tally.is_some() { non_finite_rows(&[states, actions, next_states]) } else { Vec::new() };
         for t in &self.terms {
             if t.weight != 0.0 {
-                t.term.add_cost(&ctx, t.weight, states, actions, next_states, out.view_mut());
+                t.term.add_cost(&ctx, t.weight, states, actions, next_states, out.view_mut())?;
+                if let Some(tally) = tally.as_deref_mut() {
+                    tally.add(|| format!("cost term `{}`", t.name), blame(&mut blamed, out.view()));
+                }
             }
         }
+        Ok(())
     }
 
     /// The settings modulations change (every term's weight and the goal),
@@ -685,13 +787,34 @@ impl Cost {
     }
 
     /// **Adds** the weighted critic values of the final states of a rollout.
-    pub fn add_terminal_energy(&self, step: usize, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+    pub fn add_terminal_energy(&self, step: usize, states: ArrayView2<'_, f32>, out: ArrayViewMut1<'_, f32>) -> Result<()> {
+        self.add_terminal_energy_tallied(step, states, out, None)
+    }
+
+    /// [`Cost::add_terminal_energy`], counting in `tally` the rows each
+    /// critic made non-finite.
+    pub fn add_terminal_energy_tallied(
+        &self,
+        step: usize,
+        states: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+        mut tally: Option<&mut NonFiniteTally>,
+    ) -> Result<()> {
         let ctx = self.context(step);
+        let mut blamed = Vec::new();
+        if tally.is_some() {
+            blamed = non_finite_rows(&[states]);
+            blame(&mut blamed, out.view());
+        }
         for c in &self.critics {
             if c.weight != 0.0 {
-                c.critic.add_value(&ctx, c.weight, states, out.view_mut());
+                c.critic.add_value(&ctx, c.weight, states, out.view_mut())?;
+                if let Some(tally) = tally.as_deref_mut() {
+                    tally.add(|| format!("critic `{}`", c.critic.name()), blame(&mut blamed, out.view()));
+                }
             }
         }
+        Ok(())
     }
 
     /// The critic terms of non-zero weight, with their weights.
@@ -753,11 +876,11 @@ mod tests {
         let a = array![[2.0]];
         let n = array![[3.0, 1.0]];
         let mut e = Array1::zeros(1);
-        c.step_energy(0, s.view(), a.view(), n.view(), e.view_mut());
+        c.step_energy(0, s.view(), a.view(), n.view(), e.view_mut()).unwrap();
         // 2 * ((3-1)^2 + 1^2) + 0.5 * 4 = 12
         assert_eq!(e[0], 12.0);
         c.apply(&Modulation::CostWeight { term: "effort".into(), weight: 0.0 }).unwrap();
-        c.step_energy(0, s.view(), a.view(), n.view(), e.view_mut());
+        c.step_energy(0, s.view(), a.view(), n.view(), e.view_mut()).unwrap();
         assert_eq!(e[0], 10.0);
         let err = c.set_weight("nope", 1.0).unwrap_err();
         assert!(err.to_string().contains("unknown cost term `nope`"), "{err}");
@@ -775,15 +898,15 @@ mod tests {
         let next = array![[1.0f32, 2.0, 3.0]];
         let mut out = Array1::zeros(1);
         // No subgoal: the term adds nothing.
-        c.step_energy(0, s.view(), a.view(), next.view(), out.view_mut());
+        c.step_energy(0, s.view(), a.view(), next.view(), out.view_mut()).unwrap();
         assert_eq!(out[0], 0.0);
-        assert_eq!(c.subgoal_energy(next.row(0)), None);
+        assert_eq!(c.subgoal_energy(next.row(0)).unwrap(), None);
         // [0, 0, free]: 0.5 * (1 * 1^2 + 2 * 2^2) = 4.5; the free third
         // coordinate is not compared.
         c.apply(&Modulation::Subgoal(Some(vec![0.0, 0.0, f32::NAN]))).unwrap();
-        c.step_energy(0, s.view(), a.view(), next.view(), out.view_mut());
+        c.step_energy(0, s.view(), a.view(), next.view(), out.view_mut()).unwrap();
         assert_eq!(out[0], 4.5);
-        assert_eq!(c.subgoal_energy(next.row(0)), Some(9.0), "unweighted: the achieved cost a level reports");
+        assert_eq!(c.subgoal_energy(next.row(0)).unwrap(), Some(9.0), "unweighted: the achieved cost a level reports");
         // The gradient against central differences.
         let sg = SubgoalDistance::weighted("subgoal", vec![1.0, 2.0, 1.0]);
         let ctx = c.context(0);
@@ -796,7 +919,7 @@ mod tests {
                 let mut n = next.clone();
                 n[[0, i]] += d;
                 let mut o = Array1::zeros(1);
-                sg.add_cost(&ctx, 0.5, s.view(), a.view(), n.view(), o.view_mut());
+                sg.add_cost(&ctx, 0.5, s.view(), a.view(), n.view(), o.view_mut()).unwrap();
                 o[0]
             };
             let fd = (at(h) - at(-h)) / (2.0 * h);

@@ -143,6 +143,29 @@ impl Instance {
         let h = self.header();
         // SAFETY: `dims` of a checked vtable on a live instance; `d` outlives the call.
         self.call(|err| unsafe { (h.dims)(self.this(), &mut d, err) })?;
+        // Sizes the host allocates by are bounded before anything is.
+        let bad = |what: &str, n: u64, max: u64| PluginError::Module {
+            plugin: self.plugin.name().into(),
+            module: self.module.clone(),
+            message: format!("declares {what} {n}, more than the {max} ami accepts"),
+        };
+        for (what, n) in [
+            ("an observation width of", d.obs_dim),
+            ("a state width of", d.state_dim),
+            ("an action width of", d.action_dim),
+            ("a latent width of", d.latent_dim),
+            ("a horizon of", d.horizon),
+        ] {
+            if n > MAX_DIM {
+                return Err(bad(what, n, MAX_DIM));
+            }
+        }
+        if d.capacity > MAX_CAPACITY {
+            return Err(bad("a capacity of", d.capacity, MAX_CAPACITY));
+        }
+        if d.max_steps > MAX_EPISODE_STEPS {
+            return Err(bad("episodes of at most", d.max_steps, MAX_EPISODE_STEPS));
+        }
         Ok(d)
     }
 
@@ -154,6 +177,15 @@ impl Instance {
         self.call(|err| unsafe { reset(this, seed, err) })
     }
 }
+
+/// The widest observation, state, action or latent (and the longest
+/// horizon) a plugin module may declare.
+pub const MAX_DIM: u64 = 1 << 20;
+/// The largest memory capacity a plugin memory may declare.
+pub const MAX_CAPACITY: u64 = 1 << 30;
+/// The longest episode a plugin environment may declare (`max_steps`):
+/// the runner truncates every episode there.
+pub const MAX_EPISODE_STEPS: u64 = 10_000_000;
 
 /// The message a plugin wrote into `err` (over `buf`), or `(no message)`.
 fn err_text(buf: &[MaybeUninit<u8>], err: &ErrBuf) -> String {

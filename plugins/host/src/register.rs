@@ -47,6 +47,15 @@ fn plugin_json(p: &Params, reserved: &[&str]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// A goal from numbers that must each fit an `f32`.
+fn goal_of(numbers: Option<Vec<f64>>) -> ami_core::Result<Vec<f32>> {
+    let numbers = numbers.ok_or_else(|| CoreError::config("goal", "expected a list of numbers"))?;
+    if let Some(x) = numbers.iter().find(|x| !x.is_finite() || x.abs() > f64::from(f32::MAX)) {
+        return Err(CoreError::config("goal", format!("{x} is not a finite f32")));
+    }
+    Ok(numbers.into_iter().map(|x| x as f32).collect())
+}
+
 /// Builds the task of a plugin environment: the environment node and its
 /// world model and cost from the same plugin.
 fn environment_task(plugin: &Arc<Plugin>, module: &str, p: &Params) -> ami_core::Result<Built> {
@@ -99,6 +108,25 @@ fn environment_task(plugin: &Arc<Plugin>, module: &str, p: &Params) -> ami_core:
         }
         c
     });
+    // A `goal` parameter of the environment module declares the task's
+    // default goal (its default, or the value the agent file gives).
+    let goal = match p.get("goal") {
+        Some(ParamValue::List(items)) => Some(goal_of(items.iter().map(|v| v.as_f64()).collect::<Option<Vec<f64>>>())?),
+        Some(other) => return Err(CoreError::config("goal", format!("expected a list of numbers, got a {}", other.type_name()))),
+        None => match plugin.module(module)?.params.iter().find(|q| q.name == "goal") {
+            Some(q) => Some(
+                goal_of(serde_json::from_str::<Vec<f64>>(&q.default).ok())
+                    .map_err(|e| CoreError::config("goal", format!("the plugin declares a default goal `{}` that is not a list of numbers: {e}", q.default)))?,
+            ),
+            None => None,
+        },
+    };
+    if let Some(g) = &goal {
+        let width = model.get().state_dim();
+        if g.len() != width {
+            return Err(CoreError::config("goal", format!("a goal of width {} for states of width {width} (the world model `{model_name}`'s)", g.len())));
+        }
+    }
     let task = TaskResources {
         name: format!("plugin:{}/{module}", plugin.name()),
         obs_dim: env.obs_dim(),
@@ -106,7 +134,7 @@ fn environment_task(plugin: &Arc<Plugin>, module: &str, p: &Params) -> ami_core:
         space: env.action_space(),
         model: Some(model),
         cost: Some(cost),
-        goal: None,
+        goal,
         perceived_dim: None,
     };
     Ok(Built { task: Some(task), ..Built::node(EnvNode::new(Box::new(env))) })

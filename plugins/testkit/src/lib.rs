@@ -17,6 +17,14 @@
 //! | `goal_at_start` | configurator | emits a goal at tick 0 |
 //! | `ring` | memory | a bounded store |
 //! | `walk` | environment | a 1-D random walk, `panic_at_step` to panic |
+//! | `faulty_model` | world model | `s' = s + a` on 1 dimension, failing on request (`fault`) |
+//! | `faulty_cost` | intrinsic cost | `(s' - goal)^2` on 1 dimension, failing on request (`fault`) |
+//!
+//! The two faulty modules inject one fault, named by `fault`, from call
+//! number `after` (0-based) on: `none`, `err` (an error with `message`),
+//! `nan_rows` (NaN in every `every`-th row), `nan_all` (NaN in every row),
+//! `panic`, `slow` (sleep `sleep_ms` per call) and, for the model only,
+//! `wide` (reports a state width of 3, which the walk cannot feed).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -406,7 +414,10 @@ pub struct Walk {
 impl Module for Walk {
     const NAME: &'static str = "walk";
     const DESCRIPTION: &'static str = "x' = x + a on one dimension, reward -|x'|, 20 steps; start at x = 1 + seed";
-    const PARAMS: &'static [Param] = &[Param::new("panic_at_step", "integer", "null", "panic when stepping this step (1-based)")];
+    const PARAMS: &'static [Param] = &[
+        Param::new("panic_at_step", "integer", "null", "panic when stepping this step (1-based)"),
+        Param::new("goal", "array of numbers", "[0.0]", "the task's default goal: where the plugin's costs draw x"),
+    ];
     fn create(config: &Config) -> Result<Self, Error> {
         let p = match config.get("panic_at_step") {
             None | Some(Json::Null) => None,
@@ -446,6 +457,131 @@ impl Environment for Walk {
     }
 }
 
+/// The fault a `faulty_*` module injects.
+#[derive(Debug, Clone, PartialEq)]
+enum Fault {
+    None,
+    Err(String),
+    NanRows(usize),
+    NanAll,
+    Panic,
+    Slow(u64),
+    Wide,
+}
+
+const FAULT_PARAMS: &[Param] = &[
+    Param::new("fault", "string", "\"none\"", "none, err, nan_rows, nan_all, panic, slow (and wide for the model)"),
+    Param::new("after", "integer", "0", "the 0-based call from which the fault happens"),
+    Param::new("message", "string", "\"deliberate error\"", "the message of `err`"),
+    Param::new("every", "integer", "2", "`nan_rows`: NaN in rows 0, every, 2*every, ..."),
+    Param::new("sleep_ms", "integer", "1000", "`slow`: milliseconds per call"),
+];
+
+impl Fault {
+    fn from_config(config: &Config, model: bool) -> Result<Fault, Error> {
+        Ok(match config.str_or("fault", "none")?.as_str() {
+            "none" => Fault::None,
+            "err" => Fault::Err(config.str_or("message", "deliberate error")?),
+            "nan_rows" => Fault::NanRows(config.usize_or("every", 2)?.max(1)),
+            "nan_all" => Fault::NanAll,
+            "panic" => Fault::Panic,
+            "slow" => Fault::Slow(config.usize_or("sleep_ms", 1000)? as u64),
+            "wide" if model => Fault::Wide,
+            other => return Err(Error::new(format!("fault: unknown `{other}`"))),
+        })
+    }
+    /// Injects the fault into `out` (rows of width `cols`) when it is due.
+    fn inject(&self, calls: &AtomicUsize, after: usize, out: &mut [f32], cols: usize) -> Result<(), Error> {
+        if calls.fetch_add(1, Ordering::SeqCst) < after {
+            return Ok(());
+        }
+        match self {
+            Fault::None | Fault::Wide => {}
+            Fault::Err(m) => return Err(Error::new(m.clone())),
+            Fault::NanRows(k) => {
+                for (r, row) in out.chunks_mut(cols.max(1)).enumerate() {
+                    if r % k == 0 {
+                        row.fill(f32::NAN);
+                    }
+                }
+            }
+            Fault::NanAll => out.fill(f32::NAN),
+            Fault::Panic => panic!("deliberate panic in a faulty module"),
+            Fault::Slow(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+        }
+        Ok(())
+    }
+}
+
+/// `s' = s + a` on one dimension, with an injected fault.
+#[derive(Debug)]
+pub struct FaultyModel {
+    fault: Fault,
+    after: usize,
+    calls: AtomicUsize,
+}
+
+impl Module for FaultyModel {
+    const NAME: &'static str = "faulty_model";
+    const DESCRIPTION: &'static str = "s' = s + a on 1 dimension; fails on request (fault, after)";
+    const PARAMS: &'static [Param] = FAULT_PARAMS;
+    fn create(config: &Config) -> Result<Self, Error> {
+        Ok(Self { fault: Fault::from_config(config, true)?, after: config.usize_or("after", 0)?, calls: AtomicUsize::new(0) })
+    }
+}
+
+impl WorldModel for FaultyModel {
+    fn state_dim(&self) -> usize {
+        if self.fault == Fault::Wide {
+            3
+        } else {
+            1
+        }
+    }
+    fn action_dim(&self) -> usize {
+        1
+    }
+    fn predict(&self, states: Tensor<'_>, actions: Tensor<'_>, _latents: Option<Tensor<'_>>, mut next: TensorMut<'_>) -> Result<(), Error> {
+        shift(states, actions, &mut next);
+        let mut rows: Vec<f32> = (0..next.rows()).flat_map(|i| next.row(i).to_vec()).collect();
+        let cols = next.cols();
+        self.fault.inject(&self.calls, self.after, &mut rows, cols)?;
+        for (i, chunk) in rows.chunks(cols.max(1)).enumerate() {
+            next.row_mut(i).copy_from_slice(chunk);
+        }
+        Ok(())
+    }
+}
+
+/// `(s' - goal)^2` on one dimension, with an injected fault.
+#[derive(Debug)]
+pub struct FaultyCost {
+    fault: Fault,
+    after: usize,
+    calls: AtomicUsize,
+}
+
+impl Module for FaultyCost {
+    const NAME: &'static str = "faulty_cost";
+    const DESCRIPTION: &'static str = "(s' - goal)^2 on 1 dimension; fails on request (fault, after)";
+    const PARAMS: &'static [Param] = FAULT_PARAMS;
+    fn create(config: &Config) -> Result<Self, Error> {
+        Ok(Self { fault: Fault::from_config(config, false)?, after: config.usize_or("after", 0)?, calls: AtomicUsize::new(0) })
+    }
+}
+
+impl IntrinsicCost for FaultyCost {
+    fn add_cost(&self, ctx: &CostContext<'_>, weight: f32, _s: Tensor<'_>, _a: Tensor<'_>, next: Tensor<'_>, out: &mut [f32]) -> Result<(), Error> {
+        let g = ctx.goal.and_then(|g| g.first().copied()).unwrap_or(0.0);
+        let mut mine: Vec<f32> = (0..out.len()).map(|i| weight * (next.row(i)[0] - g).powi(2)).collect();
+        self.fault.inject(&self.calls, self.after, &mut mine, 1)?;
+        for (o, m) in out.iter_mut().zip(mine) {
+            *o += m;
+        }
+        Ok(())
+    }
+}
+
 ami_plugin_abi::declare_plugin! {
     name: "testkit",
     version: env!("CARGO_PKG_VERSION"),
@@ -461,5 +597,7 @@ ami_plugin_abi::declare_plugin! {
         configurator: GoalAtStart,
         memory: Ring,
         environment: Walk,
+        world_model: FaultyModel,
+        intrinsic_cost: FaultyCost,
     ],
 }

@@ -56,7 +56,7 @@ fn create(h: &VTableHeader, config: &str) -> *mut c_void {
 #[test]
 fn world_models_errors_and_panics() {
     let f = modules();
-    assert_eq!(f.modules.len(), 11);
+    assert_eq!(f.modules.len(), 13);
     // SAFETY: the module `shift` is a world model; its vtable is static.
     let vt = unsafe { &*vtable(&f, "shift").cast::<WorldModelVTable>() };
     assert_eq!(vt.header.kind, ModuleKind::WORLD_MODEL);

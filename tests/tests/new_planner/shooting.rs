@@ -80,9 +80,9 @@ impl Planner for Shooting {
         }
         self.rollout.energies(req.model, req.cost, req.state, samples.view(), &mut self.energies)?;
         let best = (0..n).filter(|&i| self.energies[i].is_finite()).min_by(|&x, &y| self.energies[x].total_cmp(&self.energies[y]));
-        let best = best.ok_or_else(|| CoreError::NonFinite { planner: "shooting".into(), samples: n })?;
+        let best = best.ok_or_else(|| CoreError::non_finite("shooting", n, &Default::default()))?;
         let actions: Array2<f32> = samples.index_axis(Axis(1), best).to_owned();
-        Ok(Plan { actions, energy: self.energies[best], iterations: 1, evaluated: n })
+        Ok(Plan { actions, energy: self.energies[best], iterations: 1, evaluated: n, non_finite: Default::default() })
     }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         let mut next = self.cfg.clone();

@@ -61,8 +61,7 @@ unsafe extern "C" fn host_step_energy(
         if a.nrows() != b || n.dim() != s.dim() || o.len() != b {
             return Err(format!("step_energy: inconsistent batch: states {:?}, actions {:?}, next {:?}, out {}", s.dim(), a.dim(), n.dim(), o.len()));
         }
-        cost.step_energy(step as usize, s, a, n, o);
-        Ok(())
+        cost.step_energy(step as usize, s, a, n, o).map_err(|e| e.to_string())
     })
 }
 
@@ -76,8 +75,7 @@ unsafe extern "C" fn host_terminal_energy(ctx: *const c_void, step: u64, states:
         if o.len() != s.nrows() {
             return Err(format!("terminal_energy: {} states but out has {}", s.nrows(), o.len()));
         }
-        cost.add_terminal_energy(step as usize, s, o);
-        Ok(())
+        cost.add_terminal_energy(step as usize, s, o).map_err(|e| e.to_string())
     })
 }
 

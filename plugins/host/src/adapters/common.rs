@@ -1,7 +1,5 @@
 //! Small helpers shared by the adapters.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use ami_core::error::CoreError;
 use ami_core::modules::CostContext;
 use ami_plugin_abi::kinds::CostCtxFfi;
@@ -9,7 +7,6 @@ use ami_plugin_abi::TensorView;
 use ndarray::Array1;
 
 use super::tensor::input_vector;
-use crate::error::PluginError;
 use crate::instance::Instance;
 
 /// The cost context of a call as the ABI passes it; the goal is borrowed
@@ -26,11 +23,4 @@ pub(super) fn usize_dim(d: u64) -> usize {
 /// A shape error naming the instance (`plugin:NAME/MODULE: what`).
 pub(super) fn shape_err(inst: &Instance, what: &str, expected: String, found: String) -> CoreError {
     CoreError::shape(format!("{}: {what}", inst.label()), expected, found)
-}
-
-/// Logs a cost term's first failure (later ones only yield NaN).
-pub(super) fn report_once(flag: &AtomicBool, e: &PluginError) {
-    if !flag.swap(true, Ordering::Relaxed) {
-        tracing::error!("{e}; its energies are NaN from now on");
-    }
 }

@@ -1,13 +1,11 @@
 //! [`PluginCritic`]: a plugin critic term behind [`Critic`].
 
-use std::sync::atomic::AtomicBool;
-
 use ami_core::error::Result;
 use ami_core::modules::{CostContext, Critic, TransitionBatch};
 use ami_plugin_abi::kinds::{BatchFfi, CriticVTable};
 use ndarray::{ArrayView2, ArrayViewMut1};
 
-use super::common::{cost_ctx, report_once};
+use super::common::{cost_ctx, shape_err};
 use super::tensor::{input_matrix, input_vector, with_output_vector};
 use crate::error::PluginError;
 use crate::instance::Instance;
@@ -16,7 +14,6 @@ use crate::instance::Instance;
 #[derive(Debug)]
 pub struct PluginCritic {
     inst: Instance,
-    reported: AtomicBool,
 }
 
 // SAFETY: the critic plugin trait requires `Sync`; `add_value` takes the
@@ -26,7 +23,7 @@ unsafe impl Sync for PluginCritic {}
 impl PluginCritic {
     pub(crate) fn new(inst: Instance) -> std::result::Result<Self, PluginError> {
         inst.dims()?;
-        Ok(Self { inst, reported: AtomicBool::new(false) })
+        Ok(Self { inst })
     }
 }
 
@@ -34,10 +31,9 @@ impl Critic for PluginCritic {
     fn name(&self) -> &str {
         &self.inst.module
     }
-    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) {
+    fn add_value(&self, ctx: &CostContext<'_>, weight: f32, states: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) -> Result<()> {
         if states.nrows() != out.len() {
-            out.fill(f32::NAN);
-            return;
+            return Err(shape_err(&self.inst, "add_value batch", format!("{} rows", out.len()), format!("{} rows", states.nrows())));
         }
         let (mut k1, mut kg) = (None, None);
         let s = input_matrix(&states, &mut k1);
@@ -51,10 +47,7 @@ impl Critic for PluginCritic {
                 unsafe { (vt.add_value)(this, &c, weight, &s, &o, err) }
             })
         });
-        if let Err(e) = r {
-            report_once(&self.reported, &e);
-            out.fill(f32::NAN);
-        }
+        r.map_err(Into::into)
     }
     fn train(&mut self, batch: &TransitionBatch, discount: f32) -> Result<f32> {
         let (mut k1, mut k2, mut k3, mut k4) = (None, None, None, None);

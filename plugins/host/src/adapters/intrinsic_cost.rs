@@ -1,12 +1,11 @@
 //! [`PluginIntrinsicCost`]: a plugin intrinsic cost term behind [`IntrinsicCost`].
 
-use std::sync::atomic::AtomicBool;
-
+use ami_core::error::Result;
 use ami_core::modules::{CostContext, IntrinsicCost};
 use ami_plugin_abi::kinds::IntrinsicCostVTable;
 use ndarray::{ArrayView2, ArrayViewMut1};
 
-use super::common::{cost_ctx, report_once};
+use super::common::{cost_ctx, shape_err};
 use super::tensor::{input_matrix, with_output_vector};
 use crate::error::PluginError;
 use crate::instance::Instance;
@@ -17,7 +16,6 @@ use crate::instance::Instance;
 pub struct PluginIntrinsicCost {
     inst: Instance,
     name: String,
-    reported: AtomicBool,
 }
 
 // SAFETY: the intrinsic cost plugin trait requires `Sync`; `add_cost` takes the instance by shared pointer.
@@ -27,7 +25,7 @@ impl PluginIntrinsicCost {
     pub(crate) fn new(inst: Instance) -> std::result::Result<Self, PluginError> {
         inst.dims()?;
         let name = inst.module.clone();
-        Ok(Self { inst, name, reported: AtomicBool::new(false) })
+        Ok(Self { inst, name })
     }
     /// Renames the term (the name cost modulations address).
     pub fn named(mut self, name: impl Into<String>) -> Self {
@@ -44,9 +42,9 @@ impl IntrinsicCost for PluginIntrinsicCost {
     fn name(&self) -> &str {
         &self.name
     }
-    /// On failure (error or panic) writes NaN, so planners see non-finite
-    /// energies; the error is logged once and the host's
-    /// [`PluginHost::poison_reports`](crate::PluginHost::poison_reports) names the module.
+    /// The module's error (or panic) is returned with its own message,
+    /// naming the plugin and module; a panic also poisons the module
+    /// ([`PluginHost::poison_reports`](crate::PluginHost::poison_reports)).
     fn add_cost(
         &self,
         ctx: &CostContext<'_>,
@@ -55,11 +53,11 @@ impl IntrinsicCost for PluginIntrinsicCost {
         actions: ArrayView2<'_, f32>,
         next_states: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
-    ) {
+    ) -> Result<()> {
         let b = out.len();
         if states.nrows() != b || actions.nrows() != b || next_states.nrows() != b {
-            out.fill(f32::NAN);
-            return;
+            let found = format!("{}, {}, {} rows", states.nrows(), actions.nrows(), next_states.nrows());
+            return Err(shape_err(&self.inst, "add_cost batch", format!("{b} rows each"), found));
         }
         let (mut k1, mut k2, mut k3, mut kg) = (None, None, None, None);
         let (s, a, n) = (input_matrix(&states, &mut k1), input_matrix(&actions, &mut k2), input_matrix(&next_states, &mut k3));
@@ -73,9 +71,6 @@ impl IntrinsicCost for PluginIntrinsicCost {
                 unsafe { (vt.add_cost)(this, &c, weight, &s, &a, &n, &o, err) }
             })
         });
-        if let Err(e) = r {
-            report_once(&self.reported, &e);
-            out.fill(f32::NAN);
-        }
+        r.map_err(Into::into)
     }
 }

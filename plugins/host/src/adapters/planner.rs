@@ -80,7 +80,7 @@ impl Planner for PluginPlanner {
                 self.bounds.clamp(r);
             }
         }
-        Ok(Plan { actions, energy: info.energy, iterations: usize_dim(info.iterations), evaluated: usize_dim(info.evaluated) })
+        Ok(Plan { actions, energy: info.energy, iterations: usize_dim(info.iterations), evaluated: usize_dim(info.evaluated), non_finite: Default::default() })
     }
     fn set_budget(&mut self, budget: Budget) -> Result<()> {
         let ns = budget.deadline.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1));
