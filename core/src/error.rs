@@ -52,7 +52,7 @@ pub enum CoreError {
         /// How many samples were evaluated.
         samples: usize,
         /// The modules whose outputs were non-finite, with their row counts
-        /// ([`crate::modules::NonFiniteTally::describe`]).
+        /// ([`crate::tally::NonFiniteTally::describe`]).
         sources: String,
     },
     /// A module failed.
@@ -170,12 +170,12 @@ impl CoreError {
     }
     /// Every one of `samples` samples of `planner` had a non-finite energy;
     /// `tally` says which modules produced it.
-    pub fn non_finite(planner: impl Into<String>, samples: usize, tally: &crate::modules::NonFiniteTally) -> Self {
+    pub fn non_finite(planner: impl Into<String>, samples: usize, tally: &crate::tally::NonFiniteTally) -> Self {
         CoreError::NonFinite { planner: planner.into(), samples, sources: tally.describe() }
     }
     /// A [`CoreError::NonFinite`] with its sources from `tally` (other
     /// errors unchanged).
-    pub fn with_sources(self, tally: &crate::modules::NonFiniteTally) -> Self {
+    pub fn with_sources(self, tally: &crate::tally::NonFiniteTally) -> Self {
         match self {
             CoreError::NonFinite { planner, samples, .. } => CoreError::non_finite(planner, samples, tally),
             e => e,

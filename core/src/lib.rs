@@ -54,6 +54,7 @@ pub mod params;
 pub mod planner;
 pub mod problem;
 pub mod rng;
+pub mod tally;
 
 pub use bounds::{ActionSpace, Bounds, Budget, Choices};
 pub use env::{Environment, Step};
@@ -63,3 +64,4 @@ pub use modules::*;
 pub use params::{ParamSpec, ParamType, ParamValue, Params, Settings};
 pub use planner::{interrupt_requested, request_interrupt, Plan, PlanRequest, Planner};
 pub use problem::{Location, Problem, ProblemKind};
+pub use tally::{blame, non_finite_rows, NonFiniteTally};
