@@ -98,6 +98,9 @@ fn ami_check_exits_2_naming_node_port_and_line() {
         for e in expectations(&f) {
             let mut needle = format!("{rel}:{}: ", e.line);
             match (&e.node, &e.port) {
+                // A parameter is named as one, never as a port.
+                (Some(n), Some(p)) if e.kind.starts_with("Parameter") => needle.push_str(&format!("node `{n}`: parameter `{p}`")),
+                (Some(n), Some(p)) if e.kind == "UnknownParameter" => needle.push_str(&format!("node `{n}`: unknown parameter `{p}`")),
                 (Some(n), Some(p)) => needle.push_str(&format!("node `{n}`, port `{p}`")),
                 (Some(n), None) => needle.push_str(&format!("node `{n}`")),
                 _ => {}
