@@ -15,6 +15,8 @@ fn bad_arguments_exit_2_with_a_message() {
         (&["run", "--episodes", "many"][..], "many"),
         (&["run", "--frobnicate"][..], "frobnicate"),
         (&["fly"][..], "fly"),
+        (&["plugin", "new", "9lives"][..], "plugin name `9lives`"),
+        (&["plugin", "new", "my-plugin", "--dir", "/nonexistent/x"][..], "plugin name `my-plugin`"),
     ] {
         let out = ami(args);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -139,3 +139,34 @@ fn corrupt_copies_of_a_plugin_are_refused_and_never_crash_ami() {
         assert!(matches!(out.status.code(), Some(0 | 2)), "case {case}: {}: {}", ended(&out), String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// `ami plugin inspect --json LIB | head -1`: the report is written by the
+/// child process the library is inspected in; a closed stdout ends both
+/// quietly (the status of a SIGPIPE, no panic), and the report itself is
+/// the same whichever process writes it.
+#[test]
+fn inspect_runs_in_a_child_and_a_closed_stdout_ends_it_quietly() {
+    use std::io::Read;
+    let lib = plugin_lib("testkit");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ami"))
+        .args(["plugin", "inspect", lib.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader is dropped here: the rest of the report meets a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 141)), "{}: {err}", ended(&out));
+    assert!(!err.contains("panicked"), "{err}");
+    // The child's report is the whole one: the loaded library's digest and
+    // modules (`--no-load`, read in-process, has only the declaration).
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_slice(&ami(args).stdout).unwrap() };
+    let (full, decl) =
+        (json(&["plugin", "inspect", "--json", lib.to_str().unwrap()]), json(&["plugin", "inspect", "--json", "--no-load", lib.to_str().unwrap()]));
+    assert_eq!(full["name"], decl["name"]);
+    assert!(full["sha256"].as_str().is_some_and(|h| h.len() == 64) && decl["sha256"].is_null(), "{full}\n{decl}");
+    assert!(full["modules"].as_array().is_some_and(|m| !m.is_empty()) && full["load_error"].is_null(), "{full}");
+}

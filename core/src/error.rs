@@ -55,6 +55,12 @@ pub enum CoreError {
         /// ([`crate::tally::NonFiniteTally::describe`]).
         sources: String,
     },
+    /// A node needs the task of an environment node (its dimensions, world
+    /// model or cost) and the agent has none, or its environment node failed
+    /// to build. Typed so that the loader can tell a node that only lacks
+    /// the task from one with a problem of its own.
+    #[error("needs the task of an environment node (its dimensions, world model and cost): add one to the agent")]
+    NeedsTask,
     /// A module failed.
     #[error("module `{module}`: {message}")]
     Module {
@@ -138,7 +144,7 @@ impl CoreError {
     /// 2 on these, as on bad arguments).
     pub fn is_user_input(&self) -> bool {
         match self {
-            CoreError::Invalid(_) | CoreError::Syntax { .. } | CoreError::AgentFile { .. } | CoreError::Config { .. } => true,
+            CoreError::Invalid(_) | CoreError::Syntax { .. } | CoreError::AgentFile { .. } | CoreError::Config { .. } | CoreError::NeedsTask => true,
             CoreError::External { user_input, .. } => *user_input,
             CoreError::Node { source, .. } => source.is_user_input(),
             _ => false,

@@ -9,7 +9,6 @@
 //! the text uses a font embedded in the binary (agents/assets/), so no
 //! system font library is needed.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -206,8 +205,7 @@ fn write_image(output: &Path, format: ImageFormat, size: (u32, u32), picture: &i
                 picture.draw_on(&root)?;
                 root.present().map_err(|e| anyhow::anyhow!("drawing the SVG: {e}"))?;
             }
-            let mut f = std::fs::File::create(output).with_context(|| format!("cannot write {}", output.display()))?;
-            f.write_all(svg.as_bytes()).with_context(|| format!("cannot write {}", output.display()))?;
+            ami_core::fsio::write_atomic(output, svg.as_bytes()).context("cannot write the picture")?;
         }
         ImageFormat::Png => {
             let root = BitMapBackend::new(output, size).into_drawing_area();

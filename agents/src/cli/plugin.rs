@@ -7,6 +7,8 @@ use ami_plugin_host::abi::{Dims, ModuleKind as Kind, ABI_MAJOR, ABI_MINOR, LAYOU
 use ami_plugin_host::{decl, probe_dims, ModuleInfo, Plugin, PluginHost, PluginHostConfig};
 use anyhow::{bail, Context};
 
+use super::input_error;
+
 /// Plugin library flags of `ami run`, `ami check` and `ami graph`.
 #[derive(clap::Args, Debug, Default)]
 pub struct PluginLibArgs {
@@ -139,7 +141,42 @@ fn ports(kind: Kind, d: Option<&Dims>) -> String {
     }
 }
 
+/// Set in the environment of the child process `ami plugin inspect` runs
+/// itself in ([`inspect_in_child`]).
+const INSPECT_CHILD: &str = "AMI_PLUGIN_INSPECT_CHILD";
+
+/// `ami plugin inspect` loads the library and creates each of its modules
+/// in a child process (ami itself, with the same arguments), never in the
+/// process that reports on it: a corrupt library can corrupt the memory of
+/// the process it is loaded in in ways a probe in another process (another
+/// address layout) does not see, and then only the child ends. The child's
+/// output and exit status are passed on; a child ended by a signal is a
+/// refused library (exit 2).
+fn inspect_in_child(a: &InspectArgs) -> anyhow::Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::env::current_exe().context("cannot find the ami executable to inspect the plugin in a child process")?;
+    let status = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(INSPECT_CHILD, "1")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start {} to inspect the plugin", exe.display()))?;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => std::process::exit(code),
+        // A closed stdout ends the child as it would have ended ami.
+        (None, Some(13)) => std::process::exit(141), // SIGPIPE
+        (None, sig) => Err(input_error(format!(
+            "plugin {}: refused: inspecting it in a child process crashed the child ({}): the file is corrupt or not a library this system can load",
+            a.path.display(),
+            sig.map_or_else(|| status.to_string(), ami_plugin_host::probe::signal_name)
+        ))),
+    }
+}
+
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    if !a.no_load && std::env::var_os(INSPECT_CHILD).is_none() {
+        return inspect_in_child(&a);
+    }
     let d = PluginHost::inspect_file(&a.path)?;
     let verdict = decl::check_declaration(&a.path, &d, false);
     let mut plugin: Option<std::sync::Arc<Plugin>> = None;
@@ -274,7 +311,7 @@ const TEMPLATE_AGENT: &str = include_str!("../../../templates/plugin/agent.toml.
 fn new(a: NewArgs) -> anyhow::Result<()> {
     let name = a.name.trim();
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
-        bail!("plugin name `{name}`: use letters, digits and `_`, not starting with a digit");
+        return Err(input_error(format!("plugin name `{name}`: use letters, digits and `_`, not starting with a digit")));
     }
     let dir = a.dir.unwrap_or_else(|| PathBuf::from(name));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {

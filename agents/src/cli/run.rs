@@ -560,7 +560,7 @@ fn write_trace(path: &std::path::Path, task: &str, mut episodes: Vec<serde_json:
         "probe_r2": probe_r2,
         "episodes": episodes,
     });
-    std::fs::write(path, serde_json::to_string(&out)?).with_context(|| format!("cannot write {}", path.display()))?;
+    ami_core::fsio::write_atomic(path, serde_json::to_string(&out)?.as_bytes()).context("cannot write the trace")?;
     println!("trace written to {}", path.display());
     Ok(())
 }
@@ -568,7 +568,7 @@ fn write_trace(path: &std::path::Path, task: &str, mut episodes: Vec<serde_json:
 /// Fits a linear probe from the episodes' latents to their true positions
 /// (all steps of all episodes), writes each episode's decoded path as
 /// `decoded`, and returns the probe's R^2 on those frames (`None` without
-/// latents).
+/// latents). The probe is fitted once.
 fn decode_latents(episodes: &mut [serde_json::Value]) -> Option<Vec<f64>> {
     let rows = |e: &serde_json::Value, key: &str| serde_json::from_value::<Vec<Vec<f32>>>(e.get(key)?.clone()).ok();
     let mut z = Vec::new();
@@ -593,7 +593,7 @@ fn decode_latents(episodes: &mut [serde_json::Value]) -> Option<Vec<f64>> {
             e["decoded"] = serde_json::json!(decoded);
         }
     }
-    ami_learn::linear_probe(zm.view(), ym.view(), zm.view(), ym.view(), 1e-3).ok()
+    probe.r2(zm.view(), ym.view()).ok()
 }
 
 /// One evaluation episode's line.

@@ -101,11 +101,11 @@ fn build_problem(node: &NodeConfig, err: CoreError) -> Problem {
                 .port(&p.name)
                 .at(p.location.clone());
         }
-        if field == "kind" {
-            return Problem::new(ProblemKind::MissingNode, format!("{} `{}` {reason}", node.kind, node.implementation))
-                .node(&node.name)
-                .at(node.kind_location.clone());
-        }
+    }
+    if let CoreError::NeedsTask = &err {
+        return Problem::new(ProblemKind::MissingNode, format!("{} `{}` {err}", node.kind, node.implementation))
+            .node(&node.name)
+            .at(node.kind_location.clone());
     }
     Problem::new(ProblemKind::Build, format!("cannot build {} `{}`: {err}", node.kind, node.implementation)).node(&node.name).at(node.location.clone())
 }
@@ -272,7 +272,7 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
             }
             // A node that only lacks the task of an environment that failed
             // to build is not a second problem.
-            Err(e) if env_failed && e.to_string().contains(crate::registry::NEEDS_TASK) => {}
+            Err(CoreError::NeedsTask) if env_failed => {}
             Err(e) => {
                 env_failed |= Some(i) == first_env;
                 problems.push(build_problem(node, e));

@@ -249,9 +249,11 @@ impl<'a> BuildContext<'a> {
             background: false,
         }
     }
-    /// The task, or an error saying the node needs an environment node.
+    /// The task, or [`CoreError::NeedsTask`] (the loader leaves that out
+    /// when the environment node itself failed to build: one root cause,
+    /// one message).
     pub fn task(&self) -> Result<&'a TaskResources> {
-        self.task.ok_or_else(|| CoreError::config("kind", NEEDS_TASK))
+        self.task.ok_or_else(|| CoreError::NeedsTask)
     }
     /// The world model named by parameter `param` (a `world_model` node's
     /// name), or the task's true model when the parameter is not set.
@@ -293,7 +295,7 @@ impl<'a> BuildContext<'a> {
     fn unbuilt(&self, missing: CoreError) -> CoreError {
         match self.task {
             Some(_) => missing,
-            None => CoreError::config("kind", NEEDS_TASK),
+            None => CoreError::NeedsTask,
         }
     }
     /// Resolves a path parameter against [`BuildContext::base_dir`].
@@ -483,8 +485,3 @@ pub fn plugin_of(implementation: &str) -> Option<&str> {
     let (plugin, module) = rest.split_once('/')?;
     (!plugin.is_empty() && !module.is_empty()).then_some(plugin)
 }
-
-/// What [`BuildContext::task`] says without an environment's task (the
-/// loader leaves it out when the environment node itself failed to build:
-/// one root cause, one message).
-pub(crate) const NEEDS_TASK: &str = "needs the task of an environment node (its dimensions, world model and cost): add one to the agent";

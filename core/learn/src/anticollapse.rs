@@ -258,22 +258,7 @@ pub fn linear_probe(
     if !(ridge.is_finite() && ridge >= 0.0) {
         return Err(CoreError::config("ridge", format!("must be finite and at least 0, got {ridge}")));
     }
-    let probe = LinearProbe::fit(z_train, y_train, ridge)?;
-    let pred = probe.predict(z_test).mapv(f64::from);
-    let y = y_test.mapv(f64::from);
-    Ok((0..y.ncols())
-        .map(|k| {
-            let col = y.column(k);
-            let mean = col.mean().unwrap_or(0.0);
-            let tot: f64 = col.iter().map(|v| (v - mean).powi(2)).sum();
-            let res: f64 = col.iter().zip(pred.column(k)).map(|(v, p)| (v - p).powi(2)).sum();
-            if tot > 0.0 {
-                1.0 - res / tot
-            } else {
-                0.0
-            }
-        })
-        .collect())
+    LinearProbe::fit(z_train, y_train, ridge)?.r2(z_test, y_test)
 }
 
 /// A fitted linear probe: `y = [z, 1] W`, the ridge regression of
@@ -304,6 +289,33 @@ impl LinearProbe {
         let b = x.t().dot(&y.mapv(f64::from));
         let weights = solve(a, b).ok_or_else(|| CoreError::config("ridge", "the probe's normal equations are singular: raise `ridge`"))?;
         Ok(Self { weights })
+    }
+    /// The probe's R^2 on `(z, y)`, one per target column (1 - residual
+    /// variance / variance, 0 for a constant column): what
+    /// [`linear_probe`] reports, for a probe already fitted.
+    pub fn r2(&self, z: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
+        if z.nrows() != y.nrows() || z.ncols() + 1 != self.weights.nrows() || y.ncols() != self.weights.ncols() || z.nrows() < 2 {
+            return Err(CoreError::shape(
+                "LinearProbe::r2",
+                format!("at least 2 rows of {} embedding and {} target columns", self.weights.nrows() - 1, self.weights.ncols()),
+                format!("{:?} {:?}", z.shape(), y.shape()),
+            ));
+        }
+        let pred = self.predict(z).mapv(f64::from);
+        let y = y.mapv(f64::from);
+        Ok((0..y.ncols())
+            .map(|k| {
+                let col = y.column(k);
+                let mean = col.mean().unwrap_or(0.0);
+                let tot: f64 = col.iter().map(|v| (v - mean).powi(2)).sum();
+                let res: f64 = col.iter().zip(pred.column(k)).map(|(v, p)| (v - p).powi(2)).sum();
+                if tot > 0.0 {
+                    1.0 - res / tot
+                } else {
+                    0.0
+                }
+            })
+            .collect())
     }
     /// The decoded targets of embeddings `z` (`[n, targets]`).
     pub fn predict(&self, z: ArrayView2<'_, f32>) -> Array2<f32> {
@@ -543,6 +555,12 @@ mod tests {
         assert!(probe(&flat, 0.0).unwrap_err().to_string().contains("ridge"));
         let r2 = probe(&flat, 1e-3).unwrap();
         assert!(r2.iter().all(|&r| r <= 0.0), "{r2:?}");
+        // A fitted probe scores itself on other frames; widths that do not
+        // match its weights are a shape error, not a panic.
+        let fitted = LinearProbe::fit(tr(&mix).view(), tr(&pos).view(), 1e-6).unwrap();
+        assert!(fitted.r2(te(&mix).view(), te(&pos).view()).unwrap().iter().all(|&r| r > 0.999));
+        let e = fitted.r2(te(&noise).view().slice_axis(Axis(1), ndarray::Slice::from(..2)), te(&pos).view()).unwrap_err();
+        assert!(matches!(e, CoreError::Shape { .. }) && e.to_string().contains("LinearProbe::r2"), "{e}");
     }
 
     #[test]

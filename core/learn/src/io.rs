@@ -12,7 +12,6 @@
 //! widths missing from the metadata are read off the tensors.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use ami_core::error::{CoreError, Result};
@@ -61,14 +60,14 @@ pub fn save(ens: &Ensemble, path: &Path) -> Result<()> {
 }
 
 /// Writes f32 tensors `(name, shape, little-endian bytes)` and string
-/// metadata to `path` as safetensors, atomically (a temporary file in the
-/// same directory, synced, then renamed over `path`: a crash leaves the old
-/// file or the new one, never half of one). The bytes are a function of the
+/// metadata to `path` as safetensors, atomically
+/// ([`ami_core::fsio::write_atomic`]: a crash or a full disk leaves the old
+/// file or the new one, never half of one; its mode and a symbolic link to
+/// it are kept). The bytes are a function of the
 /// arguments alone: the header's metadata keys are written sorted (the
 /// safetensors crate writes them in hash order), so the same weights give
 /// the same file, byte for byte.
 pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<u8>)], meta: &[(&str, String)]) -> Result<()> {
-    let io = |e: std::io::Error| CoreError::Io { path: path.to_path_buf(), source: e };
     let st = |e: String| CoreError::module("safetensors", e);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
@@ -77,12 +76,7 @@ pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec
     let map: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let bytes = safetensors::serialize(views, Some(map)).map_err(|e| st(e.to_string()))?;
     let bytes = canonical_header(&bytes).map_err(st)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(&bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    ami_core::fsio::write_atomic(path, &bytes)
 }
 
 /// `bytes` (a serialized safetensors file) with its JSON header rewritten

@@ -47,8 +47,9 @@ impl ProbeCommand {
     }
 }
 
-/// The name of a signal that kills processes, for messages.
-fn signal_name(sig: i32) -> String {
+/// The name of a signal that kills processes, for messages
+/// (`signal 11, SIGSEGV`).
+pub fn signal_name(sig: i32) -> String {
     let name = match sig {
         libc::SIGSEGV => "SIGSEGV",
         libc::SIGBUS => "SIGBUS",

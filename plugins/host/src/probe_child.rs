@@ -44,6 +44,11 @@ pub fn main(args: &[OsString]) -> i32 {
             for m in p.modules() {
                 let _ = crate::plugin::probe_dims(&p, &m.name, "{}");
             }
+            // And registers its modules as agent-file implementations.
+            if let Err(e) = crate::register::register_plugin(&mut ami_config::Registry::new(), &p) {
+                eprintln!("plugin {}: {e}", path.display());
+                return 2;
+            }
             println!("ok {}", p.name());
             0
         }
