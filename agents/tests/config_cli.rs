@@ -171,6 +171,40 @@ fn file_and_task_conflict_and_missing_files_fail_cleanly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:3: not valid TOML"), "{err}");
     assert!(!err.contains("invalid graph") && !err.contains("invalid agent:"), "{err}");
+    // ... also in a file with a `[plugins]` table: the file is parsed
+    // before any plugin is looked for.
+    let plugged = dir.path().join("plugged.toml");
+    std::fs::write(&plugged, "[plugins]\nload = [\"nosuch\"]\n[agent]\nname = \"x\"\n[[nodes]\n").unwrap();
+    let out = ami(&["check", plugged.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("plugged.toml:5: not valid TOML") && !err.contains("nosuch"), "{err}");
+    // A directory, a symbolic link loop or an empty name where a file is
+    // expected: exit 2 naming it, from every subcommand that reads one.
+    let folder = dir.path().join("folder.toml");
+    std::fs::create_dir(&folder).unwrap();
+    let (l1, l2) = (dir.path().join("loop1"), dir.path().join("loop2"));
+    std::os::unix::fs::symlink(&l2, &l1).unwrap();
+    std::os::unix::fs::symlink(&l1, &l2).unwrap();
+    let (folder, l1) = (folder.to_str().unwrap(), l1.to_str().unwrap());
+    for args in [
+        &["check", folder][..],
+        &["graph", l1],
+        &["run", folder],
+        &["plot", l1, "-o", "x.svg"],
+        &["bench", "--workload", folder, "--planner", "cem"],
+        &["bench", "--workload", l1, "--planner", "cem"],
+        &["train", "--memory", folder, "-o", "w.safetensors"],
+        &["plugin", "inspect", l1],
+        &["run", "--task", "pendulum", "--plugin", ""],
+        &["run", "--plugin-task", ""],
+    ] {
+        let out = ami(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let named = args.iter().skip(1).any(|a| !a.is_empty() && a.contains('/') && err.contains(*a)) || err.contains("plugin ``");
+        assert!(named && !err.contains("panicked"), "{args:?}: the message names the file: {err}");
+    }
 }
 
 #[cfg(unix)]

@@ -142,7 +142,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let args = BenchArgs { workload: Some(workload.clone()), ..args };
     let workload_path = workload;
-    let wl = Workload::load(&workload_path)?;
+    // A missing, unreadable or corrupt workload file is bad input (exit 2).
+    let wl = Workload::load(&workload_path).map_err(|e| super::input_error(format!("cannot use the workload: {e}")))?;
     let s0 = wl.s0.clone().with_context(|| format!("{}: the workload has no `s0` tensor", workload_path.display()))?;
     let goal = wl.goal.clone().with_context(|| format!("{}: the workload has no `goal` tensor", workload_path.display()))?;
     let horizon = wl.horizon().unwrap_or(16);

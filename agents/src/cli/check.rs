@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::load_file;
+use super::plugin::load_file;
 
 /// Arguments of `ami check`.
 #[derive(clap::Args, Debug)]

@@ -14,8 +14,6 @@ pub mod run;
 pub mod train;
 pub mod train_jepa;
 
-use anyhow::Context;
-
 /// The run was stopped by Ctrl-C (after every node's `finish` ran).
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted (Ctrl-C): the current tick finished, every node's finish ran")]
@@ -29,15 +27,6 @@ pub struct BadInput(pub String);
 /// A [`BadInput`] error (exit code 2) with `msg`.
 pub(crate) fn input_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
-}
-
-/// Loads an agent file with its plugins, for `ami check` and `ami graph`.
-pub fn load_file(file: &std::path::Path, plugins: &plugin::PluginLibArgs) -> anyhow::Result<ami_config::AgentGraph> {
-    let opts = plugins.load_options()?;
-    let loaded = ami_agents::load(&ami_agents::AgentSource::File(file.to_path_buf()), &opts)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("{} is not a valid agent file", file.display()))?;
-    Ok(loaded.graph)
 }
 
 /// The error and its causes on one line, each said once: a cause whose

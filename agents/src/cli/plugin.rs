@@ -337,3 +337,12 @@ fn new(a: NewArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Loads an agent file with its plugins, for `ami check` and `ami graph`.
+pub fn load_file(file: &std::path::Path, plugins: &PluginLibArgs) -> anyhow::Result<ami_config::AgentGraph> {
+    let opts = plugins.load_options()?;
+    let loaded = ami_agents::load(&ami_agents::AgentSource::File(file.to_path_buf()), &opts)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("{} is not a valid agent file", file.display()))?;
+    Ok(loaded.graph)
+}
