@@ -294,4 +294,18 @@ fn a_broken_environment_is_one_problem_not_six() {
         assert_eq!(problems.len(), 1, "{err}");
         assert!(problems[0].contains("node `env`") && problems[0].contains(needle), "{err}");
     }
+    // The same for any node others name: a cost node that fails to build
+    // is one problem, not also "no cost node named `cost`" at the actor.
+    let broken = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/bad_cost_weight.toml");
+    let out = ami(&["check", broken.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = err.lines().filter(|l| l.trim_start().starts_with("- ")).collect();
+    assert_eq!(problems.len(), 1, "{err}");
+    assert!(problems[0].contains("node `cost`: parameter `weights`: unknown cost term `speed`"), "{err}");
+    // And the weight it refuses for an unknown term is accepted for the
+    // task's own one.
+    let fixed = dir.path().join("weighted.toml");
+    std::fs::write(&fixed, std::fs::read_to_string(&broken).unwrap().replace("speed = 2.0", "swingup = 2.0")).unwrap();
+    let out = ami(&["check", fixed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -92,10 +92,18 @@ fn issue_problem(node: &NodeConfig, imp: &Implementation, issue: ParamIssue) -> 
 
 /// Turns a constructor's error into a problem, on the parameter's line when
 /// the error names a parameter.
+/// Whether `err` (building `node`) is about a parameter of it that names a
+/// node in `unbuilt`: a consequence of that node's problem, not a new one.
+fn names_unbuilt(node: &NodeConfig, err: &CoreError, unbuilt: &std::collections::HashSet<&str>) -> bool {
+    let CoreError::Config { field, .. } = err else { return false };
+    node.params.iter().any(|p| p.name == *field && matches!(&p.value, ParamValue::Str(n) if unbuilt.contains(n.as_str())))
+}
+
 fn build_problem(node: &NodeConfig, err: CoreError) -> Problem {
     if let CoreError::Config { field, reason } = &err {
-        let last = field.rsplit('.').next().unwrap_or(field);
-        if let Some(p) = node.params.iter().find(|p| p.name == *field || p.name == last) {
+        let (first, last) = (field.split('.').next().unwrap_or(field), field.rsplit('.').next().unwrap_or(field));
+        // `weights.speed`: the parameter `weights`, or a parameter `speed`.
+        if let Some(p) = node.params.iter().find(|p| p.name == *field || p.name == last || p.name == first) {
             return Problem::new(ProblemKind::ParameterRange, format!("parameter `{}`: {reason}", p.name))
                 .node(&node.name)
                 .port(&p.name)
@@ -220,6 +228,10 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
     let first_env = envs.first().copied();
     // Declared but unresolvable (an unknown implementation): reported as such.
     let mut env_failed = envs.is_empty() && env_declared;
+    // Nodes that are not built: their own problem is reported, so a node
+    // that fails only for naming one of them is not a second problem.
+    let mut unbuilt: std::collections::HashSet<&str> =
+        (0..cfg.nodes.len()).filter(|&i| !matches!(&resolved[i], Some((_, _, Some(_))))).map(|i| cfg.nodes[i].name.as_str()).collect();
     let mut order: Vec<usize> = (0..cfg.nodes.len()).filter(|&i| Some(i) == first_env || !envs.contains(&i)).collect();
     order.sort_by_key(|&i| resolved[i].as_ref().map_or(9, |(k, _, _)| k.build_stage()));
     for i in order {
@@ -273,8 +285,10 @@ pub fn build(cfg: AgentConfig, mut problems: Vec<Problem>, registry: &Registry, 
             // A node that only lacks the task of an environment that failed
             // to build is not a second problem.
             Err(CoreError::NeedsTask) if env_failed => {}
+            Err(e) if names_unbuilt(node, &e, &unbuilt) => {}
             Err(e) => {
                 env_failed |= Some(i) == first_env;
+                unbuilt.insert(node.name.as_str());
                 problems.push(build_problem(node, e));
             }
         }
